@@ -1,0 +1,3 @@
+"""aureacore-db: service configuration history from Git, in SQLite."""
+
+__version__ = "0.1.0"
