@@ -1,0 +1,123 @@
+"""The ``aureacore-db`` command line: a thin click layer over the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .parsing import DEFAULT_MAX_BYTES
+
+
+def _size(value: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    text = value.strip().lower().removesuffix("ib").removesuffix("b")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="aureacore-db")
+def cli() -> None:
+    """Service configuration history from Git, in SQLite, served with Datasette.
+
+    \b
+    Start with:  aureacore-db demo
+    Then:        aureacore-db ingest PATH-OR-URL --db registry.db
+    """
+
+
+@cli.command()
+@click.argument("repo")
+@click.option("--db", "db_path", default="registry.db", show_default=True,
+              type=click.Path(dir_okay=False), help="SQLite database to create or update.")
+@click.option("--branch", default="main", show_default=True, help="Branch to walk.")
+@click.option("--max-size", default=str(DEFAULT_MAX_BYTES), show_default=True,
+              help="Largest config file read, e.g. 512k or 2M; larger files are ERROR.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def ingest(repo: str, db_path: str, branch: str, max_size: str, quiet: bool,
+           as_json: bool) -> None:
+    """Walk every commit of REPO (a path or a file:// / https:// URL) into the database.
+
+    Incremental: a second run processes only new commits; a rewritten branch is
+    followed exactly. Safe to interrupt: the next run continues.
+    """
+    from .gitsource import SourceError
+    from .ingest import Ingest, IngestBusy
+
+    show_bar = not quiet and not as_json and sys.stderr.isatty()
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="Ingesting commits", file=sys.stderr,
+                                    show_pos=True, show_eta=True)
+            bar.__enter__()
+        bar.update(1)
+
+    try:
+        result = Ingest(repo, db_path, branch=branch, max_bytes=_size(max_size),
+                        progress=progress if show_bar else None).run()
+    except (SourceError, IngestBusy) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif not quiet:
+        _print_summary(result)
+
+
+def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
+    if result.rewrite_detected:
+        click.secho(f"Branch was rewritten: removed {result.commits_removed} commits that are "
+                    "no longer reachable.", fg="yellow", err=True)
+    click.echo(
+        f"{result.db}: {result.commits_added} new commits ({result.commits} in all), "
+        f"{result.services} services, {result.services_in_error} in ERROR "
+        f"[{result.duration_s:.1f}s]"
+    )
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--max-size", default=str(DEFAULT_MAX_BYTES), show_default=True,
+              help="Largest config file read.")
+@click.option("--warnings/--no-warnings", default=True, show_default=True,
+              help="Also print warnings (they never fail the check).")
+def validate(paths: tuple[Path, ...], max_size: str, warnings: bool) -> None:
+    """Check service files, or whole config-repo folders, without a database.
+
+    Prints `path: json_path: message` per problem and exits 1 on any error: use it as
+    a pre-commit hook or CI step. A folder gets every check ingest makes (duplicates,
+    dependencies, cycles); a single file only its own.
+    """
+    from .checkfiles import check_paths
+
+    findings = check_paths(list(paths), max_bytes=_size(max_size))
+    errors = 0
+    for finding in findings:
+        if finding.problem.severity == "error":
+            errors += 1
+        elif not warnings:
+            continue
+        click.echo(finding.line())
+    if errors:
+        click.echo(f"{errors} error(s)", err=True)
+        sys.exit(1)
+    click.echo("ok", err=True)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

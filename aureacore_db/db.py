@@ -1,0 +1,177 @@
+"""The database: tables, indexes and views of the contract (DESIGN §4)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+TABLES: dict[str, dict] = {
+    "commits": {
+        "columns": {
+            "sha": str, "seq": int, "mainline": int, "parents": str,
+            "author_name": str, "author_email": str, "authored_at": str,
+            "committer_name": str, "committer_email": str, "committed_at": str,
+            "message": str, "services_changed": int,
+        },
+        "pk": "sha",
+    },
+    "services": {
+        "columns": {
+            "id": str, "namespace": str, "name": str, "path": str, "config_id": str,
+            "version": str, "status": str, "status_message": str, "removed": int,
+            "owner": str, "description": str, "error_count": int, "warning_count": int,
+            "first_commit": str, "last_commit": str, "last_updated": str,
+        },
+        "pk": "id",
+    },
+    "configs": {
+        "columns": {
+            "id": str, "service_id": str, "path": str, "format": str, "size": int,
+            "raw": str, "content": str, "version": str, "schema_version": str,
+            "parameters": str, "dependencies": str, "parse_error": str,
+            "parse_line": int, "parse_column": int, "problems": str,
+        },
+        "pk": "id",
+    },
+    "history": {
+        "columns": {
+            "id": int, "service_id": str, "commit_sha": str, "seq": int, "mainline": int,
+            "change": str, "path": str, "old_path": str, "config_id": str,
+            "previous_config_id": str, "status": str, "committed_at": str,
+            "author_name": str, "author_email": str,
+        },
+        "pk": "id",
+    },
+    "status": {
+        "columns": {
+            "id": int, "service_id": str, "commit_sha": str, "seq": int, "mainline": int,
+            "status": str, "previous_status": str, "message": str, "checked_at": str,
+        },
+        "pk": "id",
+    },
+    "validation_errors": {
+        "columns": {
+            "id": int, "status_id": int, "service_id": str, "commit_sha": str, "seq": int,
+            "mainline": int, "config_id": str, "severity": str, "kind": str,
+            "json_path": str, "message": str, "schema": str,
+        },
+        "pk": "id",
+    },
+    "parameter_changes": {
+        "columns": {
+            "id": int, "history_id": int, "service_id": str, "commit_sha": str, "seq": int,
+            "mainline": int, "key": str, "old_value": str, "new_value": str, "change": str,
+            "committed_at": str, "author_name": str,
+        },
+        "pk": "id",
+    },
+    "dependencies": {
+        "columns": {
+            "config_id": str, "position": int, "service_id": str, "depends_on": str,
+            "version_constraint": str, "required": int,
+        },
+        "pk": ("config_id", "position"),
+    },
+    "ingest_runs": {
+        "columns": {
+            "id": int, "started_at": str, "finished_at": str, "source": str, "branch": str,
+            "tip": str, "commits_added": int, "commits_removed": int,
+            "rewrite_detected": int, "outcome": str, "message": str, "duration_s": float,
+        },
+        "pk": "id",
+    },
+    "aureacore_meta": {"columns": {"key": str, "value": str}, "pk": "key"},
+}
+
+INDEXES: list[tuple[str, list[str]]] = [
+    ("commits", ["seq"]),
+    ("commits", ["mainline", "seq"]),
+    ("services", ["status"]),
+    ("services", ["namespace"]),
+    ("configs", ["service_id"]),
+    ("history", ["service_id", "seq"]),
+    ("history", ["commit_sha"]),
+    ("history", ["mainline", "seq"]),
+    ("status", ["service_id", "seq"]),
+    ("status", ["commit_sha"]),
+    ("validation_errors", ["service_id", "seq"]),
+    ("validation_errors", ["commit_sha"]),
+    ("validation_errors", ["status_id"]),
+    ("parameter_changes", ["service_id", "key"]),
+    ("parameter_changes", ["key"]),
+    ("parameter_changes", ["commit_sha"]),
+    ("parameter_changes", ["history_id"]),
+    ("dependencies", ["depends_on"]),
+    ("dependencies", ["service_id"]),
+]
+
+VIEWS = {
+    "current_services": """
+        select * from services where removed = 0 order by id
+    """,
+    "services_in_error": """
+        select id, namespace, name, path, version, status_message, last_commit, last_updated
+        from services where removed = 0 and status = 'ERROR' order by id
+    """,
+    "current_dependencies": """
+        select s.id as service_id, d.depends_on, d.version_constraint, d.required,
+               t.version as depends_on_version, t.status as depends_on_status,
+               case when t.id is null or t.removed = 1 then 0 else 1 end as depends_on_exists
+        from services s
+        join dependencies d on d.config_id = s.config_id
+        left join services t on t.id = d.depends_on
+        where s.removed = 0
+        order by s.id, d.position
+    """,
+    "current_errors": """
+        select v.service_id, v.severity, v.kind, v.json_path, v.message, v.schema,
+               v.commit_sha, v.config_id
+        from validation_errors v
+        join (select service_id, max(seq) as seq from status where mainline = 1
+              group by service_id) latest
+          on latest.service_id = v.service_id and latest.seq = v.seq
+        join services s on s.id = v.service_id and s.removed = 0
+        where v.mainline = 1
+        order by v.service_id, v.severity, v.json_path
+    """,
+}
+
+# Tables whose rows belong to one commit (removed when the commit is no longer reachable).
+PER_COMMIT = ("history", "status", "validation_errors", "parameter_changes")
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating if needed) a registry database in WAL mode with the contract's tables."""
+    conn = sqlite3.connect(str(path), timeout=60)
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA foreign_keys = OFF")
+    ensure_schema(db)
+    return db
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    """Create missing tables, indexes and views; leave existing data alone."""
+    with db.atomic():
+        for name, spec in TABLES.items():
+            db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
+        for table, columns in INDEXES:
+            db[table].create_index(columns, if_not_exists=True)
+        for name, sql in VIEWS.items():
+            db.create_view(name, sql.strip(), replace=True)
+
+
+def get_meta(db: sqlite_utils.Database, key: str) -> str | None:
+    row = db.execute("select value from aureacore_meta where key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
+    db.execute(
+        "insert into aureacore_meta (key, value) values (?, ?) "
+        "on conflict(key) do update set value = excluded.value",
+        [key, value],
+    )

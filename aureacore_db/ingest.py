@@ -1,0 +1,521 @@
+"""Walk a branch's commits into the database (DESIGN §3).
+
+Commits are processed parents first; each commit's services are compared with its first
+parent's. Rows are written in batches, each one transaction, so an interrupted run
+leaves the database as of its last batch and the next run continues from there.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pygit2
+import sqlite_utils
+
+from . import __version__
+from .db import PER_COMMIT, connect, set_meta
+from .gitsource import branch_tip, canonical_order, first_parent_chain, is_url, open_source
+from .parsing import DEFAULT_MAX_BYTES, ParseResult
+from .tree import BlobReader, Change, Entry, Step, TreeState, Verdict, service_ref
+from .validation import ConfigCheck, Problem, checked_config
+
+BATCH_COMMITS = 1000
+BATCH_SECONDS = 5.0
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IngestResult:
+    """Summary of one ingest run."""
+
+    db: str
+    source: str
+    branch: str
+    tip: str | None
+    commits_added: int = 0
+    commits_removed: int = 0
+    rewrite_detected: bool = False
+    commits: int = 0
+    services: int = 0
+    services_in_error: int = 0
+    duration_s: float = 0.0
+    outcome: str = "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class IngestBusy(Exception):
+    """Another ingest holds the database's lock."""
+
+
+def iso(timestamp: int, offset_minutes: int = 0) -> str:
+    """ISO-8601 UTC text of a Git timestamp."""
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@contextmanager
+def ingest_lock(db_path: Path, timeout: float = 120.0) -> Iterator[None]:
+    """One writer at a time per database (an advisory lock file beside it)."""
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    with open(lock_path, "a+") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise IngestBusy(f"another ingest is writing {db_path}") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _child_path(parent: str, key: str) -> str:
+    if _IDENT.match(key):
+        return f"{parent}.{key}"
+    return f"{parent}[{json.dumps(key)}]"
+
+
+def leaves(value: Any, path: str = "$", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every leaf of a JSON document by JSON path (empty containers are leaves too)."""
+    if out is None:
+        out = {}
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            leaves(item, _child_path(path, key), out)
+    elif isinstance(value, list) and value:
+        for index, item in enumerate(value):
+            leaves(item, f"{path}[{index}]", out)
+    else:
+        out[path] = value
+    return out
+
+
+def leaf_changes(old: Any, new: Any) -> list[tuple[str, str, str | None, str | None]]:
+    """(key, change, old JSON, new JSON) for each leaf that differs."""
+    before = leaves(old) if old is not None else {}
+    after = leaves(new) if new is not None else {}
+    rows = []
+    for key in sorted(before.keys() | after.keys()):
+        if key not in after:
+            rows.append((key, "removed", _dump(before[key]), None))
+        elif key not in before:
+            rows.append((key, "added", None, _dump(after[key])))
+        elif before[key] != after[key] or type(before[key]) is not type(after[key]):
+            rows.append((key, "changed", _dump(before[key]), _dump(after[key])))
+    return rows
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else _dump(value)
+
+
+class _Stored:
+    """Checks of configs stored by earlier runs, so resuming needs no re-parsing."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def __call__(self, oid: str) -> ConfigCheck | None:
+        row = self.db.execute(
+            "select format, raw, content, parse_error, parse_line, parse_column, problems "
+            "from configs where id = ?", [oid]).fetchone()
+        if row is None or row[6] is None:
+            return None
+        fmt, raw, content, error, line, column, problems = row
+        parse = ParseResult(fmt, raw, json.loads(content) if content else None, error, line,
+                            column)
+        stored = tuple(Problem(**p) for p in json.loads(problems))
+        return checked_config(parse, stored)
+
+
+class Ingest:
+    """One run of ingest over one database."""
+
+    def __init__(
+        self,
+        source: str,
+        db_path: str | Path,
+        *,
+        branch: str = "main",
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        progress: Progress | None = None,
+        batch_commits: int = BATCH_COMMITS,
+    ) -> None:
+        self.source = source
+        self.db_path = Path(db_path)
+        self.branch = branch
+        self.max_bytes = max_bytes
+        self.progress = progress
+        self.batch_commits = batch_commits
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._seen_configs: set[str] = set()
+        self._ids: dict[str, int] = {}
+
+    # -- public -------------------------------------------------------------
+    def run(self) -> IngestResult:
+        with ingest_lock(self.db_path):
+            db = connect(self.db_path)
+            try:
+                return self._run(db)
+            finally:
+                db.close()
+
+    # -- the walk -----------------------------------------------------------
+    def _run(self, db: sqlite_utils.Database) -> IngestResult:
+        started = time.monotonic()
+        self.db = db
+        repo = open_source(self.source, self.db_path, self.branch)
+        self.repo = repo
+        source = self.source if is_url(self.source) else str(Path(repo.workdir or repo.path))
+        result = IngestResult(str(self.db_path), source, self.branch, None)
+        with db.atomic():
+            db.execute("update ingest_runs set outcome = 'interrupted' where outcome = 'running'")
+            run_id = db["ingest_runs"].insert({
+                "started_at": now_iso(), "source": source, "branch": self.branch,
+                "outcome": "running"}).last_pk
+            set_meta(db, "source", source)
+            set_meta(db, "repo_path", str(Path(repo.workdir or repo.path).resolve()))
+            set_meta(db, "branch", self.branch)
+            set_meta(db, "tool_version", __version__)
+        try:
+            tip = branch_tip(repo, self.branch)
+            result.tip = str(tip.id) if tip else None
+            if tip is not None:
+                self._walk(tip, result)
+            outcome, message = "ok", None
+        except BaseException as exc:
+            outcome, message = ("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                                f"{type(exc).__name__}: {exc}")
+            with db.atomic():
+                self._finish_run(run_id, result, outcome, message, started)
+            raise
+        with db.atomic():
+            self._finish_run(run_id, result, outcome, message, started)
+        counts = db.execute(
+            "select (select count(*) from commits), "
+            "(select count(*) from services where removed = 0), "
+            "(select count(*) from services where removed = 0 and status = 'ERROR')").fetchone()
+        result.commits, result.services, result.services_in_error = counts
+        result.duration_s = round(time.monotonic() - started, 3)
+        return result
+
+    def _finish_run(self, run_id: int, result: IngestResult, outcome: str,
+                    message: str | None, started: float) -> None:
+        result.outcome = outcome
+        self.db["ingest_runs"].update(run_id, {
+            "finished_at": now_iso(), "tip": result.tip, "commits_added": result.commits_added,
+            "commits_removed": result.commits_removed,
+            "rewrite_detected": int(result.rewrite_detected), "outcome": outcome,
+            "message": message, "duration_s": round(time.monotonic() - started, 3),
+        })
+
+    def _walk(self, tip: pygit2.Commit, result: IngestResult) -> None:
+        repo, db = self.repo, self.db
+        order = canonical_order(repo, tip.id)
+        mainline = first_parent_chain(repo, tip.id)
+        seq_of = {str(oid): i + 1 for i, oid in enumerate(order)}
+        main_of = {str(oid): int(oid in mainline) for oid in order}
+        existing = {sha: (seq, main) for sha, seq, main in
+                    db.execute("select sha, seq, mainline from commits")}
+        self._reconcile(existing, seq_of, main_of, result)
+        todo = [oid for oid in order if str(oid) not in existing]
+        if not todo:
+            if result.rewrite_detected or result.commits_removed:
+                with db.atomic():
+                    self._refresh_services(None, tip)
+            return
+        for name in ("history", "status", "validation_errors", "parameter_changes"):
+            self._ids[name] = db.execute(f"select coalesce(max(id), 0) from {name}").fetchone()[0]
+        self._seen_configs = {row[0] for row in db.execute("select id from configs")}
+        self.reader = BlobReader(repo, max_bytes=self.max_bytes, fallback=_Stored(db))
+        pending: dict[pygit2.Oid, int] = {}
+        for oid in todo:
+            parents = repo[oid].parent_ids
+            if parents:
+                pending[parents[0]] = pending.get(parents[0], 0) + 1
+        states: dict[pygit2.Oid, TreeState] = {}
+        last_main: tuple[pygit2.Commit, TreeState] | None = None
+        batch_started, in_batch = time.monotonic(), 0
+        for done, oid in enumerate(todo, 1):
+            commit = repo[oid]
+            parents = commit.parent_ids
+            parent = repo[parents[0]] if parents else None
+            state = self._state_for(parent, states, pending)
+            step = state.advance(parent.tree if parent else None, commit.tree)
+            sha = str(oid)
+            self._record(commit, seq_of[sha], main_of[sha], step, state)
+            if pending.get(oid):
+                states[oid] = state
+            if main_of[sha]:
+                last_main = (commit, state)
+            result.commits_added += 1
+            in_batch += 1
+            if in_batch >= self.batch_commits or time.monotonic() - batch_started > BATCH_SECONDS:
+                self._flush(last_main)
+                batch_started, in_batch = time.monotonic(), 0
+            if self.progress:
+                self.progress(done, len(todo))
+        self._flush(last_main)
+
+    def _state_for(self, parent: pygit2.Commit | None, states: dict,
+                   pending: dict) -> TreeState:
+        """The first parent's state, shared with the last child that needs it."""
+        if parent is None:
+            return TreeState(self.reader)
+        state = states.get(parent.id)
+        if state is None:
+            state = TreeState(self.reader)
+            state.advance(None, parent.tree)  # rebuilt from a commit ingested earlier
+            if pending.get(parent.id, 0) > 1:
+                states[parent.id] = state
+        pending[parent.id] -= 1
+        if pending[parent.id] > 0:
+            return state.copy()
+        states.pop(parent.id, None)
+        return state
+
+    # -- rewrites -----------------------------------------------------------
+    def _reconcile(self, existing: dict, seq_of: dict, main_of: dict,
+                   result: IngestResult) -> None:
+        """Make rows of earlier runs match the branch as it is now (DESIGN §3)."""
+        gone = [sha for sha in existing if sha not in seq_of]
+        moved = [sha for sha, (seq, main) in existing.items()
+                 if sha in seq_of and (seq_of[sha], main_of[sha]) != (seq, main)]
+        if not gone and not moved:
+            return
+        db = self.db
+        with db.atomic():
+            for chunk in _chunks(gone, 500):
+                marks = ",".join("?" * len(chunk))
+                for table in PER_COMMIT:
+                    db.execute(f"delete from {table} where commit_sha in ({marks})", chunk)
+                db.execute(f"delete from commits where sha in ({marks})", chunk)
+            db.executemany("update commits set seq = ?, mainline = ? where sha = ?",
+                           [(seq_of[s], main_of[s], s) for s in moved])
+            if moved:
+                for table in PER_COMMIT:
+                    db.execute(
+                        f"update {table} set seq = c.seq, mainline = c.mainline from commits c "
+                        f"where c.sha = {table}.commit_sha and ({table}.seq != c.seq "
+                        f"or {table}.mainline != c.mainline)")
+            db.execute("delete from configs where id not in (select config_id from history "
+                       "where config_id is not null)")
+            db.execute("delete from dependencies where config_id not in (select id from configs)")
+            db.execute("delete from services where id not in (select service_id from history)")
+        result.commits_removed = len(gone)
+        result.rewrite_detected = bool(gone)
+        existing_left = {s: v for s, v in existing.items() if s in seq_of}
+        existing.clear()
+        existing.update(existing_left)
+
+    # -- rows ---------------------------------------------------------------
+    def _next_id(self, table: str) -> int:
+        self._ids[table] += 1
+        return self._ids[table]
+
+    def _add(self, table: str, row: dict[str, Any]) -> None:
+        self._rows.setdefault(table, []).append(row)
+
+    def _record(self, commit: pygit2.Commit, seq: int, mainline: int, step: Step,
+                state: TreeState) -> None:
+        sha = str(commit.id)
+        committed_at = iso(commit.commit_time)
+        author = commit.author
+        self._add("commits", {
+            "sha": sha, "seq": seq, "mainline": mainline,
+            "parents": json.dumps([str(p) for p in commit.parent_ids]),
+            "author_name": author.name, "author_email": author.email,
+            "authored_at": iso(author.time), "committer_name": commit.committer.name,
+            "committer_email": commit.committer.email, "committed_at": committed_at,
+            "message": commit.message, "services_changed": len(step.changes),
+        })
+        common = {"commit_sha": sha, "seq": seq, "mainline": mainline}
+        for change in step.changes:
+            self._record_change(change, common, committed_at, author, state)
+        for sid, new, old in step.verdicts:
+            if new is not None:
+                self._record_verdict(sid, new, old, common, committed_at, state)
+
+    def _record_change(self, change: Change, common: dict, committed_at: str,
+                       author: pygit2.Signature, state: TreeState) -> None:
+        sid = change.service_id
+        entry = change.entry
+        config_id = entry.oid if entry else None
+        if entry is not None:
+            self._record_config(sid, entry)
+        verdict = state.verdicts.get(sid)
+        history_id = self._next_id("history")
+        self._add("history", {
+            "id": history_id, "service_id": sid, **common, "change": change.change,
+            "path": change.path,
+            "old_path": change.old_path if change.change == "renamed" else None,
+            "config_id": config_id,
+            "previous_config_id": change.previous.oid if change.previous else None,
+            "status": verdict.status if verdict else None, "committed_at": committed_at,
+            "author_name": author.name, "author_email": author.email,
+        })
+        if entry is None or entry.check.content is None:
+            return
+        if change.change == "added":
+            before = None
+        else:
+            base = change.baseline
+            before = base.check.content if base is not None else None
+        for key, kind, old, new in leaf_changes(before, entry.check.content):
+            self._add("parameter_changes", {
+                "id": self._next_id("parameter_changes"), "history_id": history_id,
+                "service_id": sid, **common, "key": key, "old_value": old, "new_value": new,
+                "change": kind, "committed_at": committed_at, "author_name": author.name,
+            })
+
+    def _record_config(self, sid: str, entry: Entry) -> None:
+        if entry.oid is None or entry.oid in self._seen_configs:
+            return
+        self._seen_configs.add(entry.oid)
+        check = entry.check
+        parse = check.parse
+        content = check.content
+        size = self.repo[entry.oid].size if entry.kind == "blob" else None
+        self._add("configs", {
+            "id": entry.oid, "service_id": sid, "path": entry.path, "format": parse.format,
+            "size": size, "raw": parse.raw, "content": _json_or_none(content),
+            "version": check.version, "schema_version": check.schema_version,
+            "parameters": _json_or_none(check.parameters),
+            "dependencies": _json_or_none(content.get("dependencies") if content else None),
+            "parse_error": parse.error, "parse_line": parse.line, "parse_column": parse.column,
+            "problems": json.dumps([p.as_row() for p in check.problems])
+            if entry.kind == "blob" else None,
+        })
+        namespace = sid.partition("/")[0]
+        for dep in check.dependencies:
+            self._add("dependencies", {
+                "config_id": entry.oid, "position": dep.index, "service_id": sid,
+                "depends_on": service_ref(dep.service, namespace),
+                "version_constraint": dep.version_constraint, "required": int(dep.required),
+            })
+
+    def _record_verdict(self, sid: str, new: Verdict, old: Verdict | None, common: dict,
+                        checked_at: str, state: TreeState) -> None:
+        status_id = self._next_id("status")
+        self._add("status", {
+            "id": status_id, "service_id": sid, **common, "status": new.status,
+            "previous_status": old.status if old else None, "message": new.message,
+            "checked_at": checked_at,
+        })
+        entry = state.primary(sid)
+        for problem in new.problems:
+            self._add("validation_errors", {
+                "id": self._next_id("validation_errors"), "status_id": status_id,
+                "service_id": sid, **common, "config_id": entry.oid if entry else None,
+                **problem.as_row(),
+            })
+
+    # -- batches ------------------------------------------------------------
+    def _flush(self, last_main: tuple[pygit2.Commit, TreeState] | None) -> None:
+        """Write the batch in one transaction (commits last, so a batch is all or nothing)."""
+        rows, self._rows = self._rows, {}
+        with self.db.atomic():
+            for table in ("configs", "dependencies", "history", "status", "validation_errors",
+                          "parameter_changes", "commits"):
+                if rows.get(table):
+                    _insert(self.db, table, rows[table])
+            if last_main is not None:
+                self._refresh_services(last_main[1], last_main[0])
+
+    def _refresh_services(self, state: TreeState | None, tip: pygit2.Commit) -> None:
+        """Bring ``services`` to the state at the latest mainline commit."""
+        db = self.db
+        if state is None:
+            state = TreeState(BlobReader(self.repo, max_bytes=self.max_bytes,
+                                         fallback=_Stored(db)))
+            state.advance(None, tip.tree)
+        current = []
+        for sid, entry in state.services().items():
+            verdict = state.verdicts.get(sid)
+            content = entry.check.content or {}
+            namespace, _, name = sid.partition("/")
+            problems = verdict.problems if verdict else ()
+            current.append({
+                "id": sid, "namespace": namespace, "name": name, "path": entry.path,
+                "config_id": entry.oid, "version": entry.check.version,
+                "status": verdict.status if verdict else None,
+                "status_message": verdict.message if verdict else None, "removed": 0,
+                "owner": content.get("owner") if isinstance(content.get("owner"), str) else None,
+                "description": content.get("description")
+                if isinstance(content.get("description"), str) else None,
+                "error_count": sum(p.severity == "error" for p in problems),
+                "warning_count": sum(p.severity == "warning" for p in problems),
+            })
+        db.execute("update services set removed = 1, path = null, config_id = null")
+        if current:
+            db["services"].upsert_all(current, pk="id")
+        db.execute("""
+            insert into services (id, namespace, name, removed)
+            select distinct h.service_id, substr(h.service_id, 1, instr(h.service_id, '/') - 1),
+                   substr(h.service_id, instr(h.service_id, '/') + 1), 1
+            from history h where h.service_id not in (select id from services)
+        """)
+        db.execute("""
+            update services set
+              first_commit = (select commit_sha from history h where h.service_id = services.id
+                              order by h.mainline desc, h.seq limit 1),
+              last_commit = (select commit_sha from history h where h.service_id = services.id
+                             order by h.mainline desc, h.seq desc limit 1),
+              last_updated = (select committed_at from history h
+                              where h.service_id = services.id
+                              order by h.mainline desc, h.seq desc limit 1)
+        """)
+        set_meta(db, "tip", str(tip.id))
+
+
+def _insert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -> None:
+    columns = list(rows[0])
+    sql = (f"insert or replace into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+           f"values ({', '.join('?' * len(columns))})")
+    db.conn.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def ingest(
+    source: str | os.PathLike,
+    db_path: str | os.PathLike = "registry.db",
+    *,
+    branch: str = "main",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Ingest every new commit of ``branch`` of ``source`` into ``db_path``."""
+    return Ingest(str(source), db_path, branch=branch, max_bytes=max_bytes,
+                  progress=progress).run()
+

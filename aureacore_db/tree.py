@@ -1,0 +1,667 @@
+"""The services of one commit's tree and their verdicts, updated commit by commit.
+
+A :class:`TreeState` knows which files are service files (root-file or convention
+layout, DESIGN §1), which service id each declares, and each service's verdict
+(DESIGN §2). :meth:`TreeState.advance` moves it from a commit's first parent to the
+commit, re-validating exactly the services the change can affect: the services whose
+files changed, their dependents, services whose parameter schema changed, and members
+of dependency cycles that appeared or went away.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import networkx as nx
+import pygit2
+import semantic_version
+
+from .parsing import (
+    DEFAULT_MAX_BYTES,
+    ParseResult,
+    file_format,
+    is_config_path,
+    parse_config,
+    too_large,
+)
+from .validation import (
+    ConfigCheck,
+    Problem,
+    builtin_schemas,
+    check_config,
+    compile_parameter_schema,
+    schema_problems,
+)
+
+ROOT_FILES = ("aureacore.yaml", "aureacore.yml", "aureacore.json")
+SERVICES_DIR = "services"
+DEFAULT_SCHEMA_DIR = "schemas"
+DEFAULT_NAMESPACE = "default"
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+PENDING, CONFIGURED, ERROR = "PENDING", "CONFIGURED", "ERROR"
+
+_KIND_BY_MODE = {
+    pygit2.GIT_FILEMODE_BLOB: "blob",
+    pygit2.GIT_FILEMODE_BLOB_EXECUTABLE: "blob",
+    pygit2.GIT_FILEMODE_LINK: "symlink",
+    pygit2.GIT_FILEMODE_COMMIT: "submodule",
+    pygit2.GIT_FILEMODE_TREE: "tree",
+}
+_NOT_A_FILE = {
+    "symlink": "is a symbolic link; links are not followed",
+    "submodule": "is a Git submodule, not a file",
+    "tree": "is a folder, not a file",
+    "missing": "does not exist",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A service file in a tree, with its check."""
+
+    path: str
+    oid: str | None  # blob id; None when the file is missing
+    kind: str  # blob / symlink / submodule / tree / missing
+    check: ConfigCheck
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A service's status and the problems behind it."""
+
+    status: str
+    message: str
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a tree declares its services."""
+
+    kind: str  # "convention" or "root"
+    root_path: str | None = None
+    root_oid: str | None = None
+    config_dir: str = SERVICES_DIR
+    default_namespace: str = DEFAULT_NAMESPACE
+    schema_dir: str = DEFAULT_SCHEMA_DIR
+    listing: tuple[tuple[str, str, str], ...] = ()  # (service id, name, path)
+    problems: tuple[Problem, ...] = ()  # root-file problems, shared by every service
+    unsafe: tuple[tuple[str, Problem], ...] = ()  # per-service listing problems
+
+
+@dataclass
+class Change:
+    """A service whose file (path or content) differs from the first parent."""
+
+    service_id: str
+    change: str  # added / modified / renamed / removed
+    path: str | None
+    old_path: str | None
+    entry: Entry | None
+    previous: Entry | None
+    baseline: Entry | None = None  # last readable config before this change
+
+
+@dataclass
+class Step:
+    """What :meth:`TreeState.advance` found in one commit."""
+
+    changes: list[Change] = field(default_factory=list)
+    verdicts: list[tuple[str, Verdict | None, Verdict | None]] = field(default_factory=list)
+
+
+def service_ref(ref: str, namespace: str) -> str:
+    """Service id of a dependency reference (``name`` means the same namespace)."""
+    return ref if "/" in ref else f"{namespace}/{ref}"
+
+
+@lru_cache(maxsize=4096)
+def _spec(constraint: str) -> semantic_version.NpmSpec | None:
+    try:
+        return semantic_version.NpmSpec(constraint)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _semver(version: str) -> semantic_version.Version | None:
+    try:
+        return semantic_version.Version(version)
+    except ValueError:
+        return None
+
+
+def _safe_relpath(path: str) -> str | None:
+    """Normalised repo-relative path, or None when it escapes the repository."""
+    if not path or path.startswith("/") or "\\" in path or "\0" in path:
+        return None
+    norm = posixpath.normpath(path)
+    if norm.startswith("../") or norm == ".." or norm == ".":
+        return None
+    return norm
+
+
+class BlobReader:
+    """Reads and checks blobs, caching checks by blob id (bounded LRU).
+
+    ``fallback`` may supply checks stored earlier (the database's ``configs`` rows),
+    so an incremental run does not parse the whole tree again.
+    """
+
+    def __init__(
+        self,
+        repo: pygit2.Repository,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        fallback: Callable[[str], ConfigCheck | None] | None = None,
+        cache_size: int = 4096,
+    ) -> None:
+        self.repo = repo
+        self.max_bytes = max_bytes
+        self.fallback = fallback
+        self.cache_size = cache_size
+        self._checks: OrderedDict[str, ConfigCheck] = OrderedDict()
+        self._param_validators: dict[str, tuple[Any, str | None]] = {}
+        self._param_problems: OrderedDict[tuple[str, str], tuple[Problem, ...]] = OrderedDict()
+        self.blobs_read = 0
+
+    def read(self, oid: str, path: str) -> ParseResult:
+        """Parse a blob, refusing oversized ones before reading their data."""
+        blob = self.repo[oid]
+        if blob.size > self.max_bytes:
+            return ParseResult(file_format(path), None, None, too_large(blob.size, self.max_bytes))
+        self.blobs_read += 1
+        return parse_config(blob.data, path, max_bytes=self.max_bytes)
+
+    def check(self, oid: str, path: str, kind: str = "service") -> ConfigCheck:
+        key = f"{kind}:{oid}:{path.rsplit('.', 1)[-1].lower() == 'json'}"
+        found = self._checks.get(key)
+        if found is not None:
+            self._checks.move_to_end(key)
+            return found
+        if self.fallback is not None and kind == "service":
+            found = self.fallback(oid)
+        if found is None:
+            found = check_config(self.read(oid, path), kind)
+        self._checks[key] = found
+        if len(self._checks) > self.cache_size:
+            self._checks.popitem(last=False)
+        return found
+
+    def entry(self, path: str, oid: str | None, kind: str) -> Entry:
+        """An :class:`Entry` for a tree entry of any kind."""
+        if kind == "blob" and oid is not None:
+            return Entry(path, oid, kind, self.check(oid, path))
+        message = f"{path} {_NOT_A_FILE.get(kind, 'is not a file')}"
+        parse = ParseResult("yaml", None, None, message)
+        return Entry(path, oid, kind, ConfigCheck(parse, (Problem("error", "parse", message),)))
+
+    def parameter_problems(
+        self, check: ConfigCheck, schema_oid: str, schema_path: str
+    ) -> tuple[Problem, ...]:
+        """Problems of a config's ``parameters`` against a schema kept in the repo."""
+        if check.content is None:
+            return ()
+        key = (id(check), schema_oid)
+        cached = self._param_problems.get(key)
+        if cached is not None and cached[0] is check:  # type: ignore[comparison-overlap]
+            return cached[1]  # type: ignore[return-value]
+        if schema_oid not in self._param_validators:
+            self._param_validators[schema_oid] = compile_parameter_schema(
+                self.read(schema_oid, schema_path)
+            )
+        validator, error = self._param_validators[schema_oid]
+        if validator is None:
+            problems: tuple[Problem, ...] = (
+                Problem("error", "schema", f"parameter schema {schema_path} {error}",
+                        "$.parameters", schema_path),
+            )
+        else:
+            params = check.parameters if check.parameters is not None else {}
+            problems = tuple(schema_problems(validator, params, schema_path, "$.parameters"))
+        self._param_problems[key] = (check, problems)  # type: ignore[assignment]
+        if len(self._param_problems) > self.cache_size:
+            self._param_problems.popitem(last=False)
+        return problems
+
+
+def _kind_of(mode: int) -> str:
+    return _KIND_BY_MODE.get(mode, "blob")
+
+
+def _walk(tree: pygit2.Tree, prefix: str) -> Iterable[tuple[str, str, str]]:
+    """(path, oid, kind) of every entry below ``tree``, recursively."""
+    for obj in tree:
+        path = f"{prefix}/{obj.name}" if prefix else obj.name
+        kind = _kind_of(obj.filemode)
+        if kind == "tree":
+            yield from _walk(obj, path)  # type: ignore[arg-type]
+        else:
+            yield path, str(obj.id), kind
+
+
+def _subtree(tree: pygit2.Tree, path: str) -> pygit2.Tree | None:
+    try:
+        obj = tree[path]
+    except KeyError:
+        return None
+    return obj if isinstance(obj, pygit2.Tree) else None
+
+
+class TreeState:
+    """Service files, ids and verdicts at one commit."""
+
+    def __init__(self, reader: BlobReader) -> None:
+        self.reader = reader
+        self.layout = Layout("convention")
+        self.entries: dict[str, Entry] = {}
+        self.path_id: dict[str, str] = {}
+        self.by_id: dict[str, tuple[str, ...]] = {}
+        self.param_schemas: dict[str, str] = {}  # service id -> blob id
+        self.verdicts: dict[str, Verdict] = {}
+        self.deps_of: dict[str, frozenset[str]] = {}
+        self.dependents: dict[str, frozenset[str]] = {}
+        self.req_edges: dict[str, frozenset[str]] = {}
+        self.cycles: dict[str, str] = {}
+        self.last_good: dict[str, Entry] = {}  # last readable config per service
+
+    # -- copying ---------------------------------------------------------------
+    def copy(self) -> TreeState:
+        """An independent state (values are immutable, so shallow dict copies do)."""
+        other = TreeState.__new__(TreeState)
+        other.reader = self.reader
+        other.layout = self.layout
+        for name in ("entries", "path_id", "by_id", "param_schemas", "verdicts", "deps_of",
+                     "dependents", "req_edges", "cycles", "last_good"):
+            setattr(other, name, dict(getattr(self, name)))
+        return other
+
+    # -- reading ---------------------------------------------------------------
+    def primary(self, service_id: str) -> Entry | None:
+        """The file that defines a service (the first path when duplicated)."""
+        paths = self.by_id.get(service_id)
+        return self.entries[paths[0]] if paths else None
+
+    def services(self) -> dict[str, Entry]:
+        return {sid: self.entries[paths[0]] for sid, paths in self.by_id.items()}
+
+    # -- layout ----------------------------------------------------------------
+    def _read_layout(self, tree: pygit2.Tree) -> Layout:
+        for name in ROOT_FILES:
+            if name in tree:
+                obj = tree[name]
+                kind = _kind_of(obj.filemode)
+                break
+        else:
+            return Layout("convention")
+        oid = str(obj.id)
+        if kind != "blob":
+            return self._broken_root(name, oid, f"{name} {_NOT_A_FILE.get(kind, 'is not a file')}")
+        check = self.reader.check(oid, name, kind="root")
+        errors = [p for p in check.problems if p.severity == "error"]
+        if check.content is None or errors:
+            first = errors[0] if errors else Problem("error", "parse", "unreadable")
+            where = "" if first.json_path == "$" else f" at {first.json_path}"
+            message = f"root file {name} is invalid{where}: {first.message}"
+            return self._broken_root(name, oid, message)
+        glob = check.content.get("global") or {}
+        config_dir = _safe_relpath(glob.get("config_dir") or SERVICES_DIR) or SERVICES_DIR
+        default_ns = glob.get("default_namespace") or DEFAULT_NAMESPACE
+        schema_dir = _safe_relpath(glob.get("schema_dir") or DEFAULT_SCHEMA_DIR)
+        listing = []
+        problems = []
+        for index, item in enumerate(check.content.get("services") or []):
+            sid = f"{item.get('namespace') or default_ns}/{item['name']}"
+            path = _safe_relpath(posixpath.join(config_dir, item["config_path"]))
+            if path is None:
+                path = f"<unsafe:{item['config_path']}>"
+                problems.append((sid, Problem(
+                    "error", "parse",
+                    f"config_path {item['config_path']!r} leaves the repository; not followed",
+                    f"$.services[{index}].config_path", name)))
+            listing.append((sid, item["name"], path))
+        return Layout("root", name, oid, config_dir, default_ns,
+                      schema_dir or DEFAULT_SCHEMA_DIR, tuple(listing), (), tuple(problems))
+
+    def _broken_root(self, name: str, oid: str, message: str) -> Layout:
+        """Keep the previous listing, with the root file's problem on every service."""
+        prev = self.layout
+        problem = Problem("error", "parse", message, "$", name)
+        return Layout(prev.kind, name, oid, prev.config_dir, prev.default_namespace,
+                      prev.schema_dir, prev.listing, (problem,), prev.unsafe)
+
+    def _scan_entries(self, tree: pygit2.Tree) -> dict[str, tuple[str | None, str]]:
+        found: dict[str, tuple[str | None, str]] = {}
+        if self.layout.kind == "convention":
+            sub = _subtree(tree, SERVICES_DIR)
+            if sub is not None:
+                for path, oid, kind in _walk(sub, SERVICES_DIR):
+                    if is_config_path(path):
+                        found[path] = (oid, kind)
+        else:
+            for _sid, _name, path in self.layout.listing:
+                if path.startswith("<unsafe:"):
+                    found[path] = (None, "unsafe")
+                    continue
+                try:
+                    obj = tree[path]
+                    found[path] = (str(obj.id), _kind_of(obj.filemode))
+                except KeyError:
+                    found[path] = (None, "missing")
+        return found
+
+    def _scan_param_schemas(self, tree: pygit2.Tree) -> dict[str, str]:
+        found = {}
+        sub = _subtree(tree, self.layout.schema_dir)
+        if sub is not None:
+            for path, oid, kind in _walk(sub, self.layout.schema_dir):
+                sid = self._param_schema_id(path)
+                if sid and kind == "blob":
+                    found[sid] = oid
+        return found
+
+    def _param_schema_id(self, path: str) -> str | None:
+        prefix = self.layout.schema_dir + "/"
+        if not path.startswith(prefix) or not path.endswith(".json"):
+            return None
+        parts = path[len(prefix):-5].split("/")
+        return "/".join(parts) if len(parts) == 2 else None
+
+    # -- identity --------------------------------------------------------------
+    def _identity(self, entry: Entry, previous_id: str | None) -> str:
+        if self.layout.kind == "root":
+            for sid, _name, path in self.layout.listing:
+                if path == entry.path:
+                    return sid
+        check = entry.check
+        if check.content is None and previous_id is not None:
+            return previous_id  # an unreadable file keeps the service it held
+        rel = entry.path[len(SERVICES_DIR) + 1:]
+        parts = rel.split("/")
+        folder = parts[0] if len(parts) > 1 else None
+        stem = parts[-1].rsplit(".", 1)[0]
+        namespace = check.namespace or folder or self.layout.default_namespace
+        return f"{namespace}/{check.name or stem}"
+
+    def _identity_problems(self, sid: str, entry: Entry) -> list[Problem]:
+        problems: list[Problem] = []
+        namespace, _, name = sid.partition("/")
+        check = entry.check
+        if self.layout.kind == "root":
+            problems.extend(p for s, p in self.layout.unsafe if s == sid)
+            if check.name and check.name != name:
+                problems.append(Problem(
+                    "warning", "schema",
+                    f"name {check.name!r} in the file differs from {name!r} in "
+                    f"{self.layout.root_path}", "$.name"))
+            return problems
+        if check.content is None:
+            return problems
+        if not check.name and not DNS_LABEL.match(name):
+            problems.append(Problem(
+                "error", "schema", f"service name {name!r} (from the file name) is not a "
+                "valid DNS label", "$.name"))
+        if not check.namespace and (not DNS_LABEL.match(namespace) or len(namespace) > 63):
+            problems.append(Problem(
+                "error", "schema", f"namespace {namespace!r} (from the folder) is not a "
+                "valid DNS label", "$.namespace"))
+        return problems
+
+    # -- updating --------------------------------------------------------------
+    def _set(self, path: str, entry: Entry | None, touched: dict[str, Entry | None]) -> None:
+        """Put or remove the file at ``path``; remember each touched service's old primary."""
+        old_id = self.path_id.pop(path, None)
+        if old_id is not None:
+            touched.setdefault(old_id, self.primary(old_id))
+            rest = tuple(p for p in self.by_id[old_id] if p != path)
+            if rest:
+                self.by_id[old_id] = rest
+            else:
+                del self.by_id[old_id]
+        self.entries.pop(path, None)
+        if entry is None:
+            return
+        new_id = self._identity(entry, old_id)
+        touched.setdefault(new_id, self.primary(new_id))
+        self.entries[path] = entry
+        self.path_id[path] = new_id
+        self.by_id[new_id] = tuple(sorted(self.by_id.get(new_id, ()) + (path,)))
+
+    def advance(self, parent_tree: pygit2.Tree | None, tree: pygit2.Tree) -> Step:
+        """Move from the first parent's tree to ``tree``; return what changed."""
+        touched: dict[str, Entry | None] = {}
+        schema_changed: set[str] = set()
+        rescan = parent_tree is None
+        updates: dict[str, tuple[str | None, str] | None] = {}
+        if parent_tree is not None:
+            diff = parent_tree.diff_to_tree(tree)
+            for delta in diff.deltas:
+                for path, side, gone in ((delta.old_file.path, delta.old_file, True),
+                                         (delta.new_file.path, delta.new_file, False)):
+                    if path in ROOT_FILES:
+                        rescan = True
+                    if gone and delta.status == pygit2.GIT_DELTA_DELETED:
+                        updates[path] = None
+                    elif not gone and delta.status != pygit2.GIT_DELTA_DELETED:
+                        updates[path] = (str(side.id), _kind_of(side.mode))
+        if rescan:
+            self._rescan(tree, touched, schema_changed)
+        else:
+            self._apply_updates(updates, tree, touched, schema_changed)
+        return self._revalidate(touched, schema_changed)
+
+    def _rescan(self, tree: pygit2.Tree, touched: dict, schema_changed: set[str]) -> None:
+        old_schemas = self.param_schemas
+        self.layout = self._read_layout(tree)
+        wanted = self._scan_entries(tree)
+        for path in list(self.entries):
+            self._set(path, None, touched)
+        for path, (oid, kind) in sorted(wanted.items()):
+            self._set(path, self.reader.entry(path, oid, kind), touched)
+        self.param_schemas = self._scan_param_schemas(tree)
+        for sid in set(old_schemas) | set(self.param_schemas):
+            if old_schemas.get(sid) != self.param_schemas.get(sid):
+                schema_changed.add(sid)
+        if self.layout.problems or (self.layout.kind == "root"):
+            schema_changed.update(self.by_id)  # root-file problems touch everyone
+
+    def _apply_updates(self, updates: dict, tree: pygit2.Tree, touched: dict,
+                       schema_changed: set[str]) -> None:
+        listed = None
+        if self.layout.kind == "root":
+            listed = {path for _sid, _n, path in self.layout.listing}
+        for path, value in sorted(updates.items()):
+            sid = self._param_schema_id(path)
+            if sid is not None:
+                if value is None or value[1] != "blob":
+                    self.param_schemas.pop(sid, None)
+                else:
+                    self.param_schemas[sid] = value[0]
+                schema_changed.add(sid)
+                continue
+            if listed is not None:
+                if path not in listed:
+                    continue
+                if value is None:
+                    value = (None, "missing")
+            elif not (path.startswith(SERVICES_DIR + "/") and is_config_path(path)):
+                continue
+            entry = None if value is None else self.reader.entry(path, value[0], value[1])
+            self._set(path, entry, touched)
+
+    # -- validation ------------------------------------------------------------
+    def _dependency_targets(self, sid: str) -> tuple[frozenset[str], frozenset[str]]:
+        entry = self.primary(sid)
+        if entry is None:
+            return frozenset(), frozenset()
+        namespace = sid.partition("/")[0]
+        every, required = set(), set()
+        for dep in entry.check.dependencies:
+            target = service_ref(dep.service, namespace)
+            every.add(target)
+            if dep.required and target in self.by_id:
+                required.add(target)
+        return frozenset(every), frozenset(required)
+
+    def _revalidate(self, touched: dict[str, Entry | None], schema_changed: set[str]) -> Step:
+        dirty = set(touched) | (schema_changed & (set(self.by_id) | set(self.verdicts)))
+        for sid in list(touched):
+            dirty |= self.dependents.get(sid, frozenset())
+        edges_changed = False
+        for sid in dirty:
+            every, required = self._dependency_targets(sid)
+            old_every = self.deps_of.get(sid, frozenset())
+            if every != old_every:
+                for target in old_every - every:
+                    rest = self.dependents.get(target, frozenset()) - {sid}
+                    if rest:
+                        self.dependents[target] = rest
+                    else:
+                        self.dependents.pop(target, None)
+                for target in every - old_every:
+                    self.dependents[target] = self.dependents.get(target, frozenset()) | {sid}
+                if every:
+                    self.deps_of[sid] = every
+                else:
+                    self.deps_of.pop(sid, None)
+            if required != self.req_edges.get(sid, frozenset()):
+                edges_changed = True
+                if required:
+                    self.req_edges[sid] = required
+                else:
+                    self.req_edges.pop(sid, None)
+        if edges_changed:
+            cycles = self._find_cycles()
+            for sid in set(cycles) | set(self.cycles):
+                if cycles.get(sid) != self.cycles.get(sid):
+                    dirty.add(sid)
+            self.cycles = cycles
+        step = Step()
+        for sid in sorted(dirty):
+            old = self.verdicts.get(sid)
+            new = self._verdict(sid) if sid in self.by_id else None
+            if new is None:
+                self.verdicts.pop(sid, None)
+            else:
+                self.verdicts[sid] = new
+            if new != old:
+                step.verdicts.append((sid, new, old))
+        for sid, before in sorted(touched.items()):
+            after = self.primary(sid)
+            change = _classify(before, after)
+            if change:
+                step.changes.append(Change(sid, change, after.path if after else None,
+                                           before.path if before else None, after, before,
+                                           self.last_good.get(sid)))
+                if after is not None and after.check.content is not None:
+                    self.last_good[sid] = after
+        return step
+
+    def _find_cycles(self) -> dict[str, str]:
+        graph = nx.DiGraph()
+        for sid, targets in self.req_edges.items():
+            graph.add_edges_from((sid, t) for t in targets)
+        members: dict[str, str] = {}
+        for component in nx.strongly_connected_components(graph):
+            if len(component) == 1:
+                (node,) = component
+                if not graph.has_edge(node, node):
+                    continue
+            start = min(component)
+            cycle = [u for u, _v in nx.find_cycle(graph.subgraph(component), source=start)]
+            for node in component:
+                if node in cycle:
+                    i = cycle.index(node)
+                    loop = cycle[i:] + cycle[:i]
+                else:
+                    loop = cycle
+                members[node] = " -> ".join(loop + [loop[0]])
+        return members
+
+    def _verdict(self, sid: str) -> Verdict:
+        paths = self.by_id[sid]
+        entry = self.entries[paths[0]]
+        check = entry.check
+        namespace = sid.partition("/")[0]
+        problems = list(self.layout.problems) + list(check.problems)
+        problems += self._identity_problems(sid, entry)
+        if len(paths) > 1:
+            problems.append(Problem(
+                "error", "duplicate",
+                f"service {sid} is declared by {len(paths)} files: {', '.join(paths)}", "$.name"))
+        schema_oid = self.param_schemas.get(sid)
+        if schema_oid is not None and entry.kind == "blob":
+            schema_path = f"{self.layout.schema_dir}/{sid}.json"
+            problems += self.reader.parameter_problems(check, schema_oid, schema_path)
+        for dep in check.dependencies:
+            problems += self._dependency_problems(sid, namespace, dep)
+        if sid in self.cycles:
+            problems.append(Problem(
+                "error", "cycle", f"required dependency cycle: {self.cycles[sid]}",
+                "$.dependencies"))
+        errors = [p.message for p in problems if p.severity == "error"]
+        warnings = [p.message for p in problems if p.severity == "warning"]
+        status = ERROR if errors else CONFIGURED
+        message = "; ".join(errors + [f"warning: {w}" for w in warnings])
+        if len(message) > 1000:
+            message = message[:999] + "…"
+        return Verdict(status, message, tuple(problems))
+
+    def _dependency_problems(self, sid: str, namespace: str, dep: Any) -> list[Problem]:
+        target = service_ref(dep.service, namespace)
+        severity = "error" if dep.required else "warning"
+        what = "required" if dep.required else "optional"
+        base = f"$.dependencies[{dep.index}]"
+        if target == sid:
+            if dep.required:
+                return []  # reported as a cycle
+            return [Problem("warning", "dependency", "depends on itself", f"{base}.service")]
+        target_entry = self.primary(target)
+        if target_entry is None:
+            return [Problem(severity, "dependency",
+                            f"{what} dependency {target} does not exist", f"{base}.service")]
+        if not dep.version_constraint:
+            return []
+        spec = _spec(dep.version_constraint)
+        if spec is None:
+            return [Problem(severity, "dependency",
+                            f"invalid version constraint {dep.version_constraint!r} for {target}",
+                            f"{base}.version_constraint")]
+        version = target_entry.check.version
+        parsed = _semver(version) if version else None
+        if parsed is None:
+            return [Problem("warning", "dependency",
+                            f"cannot check {target} against {dep.version_constraint}: its "
+                            "version is unknown", f"{base}.version_constraint")]
+        if not spec.match(parsed):
+            return [Problem(severity, "dependency",
+                            f"{what} dependency {target} is at {version}, which does not "
+                            f"satisfy {dep.version_constraint}", f"{base}.version_constraint")]
+        return []
+
+
+def _classify(before: Entry | None, after: Entry | None) -> str | None:
+    if before is None and after is None:
+        return None
+    if before is None:
+        return "added"
+    if after is None:
+        return "removed"
+    if before.path != after.path:
+        return "renamed"
+    if before.oid != after.oid or before.kind != after.kind:
+        return "modified"
+    return None
+
+
+def check_known_schemas() -> None:
+    """Fail early (at import of the CLI) when no built-in service schema is found."""
+    if not builtin_schemas("service"):
+        raise RuntimeError("no built-in service schema found; is the schemas/ folder installed?")

@@ -1,0 +1,221 @@
+"""Checks of one config file on its own: parse, schema version, schema, parameter schema.
+
+Checks that need the whole tree (duplicates, dependencies, cycles) live in
+:mod:`aureacore_db.tree`. Each JSON Schema is compiled once and reused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft202012Validator
+
+from .parsing import ParseResult, location
+from .resources import data_path
+
+DEFAULT_SCHEMA_VERSION = "1.0.0"
+MAX_MESSAGE = 300
+_SCHEMA_FILE = re.compile(r"^(?P<kind>[a-z]+)-v(?P<major>\d+)\.schema\.json$")
+_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a service at a commit."""
+
+    severity: str  # "error" or "warning"
+    kind: str  # parse / schema / duplicate / dependency / cycle / version
+    message: str
+    json_path: str = "$"
+    schema: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "kind": self.kind,
+            "json_path": self.json_path,
+            "message": self.message,
+            "schema": self.schema,
+        }
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A declared dependency, as written in the file."""
+
+    service: str
+    version_constraint: str | None
+    required: bool
+    index: int = 0  # position in the file's ``dependencies`` list
+
+
+@dataclass(frozen=True)
+class ConfigCheck:
+    """A config file read and checked on its own (cacheable by blob id)."""
+
+    parse: ParseResult
+    problems: tuple[Problem, ...]
+    name: str | None = None
+    namespace: str | None = None
+    version: str | None = None
+    schema_version: str | None = None
+    parameters: Any = None
+    dependencies: tuple[Dependency, ...] = field(default_factory=tuple)
+
+    @property
+    def content(self) -> dict[str, Any] | None:
+        return self.parse.content
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.severity == "error" for p in self.problems)
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+
+
+@cache
+def builtin_schemas(kind: str) -> dict[int, tuple[str, Draft202012Validator, tuple[int, int]]]:
+    """Compiled built-in schemas of a kind (``service`` or ``root``) by major version.
+
+    Each value is ``(schema id, validator, newest known (major, minor))``; the newest
+    minor comes from the schema's ``x-schema-version`` (default ``<major>.0``).
+    """
+    found = {}
+    for path in sorted(data_path("schemas").glob("*.schema.json")):
+        match = _SCHEMA_FILE.match(path.name)
+        if not match or match["kind"] != kind:
+            continue
+        major = int(match["major"])
+        schema = json.loads(path.read_text("utf-8"))
+        Draft202012Validator.check_schema(schema)
+        validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        newest = _VERSION.match(str(schema.get("x-schema-version", f"{major}.0")))
+        newest_pair = (int(newest[1]), int(newest[2])) if newest else (major, 0)
+        found[major] = (schema.get("$id", path.name), validator, newest_pair)
+    return found
+
+
+def schema_problems(
+    validator: Draft202012Validator, instance: Any, schema_id: str, prefix: str = "$"
+) -> list[Problem]:
+    """Every error of ``instance`` against a compiled schema, each with its JSON path."""
+    problems = []
+    for error in validator.iter_errors(instance):
+        path = error.json_path
+        if prefix != "$":
+            path = prefix + path[1:]
+        problems.append(Problem("error", "schema", _short(error.message), path, schema_id))
+    problems.sort(key=lambda p: (p.json_path, p.message))
+    return problems
+
+
+def _version_problems(
+    schema_version: Any, kind: str
+) -> tuple[Problem | None, Draft202012Validator | None, str | None]:
+    known = builtin_schemas(kind)
+    match = _VERSION.match(str(schema_version))
+    if not isinstance(schema_version, str) or not match:
+        return (
+            Problem("error", "version", f"schema_version {schema_version!r} is not like '1.0.0'",
+                    "$.schema_version"),
+            None,
+            None,
+        )
+    major, minor = int(match[1]), int(match[2])
+    if major not in known:
+        majors = ", ".join(str(m) for m in sorted(known)) or "none"
+        return (
+            Problem("error", "version",
+                    f"incompatible schema version {schema_version}: no schema for major "
+                    f"version {major} (known: {majors})", "$.schema_version"),
+            None,
+            None,
+        )
+    schema_id, validator, newest = known[major]
+    warning = None
+    if (major, minor) > newest:
+        warning = Problem(
+            "warning", "version",
+            f"schema_version {schema_version} is newer than the newest known "
+            f"{newest[0]}.{newest[1]}; checked against {newest[0]}.{newest[1]}",
+            "$.schema_version", schema_id,
+        )
+    return warning, validator, schema_id
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _dependencies(value: Any) -> tuple[Dependency, ...]:
+    if not isinstance(value, list):
+        return ()
+    deps = []
+    for index, item in enumerate(value):
+        if isinstance(item, str):
+            deps.append(Dependency(item, None, True, index))
+        elif isinstance(item, dict) and isinstance(item.get("service"), str):
+            constraint = item.get("version_constraint")
+            required = item.get("required", True)
+            deps.append(Dependency(
+                item["service"],
+                str(constraint) if constraint is not None else None,
+                required is not False,
+                index,
+            ))
+    return tuple(deps)
+
+
+def check_config(parse: ParseResult, kind: str = "service") -> ConfigCheck:
+    """Check one parsed service file against the built-in schema for its version."""
+    if parse.content is None:
+        where = location(parse)
+        message = f"{parse.error} ({where})" if where else str(parse.error)
+        return ConfigCheck(parse, (Problem("error", "parse", message),))
+    content = parse.content
+    schema_version = content.get("schema_version", DEFAULT_SCHEMA_VERSION)
+    problems: list[Problem] = []
+    version_problem, validator, schema_id = _version_problems(schema_version, kind)
+    if version_problem:
+        problems.append(version_problem)
+    if validator is not None:
+        problems.extend(schema_problems(validator, content, str(schema_id)))
+    return checked_config(parse, tuple(problems))
+
+
+def checked_config(parse: ParseResult, problems: tuple[Problem, ...]) -> ConfigCheck:
+    """A :class:`ConfigCheck` from parse output and its problems (fresh or stored)."""
+    content = parse.content
+    if content is None:
+        return ConfigCheck(parse, problems)
+    return ConfigCheck(
+        parse,
+        problems,
+        name=_text(content.get("name")),
+        namespace=_text(content.get("namespace")),
+        version=_text(content.get("version")),
+        schema_version=str(content.get("schema_version", DEFAULT_SCHEMA_VERSION)),
+        parameters=content.get("parameters"),
+        dependencies=_dependencies(content.get("dependencies")),
+    )
+
+
+def compile_parameter_schema(
+    parse: ParseResult,
+) -> tuple[Draft202012Validator | None, str | None]:
+    """Compile a service-specific parameter schema, or say why it cannot be used."""
+    if parse.content is None:
+        return None, f"cannot be read: {parse.error}"
+    try:
+        cls = jsonschema.validators.validator_for(parse.content, default=Draft202012Validator)
+        cls.check_schema(parse.content)
+        return cls(parse.content, format_checker=cls.FORMAT_CHECKER), None
+    except jsonschema.SchemaError as exc:
+        return None, f"is not a valid JSON Schema: {_short(exc.message)}"

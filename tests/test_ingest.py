@@ -1,0 +1,41 @@
+"""Ingest: commits, history rows, statuses, and the walk rules of DESIGN §3."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import rows, run_ingest
+
+
+def test_first_ingest_records_commits_services_and_history(repo, db_path):
+    repo.service("auth-service", parameters={"replicas": 3})
+    repo.service("user-service", namespace="data")
+    first = repo.commit("Add auth and user services")
+    repo.service("auth-service", parameters={"replicas": 5})
+    second = repo.commit("Scale auth")
+
+    result = run_ingest(repo, db_path)
+
+    assert result.commits_added == 2 and result.services == 2
+    commits = rows(db_path, "select sha, seq, mainline, parents from commits order by seq")
+    assert [(c["sha"], c["seq"], c["mainline"]) for c in commits] == [
+        (first, 1, 1), (second, 2, 1)]
+    assert json.loads(commits[1]["parents"]) == [first]
+    history = rows(db_path, "select service_id, commit_sha, change from history "
+                            "order by seq, service_id")
+    assert history == [
+        {"service_id": "data/user-service", "commit_sha": first, "change": "added"},
+        {"service_id": "platform/auth-service", "commit_sha": first, "change": "added"},
+        {"service_id": "platform/auth-service", "commit_sha": second, "change": "modified"},
+    ]
+    change = rows(db_path, "select key, old_value, new_value, change from parameter_changes "
+                           "where commit_sha = ?", (second,))
+    assert change == [{"key": "$.parameters.replicas", "old_value": "3", "new_value": "5",
+                       "change": "changed"}]
+    services = rows(db_path, "select id, status, removed, path from services order by id")
+    assert services == [
+        {"id": "data/user-service", "status": "CONFIGURED", "removed": 0,
+         "path": "services/data/user-service.yaml"},
+        {"id": "platform/auth-service", "status": "CONFIGURED", "removed": 0,
+         "path": "services/platform/auth-service.yaml"},
+    ]
