@@ -115,6 +115,27 @@ def validate(paths: tuple[Path, ...], max_size: str, warnings: bool) -> None:
     click.echo("ok", err=True)
 
 
+# Commands of other areas live in their own modules, each exposing COMMANDS.
+_COMMAND_MODULES = ("cli_web", "cli_registry", "cli_events")
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.{name}":
+                continue
+            raise
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register_commands()
+
+
 def main() -> None:
     cli()
 
