@@ -82,6 +82,13 @@ TABLES: dict[str, dict] = {
         },
         "pk": "id",
     },
+    "events": {
+        "columns": {
+            "id": int, "kind": str, "service_id": str, "commit_sha": str, "seq": int,
+            "mainline": int, "occurred_at": str, "payload": str,
+        },
+        "pk": "id",
+    },
     "aureacore_meta": {"columns": {"key": str, "value": str}, "pk": "key"},
 }
 
@@ -104,6 +111,9 @@ INDEXES: list[tuple[str, list[str]]] = [
     ("parameter_changes", ["commit_sha"]),
     ("parameter_changes", ["history_id"]),
     ("dependencies", ["depends_on"]),
+    ("events", ["kind", "id"]),
+    ("events", ["service_id", "id"]),
+    ("events", ["commit_sha"]),
     ("dependencies", ["service_id"]),
 ]
 
@@ -139,7 +149,7 @@ VIEWS = {
 }
 
 # Tables whose rows belong to one commit (removed when the commit is no longer reachable).
-PER_COMMIT = ("history", "status", "validation_errors", "parameter_changes")
+PER_COMMIT = ("history", "status", "validation_errors", "parameter_changes", "events")
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:

@@ -24,6 +24,7 @@ import sqlite_utils
 
 from . import __version__
 from .db import PER_COMMIT, connect, set_meta
+from .events import KIND_OF_CHANGE, STATUS_CHANGED
 from .gitsource import branch_tip, canonical_order, first_parent_chain, is_url, open_source
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .tree import BlobReader, Change, Entry, Step, TreeState, Verdict, service_ref
@@ -381,6 +382,13 @@ class Ingest:
             "status": verdict.status if verdict else None, "committed_at": committed_at,
             "author_name": author.name, "author_email": author.email,
         })
+        self._event(KIND_OF_CHANGE[change.change], sid, common, committed_at, {
+            "change": change.change, "path": change.path, "old_path": change.old_path,
+            "config_id": config_id,
+            "previous_config_id": change.previous.oid if change.previous else None,
+            "version": entry.check.version if entry else None,
+            "author": author.name,
+        })
         if entry is None or entry.check.content is None:
             return
         if change.change == "added":
@@ -429,6 +437,10 @@ class Ingest:
             "previous_status": old.status if old else None, "message": new.message,
             "checked_at": checked_at,
         })
+        self._event(STATUS_CHANGED, sid, common, checked_at, {
+            "status": new.status, "previous_status": old.status if old else None,
+            "message": new.message,
+        })
         entry = state.primary(sid)
         for problem in new.problems:
             self._add("validation_errors", {
@@ -437,13 +449,20 @@ class Ingest:
                 **problem.as_row(),
             })
 
+    def _event(self, kind: str, sid: str, common: dict, occurred_at: str,
+               payload: dict[str, Any]) -> None:
+        # no explicit id: rollbacks and health checks append events concurrently
+        self._add("events", {"kind": kind, "service_id": sid,
+                             **common, "occurred_at": occurred_at,
+                             "payload": json.dumps(payload, sort_keys=True)})
+
     # -- batches ------------------------------------------------------------
     def _flush(self, last_main: tuple[pygit2.Commit, TreeState] | None) -> None:
         """Write the batch in one transaction (commits last, so a batch is all or nothing)."""
         rows, self._rows = self._rows, {}
         with self.db.atomic():
             for table in ("configs", "dependencies", "history", "status", "validation_errors",
-                          "parameter_changes", "commits"):
+                          "parameter_changes", "events", "commits"):
                 if rows.get(table):
                     _insert(self.db, table, rows[table])
             if last_main is not None:

@@ -1,0 +1,59 @@
+"""The event stream: one ``events`` row per service added, changed, removed, status
+change, rollback and health change.
+
+Ingest writes the service and status events as it walks history, so the table holds
+the full stream; other parts (rollback, health checks) add theirs with
+:func:`record_event`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlite_utils
+
+SERVICE_ADDED = "service_added"
+SERVICE_CHANGED = "service_changed"
+SERVICE_REMOVED = "service_removed"
+STATUS_CHANGED = "status_changed"
+ROLLBACK = "rollback"
+HEALTH_CHANGED = "health_changed"
+
+EVENT_KINDS = (SERVICE_ADDED, SERVICE_CHANGED, SERVICE_REMOVED, STATUS_CHANGED, ROLLBACK,
+               HEALTH_CHANGED)
+KIND_OF_CHANGE = {
+    "added": SERVICE_ADDED,
+    "modified": SERVICE_CHANGED,
+    "renamed": SERVICE_CHANGED,
+    "removed": SERVICE_REMOVED,
+}
+
+
+def record_event(
+    db: sqlite_utils.Database,
+    kind: str,
+    service_id: str | None,
+    commit_sha: str | None,
+    payload: dict[str, Any],
+    *,
+    occurred_at: str | None = None,
+) -> int:
+    """Append one event (outside ingest); returns its id."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"unknown event kind {kind!r} (known: {', '.join(EVENT_KINDS)})")
+    seq = mainline = None
+    if commit_sha:
+        found = db.execute("select seq, mainline from commits where sha = ?",
+                           [commit_sha]).fetchone()
+        if found:
+            seq, mainline = found
+    cursor = db.execute(
+        "insert into events (kind, service_id, commit_sha, seq, mainline, occurred_at, payload) "
+        "values (?, ?, ?, ?, ?, ?, ?)",
+        [kind, service_id, commit_sha, seq, mainline,
+         occurred_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+         json.dumps(payload, sort_keys=True)],
+    )
+    return int(cursor.lastrowid or 0)
