@@ -115,6 +115,48 @@ def validate(paths: tuple[Path, ...], max_size: str, warnings: bool) -> None:
     click.echo("ok", err=True)
 
 
+@cli.command()
+@click.option("--dir", "directory", default="aureacore-demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the sample config repo (configs/) and its database.")
+@click.option("--quiet", "-q", is_flag=True, help="Only print what to run next.")
+def demo(directory: Path, quiet: bool) -> None:
+    """Build a sample config repo with a realistic history and ingest it.
+
+    The sample has dozens of services over about 200 commits, with a broken file later
+    fixed, schema errors, a rename, a merge, a removed and re-added service, a missing
+    dependency and a dependency cycle.
+    """
+    import shutil
+
+    from .demo import DEMO_STORY, build_demo_repo
+    from .ingest import Ingest
+
+    marker = directory / ".aureacore-demo"
+    if directory.exists() and any(directory.iterdir()):
+        if not marker.exists():
+            raise click.ClickException(
+                f"{directory} exists and is not an earlier demo; choose another --dir")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    marker.write_text("built by aureacore-db demo; safe to delete\n")
+    repo_dir = directory / "configs"
+    db_path = directory / "registry.db"
+    build_demo_repo(repo_dir)
+    if not quiet:
+        click.echo(f"Built sample config repo at {repo_dir}")
+        for line in DEMO_STORY:
+            click.echo(f"  - {line}")
+    result = Ingest(str(repo_dir), db_path).run()
+    _print_summary(result)
+    click.echo(
+        "\nNext:\n"
+        f"  sqlite3 {db_path} \"select id, status, status_message from services_in_error\"\n"
+        f"  aureacore-db validate {repo_dir}\n"
+        f"  aureacore-db ingest {repo_dir} --db {db_path}   # after new commits"
+    )
+
+
 # Commands of other areas live in their own modules, each exposing COMMANDS.
 _COMMAND_MODULES = ("cli_web", "cli_registry", "cli_events")
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 from jsonschema import Draft202012Validator
 
@@ -80,6 +82,36 @@ def _short(message: str) -> str:
     return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
 
 
+class FastValidator:
+    """A compiled schema: a quick yes/no first, ``jsonschema`` for the full error list.
+
+    Most configs are valid, so a code-generated check (fastjsonschema, ~15x quicker)
+    answers them; anything it rejects goes to ``jsonschema``, which is authoritative
+    and reports every error with its path.
+    """
+
+    def __init__(self, schema: dict[str, Any], validator: Draft202012Validator) -> None:
+        self.validator = validator
+        try:
+            quick_schema = {k: v for k, v in schema.items() if k != "$schema"}
+            self._quick = fastjsonschema.compile(quick_schema, formats=_QUICK_FORMATS)
+        except Exception:  # noqa: BLE001 - a schema it cannot compile takes the slow path
+            self._quick = None
+
+    def iter_errors(self, instance: Any) -> Iterator[jsonschema.ValidationError]:
+        if self._quick is not None:
+            try:
+                self._quick(instance)
+                return iter(())
+            except fastjsonschema.JsonSchemaException:
+                pass
+        return self.validator.iter_errors(instance)
+
+
+# Formats the quick check must not reject on its own: jsonschema decides them.
+_QUICK_FORMATS = {"uri": lambda _value: True, "uri-reference": lambda _value: True}
+
+
 @cache
 def builtin_schemas(kind: str) -> dict[int, tuple[str, Draft202012Validator, tuple[int, int]]]:
     """Compiled built-in schemas of a kind (``service`` or ``root``) by major version.
@@ -95,7 +127,9 @@ def builtin_schemas(kind: str) -> dict[int, tuple[str, Draft202012Validator, tup
         major = int(match["major"])
         schema = json.loads(path.read_text("utf-8"))
         Draft202012Validator.check_schema(schema)
-        validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        validator = FastValidator(
+            schema, Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        )
         newest = _VERSION.match(str(schema.get("x-schema-version", f"{major}.0")))
         newest_pair = (int(newest[1]), int(newest[2])) if newest else (major, 0)
         found[major] = (schema.get("$id", path.name), validator, newest_pair)
@@ -103,7 +137,10 @@ def builtin_schemas(kind: str) -> dict[int, tuple[str, Draft202012Validator, tup
 
 
 def schema_problems(
-    validator: Draft202012Validator, instance: Any, schema_id: str, prefix: str = "$"
+    validator: Draft202012Validator | FastValidator,
+    instance: Any,
+    schema_id: str,
+    prefix: str = "$",
 ) -> list[Problem]:
     """Every error of ``instance`` against a compiled schema, each with its JSON path."""
     problems = []
@@ -118,7 +155,7 @@ def schema_problems(
 
 def _version_problems(
     schema_version: Any, kind: str
-) -> tuple[Problem | None, Draft202012Validator | None, str | None]:
+) -> tuple[Problem | None, FastValidator | None, str | None]:
     known = builtin_schemas(kind)
     match = _VERSION.match(str(schema_version))
     if not isinstance(schema_version, str) or not match:
