@@ -123,11 +123,18 @@ def service_ref(ref: str, namespace: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _spec(constraint: str) -> semantic_version.NpmSpec | None:
-    try:
-        return semantic_version.NpmSpec(constraint)
-    except ValueError:
-        return None
+def version_spec(constraint: str) -> semantic_version.BaseSpec | None:
+    """A version constraint in npm syntax (``^1.2``, ``>=1 <2``, ``1.x || 2.x``) or the
+    comma form (``>=1.2.0,<2.0.0``); None when it is neither."""
+    kinds = (semantic_version.SimpleSpec, semantic_version.NpmSpec)
+    if "," not in constraint:
+        kinds = kinds[::-1]
+    for kind in kinds:
+        try:
+            return kind(constraint)
+        except ValueError:
+            continue
+    return None
 
 
 @lru_cache(maxsize=4096)
@@ -606,8 +613,8 @@ class TreeState:
             problems.append(Problem(
                 "error", "cycle", f"required dependency cycle: {self.cycles[sid]}",
                 "$.dependencies"))
-        errors = [p.message for p in problems if p.severity == "error"]
-        warnings = [p.message for p in problems if p.severity == "warning"]
+        errors = [_describe(p) for p in problems if p.severity == "error"]
+        warnings = [_describe(p) for p in problems if p.severity == "warning"]
         status = ERROR if errors else CONFIGURED
         message = "; ".join(errors + [f"warning: {w}" for w in warnings])
         if len(message) > 1000:
@@ -629,7 +636,7 @@ class TreeState:
                             f"{what} dependency {target} does not exist", f"{base}.service")]
         if not dep.version_constraint:
             return []
-        spec = _spec(dep.version_constraint)
+        spec = version_spec(dep.version_constraint)
         if spec is None:
             return [Problem(severity, "dependency",
                             f"invalid version constraint {dep.version_constraint!r} for {target}",
@@ -645,6 +652,13 @@ class TreeState:
                             f"{what} dependency {target} is at {version}, which does not "
                             f"satisfy {dep.version_constraint}", f"{base}.version_constraint")]
         return []
+
+
+def _describe(problem: Problem) -> str:
+    """A problem as one readable phrase; schema errors say where."""
+    if problem.kind == "schema" and problem.json_path != "$":
+        return f"{problem.json_path}: {problem.message}"
+    return problem.message
 
 
 def _classify(before: Entry | None, after: Entry | None) -> str | None:
