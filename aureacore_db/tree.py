@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import networkx as nx
 import pygit2
 import semantic_version
 
@@ -572,9 +571,11 @@ class TreeState:
         return step
 
     def _find_cycles(self) -> dict[str, str]:
+        import networkx as nx  # imported here: only commits that change edges need it
+
         graph = nx.DiGraph()
-        for sid, targets in self.req_edges.items():
-            graph.add_edges_from((sid, t) for t in targets)
+        for sid in sorted(self.req_edges):  # sorted, so cycle messages are deterministic
+            graph.add_edges_from((sid, t) for t in sorted(self.req_edges[sid]))
         members: dict[str, str] = {}
         for component in nx.strongly_connected_components(graph):
             if len(component) == 1:
