@@ -115,18 +115,49 @@ def leaves(value: Any, path: str = "$", out: dict[str, Any] | None = None) -> di
 
 
 def leaf_changes(old: Any, new: Any) -> list[tuple[str, str, str | None, str | None]]:
-    """(key, change, old JSON, new JSON) for each leaf that differs."""
-    before = leaves(old) if old is not None else {}
-    after = leaves(new) if new is not None else {}
-    rows = []
-    for key in sorted(before.keys() | after.keys()):
-        if key not in after:
-            rows.append((key, "removed", _dump(before[key]), None))
-        elif key not in before:
-            rows.append((key, "added", None, _dump(after[key])))
-        elif before[key] != after[key] or type(before[key]) is not type(after[key]):
-            rows.append((key, "changed", _dump(before[key]), _dump(after[key])))
+    """(key, change, old JSON, new JSON) for each leaf that differs, sorted by key."""
+    rows: list[tuple[str, str, str | None, str | None]] = []
+    if old is None and new is None:
+        return rows
+    # Note: equal subtrees are skipped, so 1 -> 1.0 or 1 -> true inside them (equal in
+    # Python) is not reported; a leaf compared on its own checks the type too.
+    _diff(old, new, "$", rows)
+    rows.sort(key=lambda row: row[0])
     return rows
+
+
+_MISSING = object()
+
+
+def _diff(old: Any, new: Any, path: str, rows: list) -> None:
+    if old is _MISSING or old is None and path == "$":
+        for key, value in leaves(new, path).items():
+            rows.append((key, "added", None, _dump(value)))
+        return
+    if new is _MISSING or new is None and path == "$":
+        for key, value in leaves(old, path).items():
+            rows.append((key, "removed", _dump(value), None))
+        return
+    if type(old) is type(new) and old == new:
+        return  # equal subtrees (the common case) cost one C-level comparison
+    if isinstance(old, dict) and isinstance(new, dict) and old and new:
+        for key in old.keys() | new.keys():
+            _diff(old.get(key, _MISSING), new.get(key, _MISSING), _child_path(path, key), rows)
+    elif isinstance(old, list) and isinstance(new, list) and old and new:
+        for index in range(max(len(old), len(new))):
+            _diff(old[index] if index < len(old) else _MISSING,
+                  new[index] if index < len(new) else _MISSING, f"{path}[{index}]", rows)
+    else:
+        old_leaves, new_leaves = leaves(old, path), leaves(new, path)
+        for key in old_leaves.keys() | new_leaves.keys():
+            before = old_leaves.get(key, _MISSING)
+            after = new_leaves.get(key, _MISSING)
+            if before is _MISSING:
+                rows.append((key, "added", None, _dump(after)))
+            elif after is _MISSING:
+                rows.append((key, "removed", _dump(before), None))
+            elif type(before) is not type(after) or before != after:
+                rows.append((key, "changed", _dump(before), _dump(after)))
 
 
 def _dump(value: Any) -> str:
@@ -318,7 +349,7 @@ class Ingest:
                 for table in PER_COMMIT:
                     db.execute(f"delete from {table} where commit_sha in ({marks})", chunk)
                 db.execute(f"delete from commits where sha in ({marks})", chunk)
-            db.executemany("update commits set seq = ?, mainline = ? where sha = ?",
+            db.conn.executemany("update commits set seq = ?, mainline = ? where sha = ?",
                            [(seq_of[s], main_of[s], s) for s in moved])
             if moved:
                 for table in PER_COMMIT:
@@ -492,7 +523,9 @@ class Ingest:
                 "error_count": sum(p.severity == "error" for p in problems),
                 "warning_count": sum(p.severity == "warning" for p in problems),
             })
-        db.execute("update services set removed = 1, path = null, config_id = null")
+        db.execute("update services set removed = 1, path = null, config_id = null, "
+                   "version = null, status = null, status_message = null, owner = null, "
+                   "description = null, error_count = null, warning_count = null")
         if current:
             db["services"].upsert_all(current, pk="id")
         db.execute("""

@@ -90,9 +90,9 @@ class Layout:
     config_dir: str = SERVICES_DIR
     default_namespace: str = DEFAULT_NAMESPACE
     schema_dir: str = DEFAULT_SCHEMA_DIR
-    listing: tuple[tuple[str, str, str], ...] = ()  # (service id, name, path)
+    listing: tuple[tuple[str | None, str, str], ...] = ()  # (namespace, name, path)
     problems: tuple[Problem, ...] = ()  # root-file problems, shared by every service
-    unsafe: tuple[tuple[str, Problem], ...] = ()  # per-service listing problems
+    unsafe: tuple[tuple[str, Problem], ...] = ()  # (path, problem) of unsafe listed paths
 
 
 @dataclass
@@ -205,6 +205,9 @@ class BlobReader:
         """An :class:`Entry` for a tree entry of any kind."""
         if kind == "blob" and oid is not None:
             return Entry(path, oid, kind, self.check(oid, path))
+        if kind == "unsafe":  # the listing's own problem says why
+            parse = ParseResult("yaml", None, None, "not followed")
+            return Entry(path, None, kind, ConfigCheck(parse, ()))
         message = f"{path} {_NOT_A_FILE.get(kind, 'is not a file')}"
         parse = ParseResult("yaml", None, None, message)
         return Entry(path, oid, kind, ConfigCheck(parse, (Problem("error", "parse", message),)))
@@ -318,23 +321,32 @@ class TreeState:
             message = f"root file {name} is invalid{where}: {first.message}"
             return self._broken_root(name, oid, message)
         glob = check.content.get("global") or {}
-        config_dir = _safe_relpath(glob.get("config_dir") or SERVICES_DIR) or SERVICES_DIR
+        problems: list[Problem] = []
+        folders = {}
+        for key, default in (("config_dir", SERVICES_DIR), ("schema_dir", DEFAULT_SCHEMA_DIR)):
+            value = glob.get(key) or default
+            folders[key] = _safe_relpath(value)
+            if folders[key] is None:
+                folders[key] = default
+                problems.append(Problem(
+                    "error", "parse",
+                    f"{name}: {key} {value!r} leaves the repository; not followed",
+                    f"$.global.{key}", name))
+        config_dir = folders["config_dir"]
         default_ns = glob.get("default_namespace") or DEFAULT_NAMESPACE
-        schema_dir = _safe_relpath(glob.get("schema_dir") or DEFAULT_SCHEMA_DIR)
         listing = []
-        problems = []
+        unsafe = []
         for index, item in enumerate(check.content.get("services") or []):
-            sid = f"{item.get('namespace') or default_ns}/{item['name']}"
             path = _safe_relpath(posixpath.join(config_dir, item["config_path"]))
             if path is None:
                 path = f"<unsafe:{item['config_path']}>"
-                problems.append((sid, Problem(
+                unsafe.append((path, Problem(
                     "error", "parse",
                     f"config_path {item['config_path']!r} leaves the repository; not followed",
                     f"$.services[{index}].config_path", name)))
-            listing.append((sid, item["name"], path))
-        return Layout("root", name, oid, config_dir, default_ns,
-                      schema_dir or DEFAULT_SCHEMA_DIR, tuple(listing), (), tuple(problems))
+            listing.append((item.get("namespace"), item["name"], path))
+        return Layout("root", name, oid, config_dir, default_ns, folders["schema_dir"],
+                      tuple(listing), tuple(problems), tuple(unsafe))
 
     def _broken_root(self, name: str, oid: str, message: str) -> Layout:
         """Keep the previous listing, with the root file's problem on every service."""
@@ -352,7 +364,7 @@ class TreeState:
                     if is_config_path(path):
                         found[path] = (oid, kind)
         else:
-            for _sid, _name, path in self.layout.listing:
+            for _namespace, _name, path in self.layout.listing:
                 if path.startswith("<unsafe:"):
                     found[path] = (None, "unsafe")
                     continue
@@ -382,11 +394,14 @@ class TreeState:
 
     # -- identity --------------------------------------------------------------
     def _identity(self, entry: Entry, previous_id: str | None) -> str:
-        if self.layout.kind == "root":
-            for sid, _name, path in self.layout.listing:
-                if path == entry.path:
-                    return sid
         check = entry.check
+        if self.layout.kind == "root":
+            for namespace, name, path in self.layout.listing:
+                if path == entry.path:
+                    if not namespace and check.content is None and previous_id:
+                        namespace = previous_id.partition("/")[0]
+                    namespace = namespace or check.namespace or self.layout.default_namespace
+                    return f"{namespace}/{name}"
         if check.content is None and previous_id is not None:
             return previous_id  # an unreadable file keeps the service it held
         rel = entry.path[len(SERVICES_DIR) + 1:]
@@ -401,7 +416,7 @@ class TreeState:
         namespace, _, name = sid.partition("/")
         check = entry.check
         if self.layout.kind == "root":
-            problems.extend(p for s, p in self.layout.unsafe if s == sid)
+            problems.extend(p for path, p in self.layout.unsafe if path == entry.path)
             if check.name and check.name != name:
                 problems.append(Problem(
                     "warning", "schema",
@@ -482,7 +497,7 @@ class TreeState:
                        schema_changed: set[str]) -> None:
         listed = None
         if self.layout.kind == "root":
-            listed = {path for _sid, _n, path in self.layout.listing}
+            listed = {path for _ns, _name, path in self.layout.listing}
         for path, value in sorted(updates.items()):
             sid = self._param_schema_id(path)
             if sid is not None:
@@ -520,7 +535,8 @@ class TreeState:
         dirty = set(touched) | (schema_changed & (set(self.by_id) | set(self.verdicts)))
         for sid in list(touched):
             dirty |= self.dependents.get(sid, frozenset())
-        edges_changed = False
+        added_edges: list[tuple[str, str]] = []
+        removed_edges: list[tuple[str, str]] = []
         for sid in dirty:
             every, required = self._dependency_targets(sid)
             old_every = self.deps_of.get(sid, frozenset())
@@ -537,13 +553,15 @@ class TreeState:
                     self.deps_of[sid] = every
                 else:
                     self.deps_of.pop(sid, None)
-            if required != self.req_edges.get(sid, frozenset()):
-                edges_changed = True
+            old_required = self.req_edges.get(sid, frozenset())
+            if required != old_required:
+                added_edges.extend((sid, t) for t in required - old_required)
+                removed_edges.extend((sid, t) for t in old_required - required)
                 if required:
                     self.req_edges[sid] = required
                 else:
                     self.req_edges.pop(sid, None)
-        if edges_changed:
+        if self._cycles_may_change(added_edges, removed_edges):
             cycles = self._find_cycles()
             for sid in set(cycles) | set(self.cycles):
                 if cycles.get(sid) != self.cycles.get(sid):
@@ -569,6 +587,25 @@ class TreeState:
                 if after is not None and after.check.content is not None:
                     self.last_good[sid] = after
         return step
+
+    def _cycles_may_change(self, added: list[tuple[str, str]],
+                           removed: list[tuple[str, str]]) -> bool:
+        """Cheap test before recomputing cycles: a removed edge inside a known cycle, or
+        an added edge u -> v where u is reachable from v (it closes a cycle)."""
+        if any(u in self.cycles and v in self.cycles for u, v in removed):
+            return True
+        for u, v in added:
+            if u == v or v in self.cycles:
+                return True
+            seen, stack = {v}, [v]
+            while stack:
+                for nxt in self.req_edges.get(stack.pop(), ()):
+                    if nxt == u:
+                        return True
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        stack.append(nxt)
+        return False
 
     def _find_cycles(self) -> dict[str, str]:
         import networkx as nx  # imported here: only commits that change edges need it
