@@ -1,0 +1,117 @@
+"""``aureacore-db register FILE`` and ``aureacore-db sync``: the registry's CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .db import connect, get_meta
+from .gitprovider import GitProviderError, is_url
+from .ingest import IngestBusy
+from .models import ConfigError, ServiceConfig
+from .registry import RegistrationRejected, RegistryError, ServiceRegistry
+
+_DB = click.option("--db", "db_path", default="registry.db", show_default=True,
+                   type=click.Path(dir_okay=False), help="The registry database.")
+_REPO = click.option("--repo", default=None,
+                     help="Config repository (working clone, path or URL). Default: the "
+                          "one the database was ingested from.")
+_BRANCH = click.option("--branch", default=None,
+                       help="Branch. Default: the database's, else main.")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _defaults(db_path: str, repo: str | None, branch: str | None) -> tuple[str, str]:
+    """``--repo`` / ``--branch`` or the ones recorded in ``aureacore_meta``."""
+    if repo is None or branch is None:
+        if not Path(db_path).exists():
+            if repo is None:
+                raise click.UsageError(f"{db_path} does not exist; pass --repo")
+            return repo, branch or "main"
+        db = connect(db_path)
+        try:
+            source, repo_path = get_meta(db, "source"), get_meta(db, "repo_path")
+            branch = branch or get_meta(db, "branch") or "main"
+        finally:
+            db.close()
+        if repo is None:
+            repo = source if source and is_url(source) else repo_path
+        if repo is None:
+            raise click.UsageError(f"{db_path} records no repository yet; pass --repo")
+    return repo, branch or "main"
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_DB
+@_REPO
+@_BRANCH
+@click.option("--author", default=None, help='Commit author, "Name <email>".')
+@click.option("--message", "-m", default=None, help="Commit message.")
+@click.option("--allow-errors", is_flag=True,
+              help="Register even when only the whole tree shows errors (missing "
+                   "dependency, cycle, breaking another service): the service is ERROR.")
+@_JSON
+def register(file: Path, db_path: str, repo: str | None, branch: str | None,
+             author: str | None, message: str | None, allow_errors: bool,
+             as_json: bool) -> None:
+    """Validate FILE (a service file), then write, commit and ingest it.
+
+    Invalid files are rejected with every problem and nothing is written.
+    """
+    repo, branch = _defaults(db_path, repo, branch)
+    try:
+        config = ServiceConfig.from_file(file)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        registry = ServiceRegistry(db_path, repo, branch)
+        result = registry.register_service(config, author=author, message=message,
+                                           strict=not allow_errors)
+    except RegistrationRejected as exc:
+        for problem in exc.problems:
+            if problem.severity == "error":
+                click.echo(f"{file}: {problem.json_path}: {problem.message}", err=True)
+        count = sum(p.severity == "error" for p in exc.problems)
+        click.echo(f"rejected {exc.service_id}: {count} error(s); nothing was written",
+                   err=True)
+        sys.exit(1)
+    except (RegistryError, GitProviderError, IngestBusy) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    where = f"commit {result.commit[:12]}" if result.commit else "no change"
+    click.echo(f"{result.service_id}: {result.status} ({where}, {result.path})")
+    if result.message and result.status != "CONFIGURED":
+        click.echo(f"  {result.message}")
+
+
+@click.command()
+@_DB
+@_REPO
+@_BRANCH
+@_JSON
+def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool) -> None:
+    """Pull the config repository and ingest what changed; print the changes."""
+    repo, branch = _defaults(db_path, repo, branch)
+    try:
+        result = ServiceRegistry(db_path, repo, branch).sync_configurations()
+    except (RegistryError, GitProviderError, IngestBusy) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, default=str))
+        return
+    click.echo(f"{len(result.new_commits)} new commit(s), "
+               f"{len(result.changed_services)} service change(s), "
+               f"{len(result.status_changes)} status change(s)"
+               + (" [branch was rewritten]" if result.rewrite_detected else ""))
+    for change in result.status_changes:
+        click.echo(f"  {change['service_id']}: {change['previous_status'] or '-'} -> "
+                   f"{change['status']}")
+
+
+COMMANDS = [register, sync]

@@ -1,0 +1,748 @@
+"""The Service Registry: register, look up and sync services on top of the database.
+
+Registration flow (one registry lock held throughout, see below):
+
+1. pull (remote clones only: fetch + fast-forward);
+2. validate the candidate: the file's own checks and the whole-tree checks, by
+   running the branch tip's tree *plus the new file* through
+   :class:`~aureacore_db.tree.TreeState` (incrementally, from a cached state of the tip);
+3. reject with the list of problems, writing nothing; or
+4. write the file (:class:`ConfigStore`, atomic), commit only that file
+   (:class:`GitProvider`, compare-and-swap on the branch), record the registration as
+   ``PENDING``, push (remote clones), ingest, then record the real status
+   (``CONFIGURED`` or ``ERROR``) and deliver the new ``events`` rows to subscribers.
+
+**Where PENDING lives.** The contract's ``status`` table is derived from Git only:
+one row where a service's verdict at a commit differs from its first parent's, so a
+full re-ingest into an empty database gives exactly the same rows as the incremental
+runs. A PENDING row there would exist only in databases that saw the registration
+happen, and would break that equality. PENDING is therefore kept in the registry's own
+``registrations`` table (one row per registration: ``status`` PENDING from the moment
+the commit exists, then CONFIGURED / ERROR once ingest has validated that commit, with
+``registered_at`` and ``checked_at``). :meth:`ServiceRegistry.get_service` reports a
+service with an unresolved registration as PENDING. A process killed between commit
+and ingest leaves the PENDING row and the commit; the next sync ingests the commit and
+resolves the row, so nothing is lost and ingest never has to know about registrations.
+
+**Concurrency.** Registrations and syncs on one working clone are serialised by an
+advisory lock file in its ``.git`` folder (:class:`RegistryBusy` after
+``lock_timeout``); the branch moves by compare-and-swap, so a writer outside the
+registry (``git commit`` in the same clone, or another machine pushing) makes us fail
+with :class:`RegistrationConflict` rather than lose a commit. Ingest keeps its own lock
+per database, and SQLite runs in WAL mode, so Datasette keeps reading during a sync.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygit2
+import sqlite_utils
+import yaml
+
+from .configstore import ConfigStore, atomic_write
+from .db import connect, get_meta
+from .gitprovider import GitProvider, GitProviderError, PullResult, is_url
+from .ingest import Ingest, IngestResult
+from .models import Service, ServiceConfig, ServiceStatus, utc_now
+from .parsing import parse_config
+from .tree import ROOT_FILES, SERVICES_DIR, BlobReader, TreeState
+from .validation import Problem, check_config
+
+log = logging.getLogger(__name__)
+
+REGISTRATIONS = {
+    "id": int, "service_id": str, "path": str, "commit_sha": str, "parent_sha": str,
+    "status": str, "message": str, "author": str, "registered_at": str, "checked_at": str,
+}
+
+
+# -- errors -------------------------------------------------------------------------
+class RegistryError(Exception):
+    """A registry operation failed; the message says why."""
+
+
+class RegistrationRejected(RegistryError):
+    """The service is invalid; nothing was written. ``problems`` says why."""
+
+    def __init__(self, service_id: str, problems: list[Problem]) -> None:
+        self.service_id = service_id
+        self.problems = problems
+        lines = [f"  {p.json_path}: {p.severity}: {p.message}" for p in problems]
+        super().__init__(f"registration of {service_id} rejected:\n" + "\n".join(lines))
+
+
+class RegistrationConflict(RegistryError):
+    """Someone else changed the branch at the same time; nothing was written; retry."""
+
+
+class RegistryBusy(RegistrationConflict):
+    """Another registration or sync holds the registry lock."""
+
+
+# -- results ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Event:
+    """One row of the ``events`` table, as delivered to subscribers."""
+
+    id: int
+    kind: str
+    service_id: str | None
+    commit_sha: str | None
+    seq: int | None
+    mainline: int | None
+    occurred_at: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class Subscription:
+    """A callback registered with :meth:`ServiceRegistry.subscribe`."""
+
+    callback: Callable[[Event], None]
+    kinds: frozenset[str] | None
+    _registry: ServiceRegistry | None = field(default=None, repr=False)
+
+    def wants(self, event: Event) -> bool:
+        return self.kinds is None or event.kind in self.kinds
+
+    def cancel(self) -> None:
+        if self._registry is not None:
+            self._registry.unsubscribe(self)
+            self._registry = None
+
+
+@dataclass
+class RegistrationResult:
+    """What :meth:`ServiceRegistry.register_service` did."""
+
+    service_id: str
+    path: str
+    commit: str | None  # None when the file was already exactly this
+    status: str  # PENDING (not yet ingested), CONFIGURED or ERROR
+    message: str
+    problems: list[Problem] = field(default_factory=list)
+    ingest: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["problems"] = [p.as_row() for p in self.problems]
+        return out
+
+
+@dataclass
+class SyncResult:
+    """What :meth:`ServiceRegistry.sync_configurations` found."""
+
+    old_tip: str | None  # the database's tip before the sync
+    new_tip: str | None
+    new_commits: list[str] = field(default_factory=list)
+    changed_services: list[dict[str, Any]] = field(default_factory=list)
+    status_changes: list[dict[str, Any]] = field(default_factory=list)
+    rewrite_detected: bool = False
+    events_delivered: int = 0
+    ingest: dict[str, Any] | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new_commits or self.rewrite_detected)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Plan:
+    """A validated candidate registration."""
+
+    service_id: str
+    path: str
+    files: dict[str, bytes]  # repo-relative path -> new content
+    problems: list[Problem]  # the service's own, then other services it would break
+    file_errors: bool  # errors that the file alone shows
+    unchanged: bool
+    existing: bool  # the service is declared at the tip already
+
+
+# -- the registry ---------------------------------------------------------------------
+class ServiceRegistry:
+    """Register, look up and sync the services of one config repository and database.
+
+    ``repo`` is a local working clone (with or without an ``origin`` remote), or a URL
+    / bare repository, which is cloned into ``workdir`` (default: a folder beside the
+    database). ``strict`` (default) rejects a registration with any error, including
+    whole-tree ones (missing dependency, cycle, breaking a dependent service);
+    ``strict=False`` rejects only errors of the file itself and lets whole-tree
+    problems through, ending in status ERROR.
+    """
+
+    def __init__(self, db: str | Path, repo: str | Path, branch: str = "main", *,
+                 workdir: str | Path | None = None, timeout: float = 60.0,
+                 lock_timeout: float = 120.0, strict: bool = True) -> None:
+        self.db_path = Path(db)
+        self.repo = str(repo)
+        self.branch = branch
+        self.lock_timeout = lock_timeout
+        self.strict = strict
+        if workdir is None and _needs_clone(self.repo):
+            workdir = default_workdir(self.repo, self.db_path)
+        self.git = GitProvider(self.repo, branch, workdir=workdir, timeout=timeout)
+        self._subscribers: list[Subscription] = []
+        self._state: tuple[str | None, TreeState, pygit2.Repository] | None = None
+        with self._db() as db_:
+            self._cursor = _max_event_id(db_)
+
+    # -- lookups ---------------------------------------------------------------
+    def get_service(self, service_id: str) -> Service | None:
+        """The service at the branch tip (None if unknown or removed)."""
+        with self._db() as db:
+            row = _row(db, "select * from services where id = ? and removed = 0",
+                       [service_id])
+            if row is None:
+                pending = self._pending_registration(db, service_id)
+                return None if pending is None else self._pending_service(db, pending)
+            return self._service_from_row(db, row)
+
+    def list_services(self, namespace: str | None = None,
+                      status: str | None = None) -> list[Service]:
+        """Current services, optionally of one namespace and/or status."""
+        sql, params = "select * from services where removed = 0", []
+        if namespace is not None:
+            sql, params = sql + " and namespace = ?", [*params, namespace]
+        with self._db() as db:
+            found = [self._service_from_row(db, row)
+                     for row in db.query(sql + " order by id", params)]
+            known = {s.id for s in found}
+            for reg in db.query("select * from registrations where status = 'PENDING' "
+                                "order by id"):
+                if reg["service_id"] not in known and (
+                        namespace is None or reg["service_id"].startswith(namespace + "/")):
+                    found.append(self._pending_service(db, reg))
+                    known.add(reg["service_id"])
+        if status is not None:
+            found = [s for s in found if s.status.state == status]
+        return sorted(found, key=lambda s: s.id)
+
+    def _service_from_row(self, db: sqlite_utils.Database, row: dict[str, Any]) -> Service:
+        config_row = _row(db, "select * from configs where id = ?", [row["config_id"]])
+        problems = tuple(Problem(p["severity"], p["kind"], p["message"], p["json_path"],
+                                 p["schema"])
+                         for p in db.query("select * from current_errors where service_id = ?",
+                                           [row["id"]]))
+        checked = db.execute("select checked_at from status where service_id = ? and "
+                             "mainline = 1 order by seq desc limit 1", [row["id"]]).fetchone()
+        service = Service.from_row(row, config_row, problems, checked[0] if checked else None)
+        pending = self._pending_registration(db, row["id"])
+        if pending is not None:
+            service.status = ServiceStatus("PENDING", pending["message"] or "",
+                                           pending["registered_at"])
+        return service
+
+    @staticmethod
+    def _pending_registration(db: sqlite_utils.Database,
+                              service_id: str) -> dict[str, Any] | None:
+        return _row(db, "select * from registrations where service_id = ? and "
+                        "status = 'PENDING' order by id desc limit 1", [service_id])
+
+    def _pending_service(self, db: sqlite_utils.Database, reg: dict[str, Any]) -> Service:
+        namespace, _, name = reg["service_id"].partition("/")
+        config = None
+        path = self.git.workdir / reg["path"]
+        if path.is_file():
+            try:
+                config = ServiceConfig.from_file(path)
+            except ValueError:
+                config = None
+        return Service(name, namespace, config,
+                       ServiceStatus("PENDING", reg["message"] or "", reg["registered_at"]),
+                       reg["registered_at"], reg["path"], reg["commit_sha"])
+
+    # -- validation ------------------------------------------------------------
+    def validate_service(self, service: Service | ServiceConfig, *,
+                         warnings: bool = False) -> list[Problem]:
+        """Problems registering ``service`` now would have (empty when valid).
+
+        The file's own checks plus every whole-tree check against the current branch
+        tip: duplicates, dependencies, cycles, and services it would break.
+        """
+        service = _as_service(service)
+        self._ensure_clone()
+        repo = self.git.open()
+        plan = self._plan(repo, self.git.tip(repo), service)
+        return [p for p in plan.problems if warnings or p.severity == "error"]
+
+    def _plan(self, repo: pygit2.Repository, tip: str | None, service: Service) -> _Plan:
+        sid = service.id
+        own = service.validate()
+        state = self._tree_state(repo, tip)
+        path, files = self._target_files(repo, tip, state, service)
+        tip_tree = repo[tip].peel(pygit2.Commit).tree if tip else None
+        unchanged = tip_tree is not None and all(
+            _blob_at(repo, tip_tree, rel) == data for rel, data in files.items())
+        tree = _candidate_tree(repo, tip_tree, files)
+        candidate = state.copy()
+        step = candidate.advance(tip_tree, repo[tree])
+        data = files[path]
+        file_check = check_config(parse_config(data, path))
+        problems: list[Problem] = [p for p in own if p not in file_check.problems]
+        declared = candidate.path_id.get(path)
+        verdict = candidate.verdicts.get(sid)
+        if declared != sid:
+            problems.append(Problem("error", "schema", f"{path} would declare "
+                                    f"{declared or 'no service'}, not {sid}", "$.name"))
+        if verdict is not None:
+            problems.extend(verdict.problems)
+        else:
+            problems.extend(file_check.problems)
+        for other, new, old in step.verdicts:
+            if other != sid and new is not None and new.status == "ERROR" and (
+                    old is None or old.status != "ERROR"):
+                problems.append(Problem("error", "dependency",
+                                        f"would make {other} ERROR: {new.message}",
+                                        "$", None))
+        file_errors = any(p.severity == "error" for p in own) or file_check.has_errors \
+            or declared != sid
+        return _Plan(sid, path, files, problems, file_errors, unchanged, sid in state.by_id)
+
+    def _tree_state(self, repo: pygit2.Repository, tip: str | None) -> TreeState:
+        """The tip's :class:`TreeState`, moved incrementally from the cached one."""
+        tree = repo[tip].peel(pygit2.Commit).tree if tip else None
+        if self._state is not None and self._state[2].path == repo.path:
+            cached_tip, state, cached_repo = self._state
+            if cached_tip != tip:
+                old_tree = cached_repo[cached_tip].peel(pygit2.Commit).tree \
+                    if cached_tip else None
+                if tree is None:
+                    state = TreeState(state.reader)
+                elif old_tree is None:
+                    state.advance(None, cached_repo[tree.id])
+                else:
+                    state.advance(old_tree, cached_repo[tree.id])
+                self._state = (tip, state, cached_repo)
+            return state
+        # Built once per registry from the blobs (parsing each service file once);
+        # later calls move it by diff, at the cost of the change.
+        state = TreeState(BlobReader(repo))
+        if tree is not None:
+            state.advance(None, tree)
+        self._state = (tip, state, repo)
+        return state
+
+    def _target_files(self, repo: pygit2.Repository, tip: str | None, state: TreeState,
+                      service: Service) -> tuple[str, dict[str, bytes]]:
+        """Where the service's file goes, and every file to write (path -> bytes)."""
+        sid = service.id
+        assert service.config is not None
+        existing = state.primary(sid)
+        if existing is not None and not existing.path.startswith("<"):
+            path = existing.path
+        elif state.layout.kind == "root":
+            path = f"{state.layout.config_dir}/{service.namespace}/{service.name}.yaml"
+        else:
+            path = f"{SERVICES_DIR}/{service.namespace}/{service.name}.yaml"
+        fmt = "json" if path.lower().endswith(".json") else "yaml"
+        files = {path: service.config.dumps(fmt).encode("utf-8")}
+        if state.layout.kind == "root" and existing is None and tip is not None:
+            files.update(_root_file_with(repo, tip, state, service, path))
+        return path, files
+
+    # -- registration -----------------------------------------------------------
+    def register_service(self, service: Service | ServiceConfig, *,
+                         author: str | None = None, message: str | None = None,
+                         strict: bool | None = None) -> RegistrationResult:
+        """Validate, write, commit (and push), ingest; see the module docstring."""
+        service = _as_service(service)
+        strict = self.strict if strict is None else strict
+        with self._lock():
+            self._ensure_clone()
+            self._pull()
+            repo = self.git.open()
+            tip = self.git.tip(repo)
+            plan = self._plan(repo, tip, service)
+            errors = [p for p in plan.problems if p.severity == "error"]
+            if plan.file_errors or (strict and errors):
+                raise RegistrationRejected(service.id, plan.problems)
+            if plan.unchanged:
+                ingest = self._ingest()
+                self._deliver()
+                current = self.get_service(service.id)
+                status = current.status if current else ServiceStatus("PENDING")
+                return RegistrationResult(service.id, plan.path, None, status.state,
+                                          status.message or "unchanged", plan.problems,
+                                          ingest.as_dict())
+            sha = self._write_and_commit(tip, plan, service, author, message)
+            ingest_error = None
+            try:
+                result = self._ingest()
+            except Exception as exc:  # the commit is safe; the next sync catches up
+                log.warning("ingest after registering %s failed: %s", service.id, exc)
+                result, ingest_error = None, exc
+            with self._db() as db:
+                self._resolve_registrations(db, repo)
+                reg = _row(db, "select * from registrations where commit_sha = ? and "
+                               "service_id = ? order by id desc limit 1", [sha, service.id])
+            self._deliver()
+        status = reg["status"] if reg else "PENDING"
+        text = reg["message"] if reg else ""
+        if ingest_error is not None:
+            text = (f"committed as {sha[:12]}; ingest failed ({ingest_error}); the next "
+                    "sync catches up")
+        return RegistrationResult(service.id, plan.path, sha, status, text or "",
+                                  plan.problems, result.as_dict() if result else None)
+
+    def _write_and_commit(self, tip: str | None, plan: _Plan, service: Service,
+                          author: str | None, message: str | None) -> str:
+        """Write files, commit, record PENDING, push; undo everything on failure."""
+        store = ConfigStore(self.git.workdir)
+        assert service.config is not None
+        verb = "Update" if plan.existing else "Register"
+        message = message or f"{verb} {plan.service_id} {service.config.version or ''}".strip()
+        try:
+            for rel, data in plan.files.items():
+                if rel == plan.path:
+                    store.save_config(rel, service.config)
+                else:
+                    atomic_write(self.git.workdir / rel, data)
+            sha = self.git.commit_changes(message, list(plan.files), author, expected_tip=tip)
+        except Exception as exc:
+            self._restore(tip, list(plan.files))
+            converted = _conflict_or(exc)
+            if converted is exc:
+                raise
+            raise converted from exc
+        assert sha is not None
+        with self._db() as db:
+            with db.atomic():
+                reg_id = db["registrations"].insert({
+                    "service_id": plan.service_id, "path": plan.path, "commit_sha": sha,
+                    "parent_sha": tip, "status": "PENDING",
+                    "message": "registered, not yet validated", "author": author,
+                    "registered_at": utc_now()}).last_pk
+        if self._has_remote():
+            try:
+                self.git.push()
+            except GitProviderError as exc:
+                self.git.reset_to(tip, expected=sha, files=list(plan.files))  # type: ignore[arg-type]
+                with self._db() as db:
+                    with db.atomic():
+                        db.execute("delete from registrations where id = ?", [reg_id])
+                raise _conflict_or(exc) from exc
+        return sha
+
+    def _restore(self, tip: str | None, files: list[str]) -> None:
+        """Put ``files`` back as they are at ``tip`` (after a failed commit)."""
+        repo = self.git.open()
+        tree = repo[tip].peel(pygit2.Commit).tree if tip else None
+        for rel in files:
+            data = _blob_at(repo, tree, rel) if tree is not None else None
+            path = self.git.workdir / rel
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write(path, data)
+
+    # -- sync ------------------------------------------------------------------
+    def sync_configurations(self) -> SyncResult:
+        """Pull (remote clones), ingest new commits, resolve registrations, notify.
+
+        Returns the new commits, the services they changed and the status changes.
+        The cost is that of the change: queries start from the commits added.
+        """
+        with self._lock():
+            self._ensure_clone()
+            pulled = self._pull()
+            before = self._before_rewrite(pulled)
+            with self._db() as db:
+                before_seq = db.execute("select coalesce(max(seq), 0) from commits"
+                                        ).fetchone()[0]
+                old_tip = get_meta(db, "tip")
+            result = self._ingest()
+            report = SyncResult(old_tip, result.tip,
+                                rewrite_detected=result.rewrite_detected,
+                                ingest=result.as_dict())
+            with self._db() as db:
+                if result.commits_added:
+                    if before is None:
+                        shas = [r[0] for r in db.execute(
+                            "select sha from commits where seq > ? order by seq", [before_seq])]
+                    else:
+                        shas = [r[0] for r in db.execute("select sha from commits order by seq")
+                                if r[0] not in before[1]]
+                    self._report_changes(db, shas, report)
+                self._resolve_registrations(db, self.git.open())
+            report.events_delivered = self._deliver(before[0] if before else None)
+        return report
+
+    @staticmethod
+    def _report_changes(db: sqlite_utils.Database, shas: list[str], report: SyncResult) -> None:
+        """Fill the report from the rows of the commits ``shas`` (cost: the change)."""
+        report.new_commits = shas
+        for chunk in (shas[i:i + 500] for i in range(0, len(shas), 500)):
+            marks = ",".join("?" * len(chunk))
+            report.changed_services += db.query(
+                "select h.service_id, h.change, h.commit_sha, h.path, h.old_path, h.status "
+                f"from history h where h.commit_sha in ({marks}) order by h.seq, h.service_id",
+                chunk)
+            report.status_changes += db.query(
+                "select s.service_id, s.previous_status, s.status, s.message, s.commit_sha "
+                f"from status s where s.commit_sha in ({marks}) order by s.seq, s.service_id",
+                chunk)
+
+    def _before_rewrite(self, pulled: PullResult) -> tuple[set[tuple], set[str]] | None:
+        """Event ids and commit ids before an ingest that will see a rewritten branch.
+
+        Ingest removes the rows of commits no longer reachable, so new events may reuse
+        ids at or below the delivery cursor and new commits may get lower ``seq``
+        numbers; then both are found by set difference instead (events by id *and*
+        commit, since ids are reused; None: no rewrite).
+        """
+        with self._db() as db:
+            row = db.execute("select value from aureacore_meta where key = 'tip'").fetchone()
+            if row is None or pulled.new_tip is None or row[0] == pulled.new_tip:
+                return None
+            repo = self.git.open()
+            old = row[0]
+            if old in repo and repo.descendant_of(pulled.new_tip, old):
+                return None
+            return ({tuple(r) for r in db.execute(
+                        "select id, commit_sha, kind, service_id from events")},
+                    {r[0] for r in db.execute("select sha from commits")})
+
+    # -- internals -------------------------------------------------------------------
+    def _pull(self) -> PullResult:
+        pulled = self.git.pull_changes()
+        if pulled.ahead:  # commits left unpushed by an interrupted registration
+            self.git.push()
+        return pulled
+
+    def _has_remote(self) -> bool:
+        return self.git.has_remote()
+
+    def _ingest(self) -> IngestResult:
+        return Ingest(str(self.git.workdir), self.db_path, branch=self.branch).run()
+
+    def _resolve_registrations(self, db: sqlite_utils.Database,
+                               repo: pygit2.Repository) -> None:
+        """Give PENDING registrations whose commit was ingested their real status."""
+        pending = list(db.query("select id, service_id, commit_sha from registrations "
+                                "where status = 'PENDING'"))
+        if not pending:
+            return
+        tip = _row(db, "select value from aureacore_meta where key = 'tip'", [])
+        updates = []
+        for reg in pending:
+            commit = _row(db, "select seq from commits where sha = ?", [reg["commit_sha"]])
+            if commit is None:
+                if tip and _lost(repo, reg["commit_sha"], tip["value"]):
+                    updates.append(("ERROR", "commit is no longer on the branch "
+                                    "(history was rewritten)", reg["id"]))
+                continue
+            status = _row(db, "select status, message from status where service_id = ? and "
+                              "mainline = 1 and seq <= ? order by seq desc limit 1",
+                          [reg["service_id"], commit["seq"]])
+            if status is None:
+                updates.append(("ERROR", "the commit does not declare this service",
+                                reg["id"]))
+            else:
+                updates.append((status["status"], status["message"] or "", reg["id"]))
+        if updates:
+            now = utc_now()
+            with db.atomic():
+                db.conn.executemany("update registrations set status = ?, message = ?, "
+                               "checked_at = ? where id = ?",
+                               [(st, msg, now, rid) for st, msg, rid in updates])
+
+    def _ensure_clone(self) -> None:
+        if not (self.git.workdir / ".git").exists():
+            lock = self.git.workdir.with_name(self.git.workdir.name + ".clone.lock")
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            with _flock(lock, self.lock_timeout, "clone"):
+                self.git.clone_repo()
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self._ensure_clone()
+        with _flock(self.git.git_dir / "aureacore-registry.lock", self.lock_timeout,
+                    f"registration or sync on {self.git.workdir}"):
+            yield
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite_utils.Database]:
+        db = connect(self.db_path)
+        try:
+            ensure_registry_schema(db)
+            yield db
+        finally:
+            db.close()
+
+    # -- subscriptions -----------------------------------------------------------
+    def subscribe(self, callback: Callable[[Event], None],
+                  kinds: Iterable[str] | None = None) -> Subscription:
+        """Call ``callback(event)`` for each new ``events`` row after a sync or
+        registration (in this process), optionally only for some kinds."""
+        sub = Subscription(callback, frozenset(kinds) if kinds is not None else None, self)
+        self._subscribers.append(sub)
+        return sub
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        if subscription in self._subscribers:
+            self._subscribers.remove(subscription)
+
+    def _deliver(self, pre_ids: set[tuple] | None = None) -> int:
+        """Deliver events with id above the cursor (or, after a rewrite, not seen before)."""
+        with self._db() as db:
+            if pre_ids is None:
+                rows = list(db.query("select * from events where id > ? order by id",
+                                     [self._cursor]))
+            else:
+                rows = [r for r in db.query("select * from events order by id")
+                        if (r["id"], r["commit_sha"], r["kind"], r["service_id"])
+                        not in pre_ids]
+        for row in rows:
+            event = Event(row["id"], row["kind"], row["service_id"], row["commit_sha"],
+                          row["seq"], row["mainline"], row["occurred_at"],
+                          json.loads(row["payload"] or "{}"))
+            for sub in list(self._subscribers):
+                if sub.wants(event):
+                    try:
+                        sub.callback(event)
+                    except Exception:  # one bad subscriber must not starve the others
+                        log.exception("event subscriber %r failed on event %s",
+                                      sub.callback, event.id)
+            self._cursor = max(self._cursor, event.id)
+        if pre_ids is not None:
+            with self._db() as db:
+                self._cursor = _max_event_id(db)
+        return len(rows)
+
+
+# -- helpers ------------------------------------------------------------------------------
+def ensure_registry_schema(db: sqlite_utils.Database) -> None:
+    """The registry's own table (registrations and their PENDING -> final status).
+
+    Plain ``if not exists`` statements, each its own implicit transaction, so that
+    processes starting at once wait on SQLite's busy timeout instead of failing.
+    """
+    if "registrations" in db.table_names():
+        return
+    columns = ", ".join(f"[{name}] {'integer' if kind is int else 'text'}"
+                        + (" primary key" if name == "id" else "")
+                        for name, kind in REGISTRATIONS.items())
+    db.execute(f"create table if not exists registrations ({columns})")
+    for cols in (("status",), ("service_id", "id"), ("commit_sha",)):
+        db.execute(f"create index if not exists idx_registrations_{'_'.join(cols)} "
+                   f"on registrations ({', '.join(cols)})")
+
+
+def default_workdir(repo: str, db_path: Path) -> Path:
+    """Where a URL (or bare repository) is cloned for editing: beside the database."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", repo.rstrip("/").rsplit("/", 1)[-1]).strip("-")
+    digest = hashlib.sha1(repo.encode()).hexdigest()[:10]
+    return db_path.parent / f"{db_path.name}.work" / f"{slug or 'repo'}-{digest}"
+
+
+def _needs_clone(repo: str) -> bool:
+    if is_url(repo):
+        return True
+    path = Path(repo).expanduser()
+    return (path / "HEAD").is_file() and not (path / ".git").exists()  # a bare repository
+
+
+def _as_service(service: Service | ServiceConfig) -> Service:
+    return service if isinstance(service, Service) else Service.from_config(service)
+
+
+def _row(db: sqlite_utils.Database, sql: str, params: list[Any]) -> dict[str, Any] | None:
+    for row in db.query(sql, params):
+        return row
+    return None
+
+
+def _max_event_id(db: sqlite_utils.Database) -> int:
+    return int(db.execute("select coalesce(max(id), 0) from events").fetchone()[0])
+
+
+def _blob_at(repo: pygit2.Repository, tree: pygit2.Tree | None, rel: str) -> bytes | None:
+    if tree is None:
+        return None
+    try:
+        obj = tree[rel]
+    except KeyError:
+        return None
+    return repo[obj.id].data if obj.type == pygit2.enums.ObjectType.BLOB else None
+
+
+def _candidate_tree(repo: pygit2.Repository, base: pygit2.Tree | None,
+                    files: dict[str, bytes]) -> pygit2.Oid:
+    """``base`` with ``files`` written in (objects go to the odb; nothing else changes)."""
+    index = pygit2.Index()
+    if base is not None:
+        index.read_tree(base)
+    for rel, data in files.items():
+        index.add(pygit2.IndexEntry(rel, repo.create_blob(data), pygit2.GIT_FILEMODE_BLOB))
+    return index.write_tree(repo)
+
+
+def _root_file_with(repo: pygit2.Repository, tip: str, state: TreeState, service: Service,
+                    path: str) -> dict[str, bytes]:
+    """The root file with the new service listed (root-file layout)."""
+    name = state.layout.root_path or ROOT_FILES[0]
+    tree = repo[tip].peel(pygit2.Commit).tree
+    raw = _blob_at(repo, tree, name) or b""
+    content = parse_config(raw, name).content or {}
+    listed = list(content.get("services") or [])
+    config_dir = state.layout.config_dir
+    entry = {"name": service.name, "config_path": path[len(config_dir) + 1:]}
+    if service.namespace != state.layout.default_namespace:
+        entry["namespace"] = service.namespace
+    content["services"] = [*listed, entry]
+    if name.endswith(".json"):
+        return {name: (json.dumps(content, indent=2) + "\n").encode()}
+    return {name: yaml.safe_dump(content, sort_keys=False).encode()}
+
+
+def _lost(repo: pygit2.Repository, sha: str, tip: str) -> bool:
+    try:
+        return sha != tip and not repo.descendant_of(tip, sha)
+    except (KeyError, ValueError, pygit2.GitError):
+        return True
+
+
+def _conflict_or(exc: BaseException) -> BaseException:
+    """Ref races and refused pushes become :class:`RegistrationConflict`."""
+    from .gitprovider import PushRejected, RefConflict
+
+    if isinstance(exc, PushRejected | RefConflict):
+        return RegistrationConflict(f"{exc} (nothing was registered; retry)")
+    if isinstance(exc, GitProviderError):
+        return RegistryError(f"{exc} (nothing was registered; retry)")
+    return exc
+
+
+@contextmanager
+def _flock(path: Path, timeout: float, what: str) -> Iterator[None]:
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RegistryBusy(f"another {what} is in progress "
+                                       f"(waited {timeout:g}s for {path})") from None
+                time.sleep(0.02)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
