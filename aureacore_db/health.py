@@ -1,0 +1,295 @@
+"""Health probes of the current services (their config's ``health_check``).
+
+Each current service whose config has ``health_check.url`` is probed with an HTTP GET:
+2xx (or the configured ``expected_status``) is ``passing``, 429 ``warning``, any other
+answer or no answer within the timeout ``critical``. Probes run concurrently (asyncio +
+httpx, bounded by a semaphore). Every probe is a ``health_checks`` row; a service whose
+state differs from its previous check gets a ``health_changed`` event.
+
+Views: ``current_health`` (latest check per current service, with the time its state
+began), ``health_summary`` and ``health_summary_24h`` (checks, uptime share = share of
+checks not critical, passing share, p50/p95 latency of answered checks per service;
+percentiles by nearest rank with window functions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlite_utils
+
+from .db import connect
+from .events import HEALTH_CHANGED, record_event
+
+PASSING, WARNING, CRITICAL = "passing", "warning", "critical"
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_CONCURRENCY = 16
+
+HEALTH_COLUMNS = {
+    "id": int, "service_id": str, "url": str, "checked_at": str, "state": str,
+    "status_code": int, "latency_ms": float, "error": str,
+}
+
+_SUMMARY = """
+    with checks as (
+        select * from health_checks {where}
+    ), answered as (
+        select service_id, latency_ms,
+               row_number() over (partition by service_id order by latency_ms) as rn,
+               count(*) over (partition by service_id) as n
+        from checks where status_code is not null and latency_ms is not null
+    ), pct as (
+        select service_id,
+               min(case when rn * 100 >= n * 50 then latency_ms end) as p50_latency_ms,
+               min(case when rn * 100 >= n * 95 then latency_ms end) as p95_latency_ms
+        from answered group by service_id
+    )
+    select c.service_id,
+           count(*) as checks,
+           sum(c.state = 'passing') as passing,
+           sum(c.state = 'warning') as warning,
+           sum(c.state = 'critical') as critical,
+           round(1.0 * sum(c.state != 'critical') / count(*), 4) as uptime,
+           round(1.0 * sum(c.state = 'passing') / count(*), 4) as passing_share,
+           p.p50_latency_ms, p.p95_latency_ms,
+           min(c.checked_at) as first_checked, max(c.checked_at) as last_checked
+    from checks c left join pct p on p.service_id = c.service_id
+    group by c.service_id order by c.service_id
+"""
+
+HEALTH_VIEWS = {
+    "current_health": """
+        with ranked as (
+            select h.*,
+                   row_number() over (partition by service_id
+                                      order by checked_at desc, id desc) as rn,
+                   case when state is lag(state) over (partition by service_id
+                                                       order by checked_at, id)
+                        then 0 else 1 end as changed
+            from health_checks h
+        ), since as (
+            select service_id, max(checked_at) as since from ranked where changed = 1
+            group by service_id
+        )
+        select r.service_id, r.state, r.status_code, r.latency_ms, r.error, r.url,
+               r.checked_at, s.since
+        from ranked r
+        join since s on s.service_id = r.service_id
+        join services v on v.id = r.service_id and v.removed = 0
+        where r.rn = 1
+        order by r.service_id
+    """,
+    "health_summary": _SUMMARY.format(where=""),
+    "health_summary_24h": _SUMMARY.format(
+        where="where checked_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-1 day')"),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A service to probe."""
+
+    service_id: str
+    url: str
+    timeout: float | None = None  # the config's health_check.timeout_s
+    interval: float | None = None  # the config's health_check.interval_s
+    expected_status: int | None = None
+
+
+@dataclass
+class CheckResult:
+    """One probe's outcome."""
+
+    service_id: str
+    url: str
+    checked_at: str
+    state: str
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+    previous_state: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.state != self.previous_state
+
+
+def now_iso() -> str:
+    """ISO-8601 UTC with milliseconds (checks may be closer together than a second)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def ensure_health_schema(db: sqlite_utils.Database) -> None:
+    """Create the ``health_checks`` table, its index and the health views."""
+    with db.atomic():
+        db["health_checks"].create(HEALTH_COLUMNS, pk="id", if_not_exists=True)
+        db["health_checks"].create_index(["service_id", "checked_at"], if_not_exists=True)
+        for name, sql in HEALTH_VIEWS.items():
+            db.create_view(name, sql.strip(), replace=True)
+
+
+def state_of(status_code: int | None, expected_status: int | None = None) -> str:
+    """``passing`` / ``warning`` / ``critical`` of an HTTP answer (None: no answer)."""
+    if status_code is None:
+        return CRITICAL
+    if status_code == 429:
+        return WARNING
+    if expected_status is not None:
+        return PASSING if status_code == expected_status else CRITICAL
+    return PASSING if 200 <= status_code < 300 else CRITICAL
+
+
+def targets(db: Any) -> list[Target]:
+    """Current services whose config declares ``health_check.url``."""
+    conn = getattr(db, "conn", db)
+    rows = conn.execute(
+        "select s.id, c.content from services s join configs c on c.id = s.config_id "
+        "where s.removed = 0 and c.content is not null order by s.id").fetchall()
+    found = []
+    for sid, content in rows:
+        try:
+            check = json.loads(content).get("health_check")
+        except (ValueError, AttributeError):
+            continue
+        if not isinstance(check, dict) or not isinstance(check.get("url"), str):
+            continue
+
+        def number(key: str, check: dict = check) -> float | None:
+            value = check.get(key)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            return float(value) if ok else None
+
+        expected = check.get("expected_status")
+        found.append(Target(sid, check["url"], number("timeout_s"), number("interval_s"),
+                            expected if isinstance(expected, int) else None))
+    return found
+
+
+def last_checks(db: Any) -> dict[str, tuple[str, str]]:
+    """(state, checked_at) of every service's latest check."""
+    conn = getattr(db, "conn", db)
+    rows = conn.execute("""
+        select service_id, state, checked_at from (
+            select service_id, state, checked_at,
+                   row_number() over (partition by service_id
+                                      order by checked_at desc, id desc) as rn
+            from health_checks) where rn = 1
+    """).fetchall()
+    return {sid: (state, at) for sid, state, at in rows}
+
+
+def _error_text(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)):
+        return f"no answer within {timeout:g}s"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect: {exc}" if str(exc) else "cannot connect"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return f"unsupported URL: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def probe(client: httpx.AsyncClient, target: Target, timeout: float) -> CheckResult:
+    """GET the target's URL; never raises."""
+    limit = target.timeout or timeout
+    checked_at = now_iso()
+    started = time.perf_counter()
+    status: int | None = None
+    error: str | None = None
+    try:
+        response = await asyncio.wait_for(
+            client.get(target.url, timeout=httpx.Timeout(limit)), timeout=limit)
+        status = response.status_code
+        if state_of(status, target.expected_status) != PASSING:
+            error = f"HTTP {status} {response.reason_phrase}".strip()
+    except Exception as exc:  # every failure is a critical check, with its reason
+        error = _error_text(exc, limit)
+    latency = round((time.perf_counter() - started) * 1000, 1)
+    return CheckResult(target.service_id, target.url, checked_at,
+                       state_of(status, target.expected_status), status, latency, error)
+
+
+async def probe_all(found: Iterable[Target], *, concurrency: int = DEFAULT_CONCURRENCY,
+                    timeout: float = DEFAULT_TIMEOUT) -> list[CheckResult]:
+    """Probe every target, at most ``concurrency`` at a time."""
+    gate = asyncio.Semaphore(max(1, concurrency))
+    limits = httpx.Limits(max_connections=max(1, concurrency), max_keepalive_connections=0)
+    async with httpx.AsyncClient(limits=limits, follow_redirects=False,
+                                 headers={"User-Agent": "aureacore-db-health"}) as client:
+
+        async def bounded(target: Target) -> CheckResult:
+            async with gate:
+                return await probe(client, target, timeout)
+
+        return list(await asyncio.gather(*(bounded(t) for t in found)))
+
+
+def record(db: sqlite_utils.Database, results: list[CheckResult]) -> None:
+    """Write check rows and a ``health_changed`` event per state change (one transaction)."""
+    with db.atomic():
+        previous = last_checks(db)
+        for result in results:
+            result.previous_state = previous.get(result.service_id, (None, None))[0]
+            row = asdict(result)
+            row.pop("previous_state")
+            db["health_checks"].insert(row)
+            if result.changed:
+                record_event(db, HEALTH_CHANGED, result.service_id, None, {
+                    "state": result.state, "previous_state": result.previous_state,
+                    "status_code": result.status_code, "latency_ms": result.latency_ms,
+                    "error": result.error, "url": result.url,
+                }, occurred_at=result.checked_at)
+
+
+def _due(target: Target, last: tuple[str, str] | None, now: float) -> bool:
+    if target.interval is None or last is None:
+        return True
+    try:
+        at = datetime.strptime(last[1].rstrip("Z")[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return True
+    return now - at.replace(tzinfo=timezone.utc).timestamp() >= target.interval - 0.5
+
+
+def check_once(db_path: str | Path, *, concurrency: int = DEFAULT_CONCURRENCY,
+               timeout: float = DEFAULT_TIMEOUT, only_due: bool = False) -> list[CheckResult]:
+    """Probe every current service once (``only_due``: skip those checked within their
+    own ``interval_s``) and record the results."""
+    db = connect(db_path)
+    try:
+        ensure_health_schema(db)
+        found = targets(db)
+        if only_due:
+            last = last_checks(db)
+            now = time.time()
+            found = [t for t in found if _due(t, last.get(t.service_id), now)]
+        results = asyncio.run(probe_all(found, concurrency=concurrency, timeout=timeout))
+        record(db, results)
+        return results
+    finally:
+        db.close()
+
+
+def check_forever(db_path: str | Path, interval: float, *, concurrency: int = DEFAULT_CONCURRENCY,
+                  timeout: float = DEFAULT_TIMEOUT, rounds: int | None = None,
+                  on_round: Callable[[list[CheckResult]], None] | None = None) -> int:
+    """Probe every ``interval`` seconds (services with a longer ``interval_s`` when due);
+    stops after ``rounds`` rounds if given. Returns the number of rounds run."""
+    done = 0
+    while rounds is None or done < rounds:
+        started = time.monotonic()
+        results = check_once(db_path, concurrency=concurrency, timeout=timeout, only_due=True)
+        done += 1
+        if on_round is not None:
+            on_round(results)
+        if rounds is not None and done >= rounds:
+            break
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    return done

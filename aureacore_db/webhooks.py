@@ -1,0 +1,500 @@
+"""Webhooks: ``events`` rows POSTed as JSON to configured URLs, signed, retried, never lost.
+
+A webhook (``webhooks`` table, or a YAML file synced into it by name) has a URL, the
+event kinds it wants (none: all), and a secret. :func:`deliver` sends each webhook the
+events after its cursor, in id order, one at a time: the body is the event row as JSON
+(``payload`` parsed), signed with ``X-AureaCore-Signature: sha256=<HMAC-SHA256 hex of
+the body>``. A failed attempt (no answer, timeout, 5xx, 408, 429) is retried with
+exponential backoff; other 4xx answers are not retried within the run. When an event
+cannot be delivered the webhook stops there and its cursor stays before it, so the next
+run starts with that event: a receiver that is down loses nothing. Each (webhook, event)
+has one ``webhook_deliveries`` row (attempts across runs, last status code and error,
+``delivered_at``).
+
+Config file::
+
+    webhooks:
+      - name: ops
+        url: https://hooks.example.com/aureacore
+        kinds: [status_changed, health_changed]   # optional, default all
+        secret_env: OPS_WEBHOOK_SECRET              # or: secret: "..."
+        from_start: false                           # true: also every earlier event
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlite_utils
+import yaml
+
+from .db import connect
+from .events import EVENT_KINDS
+
+SIGNATURE_HEADER = "X-AureaCore-Signature"
+EVENT_HEADER = "X-AureaCore-Event"
+DELIVERY_HEADER = "X-AureaCore-Delivery"
+PAGE = 200
+
+WEBHOOK_COLUMNS = {
+    "id": int, "name": str, "url": str, "kinds": str, "secret": str, "secret_env": str,
+    "active": int, "source": str, "cursor": int, "created_at": str, "updated_at": str,
+    "last_run_at": str, "last_error": str,
+}
+DELIVERY_COLUMNS = {
+    "id": int, "webhook_id": int, "webhook": str, "event_id": int, "event_kind": str,
+    "service_id": str, "commit_sha": str, "attempts": int, "status": str,
+    "status_code": int, "error": str, "first_attempt_at": str, "last_attempt_at": str,
+    "delivered_at": str, "duration_ms": float,
+}
+
+
+class WebhookError(Exception):
+    """Bad webhook configuration."""
+
+
+class DeliverBusy(Exception):
+    """Another ``deliver`` run holds the database's delivery lock."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Retry policy of one run: ``max_attempts`` per event, waits ``backoff * factor**n``
+    (capped at ``max_backoff``) between attempts, ``timeout`` seconds per request."""
+
+    max_attempts: int = 5
+    backoff: float = 1.0
+    factor: float = 2.0
+    max_backoff: float = 60.0
+    timeout: float = 10.0
+
+    def delays(self) -> list[float]:
+        """The waits before attempts 2, 3, …, ``max_attempts``."""
+        return [min(self.max_backoff, self.backoff * self.factor ** n)
+                for n in range(max(0, self.max_attempts - 1))]
+
+
+@dataclass
+class Webhook:
+    """One configured receiver."""
+
+    id: int
+    name: str
+    url: str
+    kinds: list[str] | None
+    secret: str | None
+    secret_env: str | None
+    active: bool
+    source: str
+    cursor: int
+
+    def resolved_secret(self) -> str | None:
+        if self.secret_env:
+            value = os.environ.get(self.secret_env)
+            if not value:
+                raise WebhookError(f"webhook {self.name}: environment variable "
+                                   f"{self.secret_env} is not set")
+            return value
+        return self.secret or None
+
+    def public(self) -> dict[str, Any]:
+        """Its settings without the secret."""
+        return {"id": self.id, "name": self.name, "url": self.url, "kinds": self.kinds,
+                "signed": bool(self.secret or self.secret_env),
+                "secret_env": self.secret_env, "active": self.active, "source": self.source,
+                "cursor": self.cursor}
+
+
+@dataclass
+class Attempt:
+    """Outcome of sending one event (all attempts of this run)."""
+
+    ok: bool
+    attempts: int
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+@dataclass
+class RunResult:
+    """What one webhook got in one run."""
+
+    webhook: str
+    delivered: int = 0
+    failed_event: int | None = None
+    error: str | None = None
+    cursor: int = 0
+    attempts: int = 0
+    events: list[int] = field(default_factory=list)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+# -- signatures -----------------------------------------------------------------
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value for ``body``: ``sha256=<hex>``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
+    """True when ``header`` is the signature of ``body`` (constant-time compare)."""
+    return bool(header) and hmac.compare_digest(sign(secret, body), header or "")
+
+
+# -- configuration ----------------------------------------------------------------
+def ensure_webhook_schema(db: sqlite_utils.Database) -> None:
+    """Create the ``webhooks`` and ``webhook_deliveries`` tables."""
+    with db.atomic():
+        db["webhooks"].create(WEBHOOK_COLUMNS, pk="id", if_not_exists=True)
+        db["webhooks"].create_index(["name"], unique=True, if_not_exists=True)
+        db["webhook_deliveries"].create(DELIVERY_COLUMNS, pk="id", if_not_exists=True)
+        db["webhook_deliveries"].create_index(["webhook_id", "event_id"], unique=True,
+                                              if_not_exists=True)
+        db["webhook_deliveries"].create_index(["status"], if_not_exists=True)
+
+
+def _kinds(kinds: Any) -> list[str] | None:
+    if kinds in (None, [], ()):
+        return None
+    if isinstance(kinds, str):
+        kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+    if not isinstance(kinds, (list, tuple)) or not all(isinstance(k, str) for k in kinds):
+        raise WebhookError("kinds must be a list of event kinds")
+    unknown = sorted(set(kinds) - set(EVENT_KINDS))
+    if unknown:
+        raise WebhookError(f"unknown event kind(s) {', '.join(unknown)} "
+                           f"(known: {', '.join(EVENT_KINDS)})")
+    return sorted(set(kinds))
+
+
+def _check_url(url: Any) -> str:
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise WebhookError(f"webhook URL must be http:// or https://, not {url!r}")
+    return url
+
+
+def _from_row(row: dict[str, Any]) -> Webhook:
+    return Webhook(row["id"], row["name"], row["url"],
+                   json.loads(row["kinds"]) if row["kinds"] else None, row["secret"],
+                   row["secret_env"], bool(row["active"]), row["source"] or "db",
+                   row["cursor"] or 0)
+
+
+def _max_event(db: sqlite_utils.Database) -> int:
+    return db.execute("select coalesce(max(id), 0) from events").fetchone()[0]
+
+
+def add_webhook(db: sqlite_utils.Database, url: str, *, name: str | None = None,
+                kinds: Any = None, secret: str | None = None, secret_env: str | None = None,
+                from_start: bool = False, source: str = "db") -> Webhook:
+    """Add (or, same name, update) a webhook. A new one starts after the latest event
+    unless ``from_start``."""
+    ensure_webhook_schema(db)
+    url = _check_url(url)
+    name = name or url
+    kinds_list = _kinds(kinds)
+    stamp = now_iso()
+    with db.atomic():
+        found = list(db["webhooks"].rows_where("name = ?", [name]))
+        values = {"url": url, "kinds": json.dumps(kinds_list) if kinds_list else None,
+                  "secret": secret, "secret_env": secret_env, "active": 1, "source": source,
+                  "updated_at": stamp}
+        if found:
+            db["webhooks"].update(found[0]["id"], values)
+            webhook_id = found[0]["id"]
+        else:
+            webhook_id = db["webhooks"].insert({
+                "name": name, **values, "created_at": stamp,
+                "cursor": 0 if from_start else _max_event(db)}).last_pk
+    return get_webhook(db, webhook_id)
+
+
+def get_webhook(db: sqlite_utils.Database, key: int | str) -> Webhook:
+    """A webhook by id or name."""
+    ensure_webhook_schema(db)
+    rows = list(db["webhooks"].rows_where("name = ? or cast(id as text) = ?",
+                                          [str(key), str(key)]))
+    if not rows:
+        raise WebhookError(f"no webhook {key!r}")
+    return _from_row(rows[0])
+
+
+def list_webhooks(db: sqlite_utils.Database, *, active_only: bool = False) -> list[Webhook]:
+    ensure_webhook_schema(db)
+    where = "active = 1" if active_only else None
+    return [_from_row(r) for r in db["webhooks"].rows_where(where, order_by="id")]
+
+
+def remove_webhook(db: sqlite_utils.Database, key: int | str) -> Webhook:
+    """Delete a webhook (its delivery rows stay, as history)."""
+    webhook = get_webhook(db, key)
+    with db.atomic():
+        db["webhooks"].delete(webhook.id)
+    return webhook
+
+
+def load_config(path: str | Path) -> list[dict[str, Any]]:
+    """The webhook entries of a YAML (or JSON) config file, checked."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise WebhookError(f"cannot read webhook config {path}: {exc}") from exc
+    entries = doc.get("webhooks") if isinstance(doc, dict) else doc
+    if not isinstance(entries, list):
+        raise WebhookError(f"{path}: expected a 'webhooks:' list")
+    allowed = {"name", "url", "kinds", "secret", "secret_env", "from_start", "active"}
+    names = set()
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise WebhookError(f"{path}: webhooks[{i}] is not a mapping")
+        unknown = sorted(set(entry) - allowed)
+        if unknown:
+            raise WebhookError(f"{path}: webhooks[{i}]: unknown key(s) {', '.join(unknown)}")
+        _check_url(entry.get("url"))
+        _kinds(entry.get("kinds"))
+        name = entry.get("name") or entry["url"]
+        if name in names:
+            raise WebhookError(f"{path}: webhook name {name!r} appears twice")
+        names.add(name)
+    return entries
+
+
+def sync_config(db: sqlite_utils.Database, path: str | Path) -> list[Webhook]:
+    """Make the file's webhooks the active ``source = 'file'`` rows (matched by name; a
+    name no longer in the file is deactivated, keeping its cursor)."""
+    entries = load_config(path)
+    ensure_webhook_schema(db)
+    synced = []
+    for entry in entries:
+        synced.append(add_webhook(
+            db, entry["url"], name=entry.get("name"), kinds=entry.get("kinds"),
+            secret=entry.get("secret"), secret_env=entry.get("secret_env"),
+            from_start=bool(entry.get("from_start")), source="file"))
+        if entry.get("active") is False:
+            db["webhooks"].update(synced[-1].id, {"active": 0})
+    keep = [w.id for w in synced]
+    others = f" and id not in ({','.join('?' * len(keep))})" if keep else ""
+    with db.atomic():
+        db.execute(f"update webhooks set active = 0 where source = 'file'{others}", keep)
+    return synced
+
+
+# -- delivery ---------------------------------------------------------------------
+def event_body(row: dict[str, Any]) -> bytes:
+    """The JSON body of one event (stable bytes: the signature covers them)."""
+    event = dict(row)
+    try:
+        event["payload"] = json.loads(event["payload"]) if event.get("payload") else None
+    except ValueError:
+        pass
+    return json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
+
+
+_RETRY_STATUS = {408, 429}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def send(client: httpx.Client, webhook: Webhook, secret: str | None, row: dict[str, Any],
+         policy: Policy, sleep: Callable[[float], None] = time.sleep) -> Attempt:
+    """POST one event, retrying with backoff; never raises for network trouble."""
+    body = event_body(row)
+    headers = {"Content-Type": "application/json", EVENT_HEADER: row["kind"],
+               DELIVERY_HEADER: f"{webhook.id}:{row['id']}",
+               "User-Agent": "aureacore-db-webhooks"}
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(secret, body)
+    delays = policy.delays()
+    started = time.perf_counter()
+    status: int | None = None
+    error: str | None = None
+    attempt = 0
+    wait: float | None = None  # a Retry-After the receiver asked for
+    while attempt < max(1, policy.max_attempts):
+        if attempt:
+            sleep(max(delays[attempt - 1], wait or 0.0))
+        attempt += 1
+        wait = None
+        try:
+            response = client.post(webhook.url, content=body, headers=headers,
+                                   timeout=policy.timeout)
+        except httpx.TimeoutException:
+            status, error = None, f"no answer within {policy.timeout:g}s"
+            continue
+        except httpx.HTTPError as exc:
+            status, error = None, f"{type(exc).__name__}: {exc}"
+            continue
+        status = response.status_code
+        if 200 <= status < 300:
+            return Attempt(True, attempt, status, None,
+                           round((time.perf_counter() - started) * 1000, 1))
+        error = f"HTTP {status} {response.reason_phrase}".strip()
+        if status < 500 and status not in _RETRY_STATUS:
+            break  # the receiver refuses this event: retrying now will not help
+        after = _retry_after(response)
+        wait = min(after, policy.max_backoff) if after is not None else None
+    return Attempt(False, attempt, status, error,
+                   round((time.perf_counter() - started) * 1000, 1))
+
+
+def _record(db: sqlite_utils.Database, webhook: Webhook, row: dict[str, Any],
+            outcome: Attempt, started_at: str) -> None:
+    """Upsert the (webhook, event) delivery row and move the cursor on success."""
+    stamp = now_iso()
+    key = [webhook.id, row["id"]]
+    with db.atomic():
+        old = db.execute(
+            "select id, attempts, first_attempt_at, event_kind, commit_sha, service_id "
+            "from webhook_deliveries where webhook_id = ? and event_id = ?", key).fetchone()
+        same = old is not None and (old[3], old[4], old[5]) == (
+            row["kind"], row["commit_sha"], row["service_id"])
+        values = {
+            "webhook_id": webhook.id, "webhook": webhook.name, "event_id": row["id"],
+            "event_kind": row["kind"], "service_id": row["service_id"],
+            "commit_sha": row["commit_sha"],
+            "attempts": (old[1] if same else 0) + outcome.attempts,
+            "status": "delivered" if outcome.ok else "failed",
+            "status_code": outcome.status_code, "error": outcome.error,
+            "first_attempt_at": old[2] if same else started_at, "last_attempt_at": stamp,
+            "delivered_at": stamp if outcome.ok else None, "duration_ms": outcome.duration_ms,
+        }
+        if old is not None:
+            db["webhook_deliveries"].update(old[0], values)
+        else:
+            db["webhook_deliveries"].insert(values)
+        update: dict[str, Any] = {"last_run_at": stamp,
+                                  "last_error": None if outcome.ok else outcome.error}
+        if outcome.ok:
+            update["cursor"] = row["id"]
+        db["webhooks"].update(webhook.id, update)
+
+
+def _rewind(db: sqlite_utils.Database, webhook: Webhook) -> int:
+    """Move the cursor back before any delivered event id that now names another event.
+
+    Event ids of commits that a force-push removed can be given to new events; a
+    delivery row whose kind / commit / service no longer match its event id shows it.
+    """
+    found = db.execute("""
+        select min(d.event_id) from webhook_deliveries d
+        left join events e on e.id = d.event_id
+        where d.webhook_id = ? and d.status = 'delivered' and d.event_id <= ?
+          and e.id is not null
+          and (e.kind is not d.event_kind or e.commit_sha is not d.commit_sha
+               or e.service_id is not d.service_id)
+    """, [webhook.id, webhook.cursor]).fetchone()[0]
+    if found is None:
+        return webhook.cursor
+    with db.atomic():
+        db["webhooks"].update(webhook.id, {"cursor": found - 1})
+    return found - 1
+
+
+def _pending(db: sqlite_utils.Database, webhook: Webhook, after: int,
+             horizon: int) -> Iterator[dict[str, Any]]:
+    """Events after ``after`` up to ``horizon`` of the webhook's kinds, in id order, paged."""
+    kinds = webhook.kinds
+    where = "id > ? and id <= ?"
+    if kinds:
+        where += f" and kind in ({','.join('?' * len(kinds))})"
+    names = ("id", "kind", "service_id", "commit_sha", "seq", "mainline", "occurred_at",
+             "payload")
+    while True:
+        params = [after, horizon, *(kinds or [])]
+        page = [dict(zip(names, r, strict=True))
+                for r in db.execute(f"select {', '.join(names)} from events where {where} "
+                                    f"order by id limit {PAGE}", params).fetchall()]
+        if not page:
+            return
+        yield from page
+        after = page[-1]["id"]
+
+
+def deliver_webhook(db: sqlite_utils.Database, webhook: Webhook, client: httpx.Client,
+                    policy: Policy, sleep: Callable[[float], None] = time.sleep) -> RunResult:
+    """Send one webhook its pending events; stop at the first that cannot be delivered."""
+    result = RunResult(webhook.name, cursor=webhook.cursor)
+    try:
+        secret = webhook.resolved_secret()
+    except WebhookError as exc:
+        result.error = str(exc)
+        db["webhooks"].update(webhook.id, {"last_run_at": now_iso(), "last_error": str(exc)})
+        return result
+    webhook.cursor = _rewind(db, webhook)
+    horizon = _max_event(db)
+    for row in _pending(db, webhook, webhook.cursor, horizon):
+        started_at = now_iso()
+        outcome = send(client, webhook, secret, row, policy, sleep)
+        _record(db, webhook, row, outcome, started_at)
+        result.attempts += outcome.attempts
+        if not outcome.ok:
+            result.failed_event, result.error = row["id"], outcome.error
+            result.cursor = webhook.cursor
+            return result
+        result.delivered += 1
+        result.events.append(row["id"])
+        webhook.cursor = row["id"]
+    if horizon > webhook.cursor:  # skip past events of other kinds too
+        with db.atomic():
+            db["webhooks"].update(webhook.id, {"cursor": horizon, "last_run_at": now_iso(),
+                                               "last_error": None})
+        webhook.cursor = horizon
+    result.cursor = webhook.cursor
+    return result
+
+
+@contextmanager
+def deliver_lock(db_path: Path) -> Iterator[None]:
+    """One ``deliver`` run at a time per database (else events could go out twice)."""
+    lock_path = db_path.with_name(db_path.name + ".deliver.lock")
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DeliverBusy(f"another deliver run is sending events of {db_path}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def deliver(db_path: str | Path, *, config: str | Path | None = None,
+            policy: Policy | None = None, only: list[str] | None = None,
+            sleep: Callable[[float], None] = time.sleep,
+            transport: httpx.BaseTransport | None = None) -> list[RunResult]:
+    """Send every active webhook (or those named in ``only``) its undelivered events."""
+    policy = policy or Policy()
+    path = Path(db_path)
+    with deliver_lock(path):
+        db = connect(path)
+        try:
+            ensure_webhook_schema(db)
+            if config is not None:
+                sync_config(db, config)
+            hooks = [w for w in list_webhooks(db, active_only=True)
+                     if not only or w.name in only or str(w.id) in only]
+            with httpx.Client(follow_redirects=False, transport=transport) as client:
+                return [deliver_webhook(db, w, client, policy, sleep) for w in hooks]
+        finally:
+            db.close()

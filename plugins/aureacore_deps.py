@@ -1,0 +1,356 @@
+"""Datasette plugin: a service's dependency neighbourhood, drawn as inline SVG.
+
+``/-/aureacore/deps/<namespace>/<name>`` shows the services around one service at the
+branch tip (``?at=<commit>``: any mainline commit; ``?depth=1..4``, default 2), coloured
+by status, with its health; ``.json`` gives the same as data. Also adds canned queries
+``transitive_dependents``, ``dependency_cycles`` and ``dependencies_at_commit`` to each
+registry database (names already taken by ``metadata.yml`` are left to it).
+
+The SVG is built here, server-side (no scripts, no CDN).
+"""
+
+from __future__ import annotations
+
+import html
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from datasette import Forbidden, NotFound, Response, hookimpl
+
+from aureacore_db.depgraph import DepGraph, DepGraphError, edges_of
+
+TEMPLATE = "aureacore_deps_service.html"
+TEMPLATE_FILE = Path(__file__).parent / "templates" / TEMPLATE
+MAX_NODES = 150
+
+NODE_W, NODE_H, COL_GAP, ROW_GAP, MARGIN = 210, 46, 90, 18, 24
+STATUS_COLOURS = {  # fill, stroke
+    "CONFIGURED": ("#dff3e4", "#2e8540"),
+    "ERROR": ("#fbe3e4", "#c62828"),
+    "PENDING": ("#fff4d6", "#b7791f"),
+    None: ("#eceff1", "#78909c"),
+}
+MISSING_COLOURS = ("#ffffff", "#9e9e9e")
+HEALTH_COLOURS = {"passing": "#2e8540", "warning": "#e0a100", "critical": "#c62828"}
+
+QUERIES = {
+    "transitive_dependents": {
+        "title": "Dependents of a service, transitively",
+        "description": "Every current service that depends on :service (namespace/name), "
+                       "directly or transitively, with its shortest distance; "
+                       "required_chain = 1 when it depends on it along required edges only "
+                       "(it breaks if the service goes).",
+        "sql": """
+with recursive dependents(service_id, depth, required_chain) as (
+  select service_id, 1, required from current_dependencies where depends_on = :service
+  union
+  select d.service_id, t.depth + 1, t.required_chain and d.required
+  from current_dependencies d join dependents t on d.depends_on = t.service_id
+  where t.depth < 25
+)
+select t.service_id, min(t.depth) as depth, max(t.required_chain) as required_chain,
+       s.version, s.status
+from dependents t join services s on s.id = t.service_id
+where t.service_id != :service
+group by t.service_id order by depth, t.service_id
+""".strip(),
+    },
+    "dependency_cycles": {
+        "title": "Services on a dependency cycle",
+        "description": "Current services that depend on themselves through other services "
+                       "(any edges); required_cycle gives the validation error when every "
+                       "edge of a cycle is required (those services are in ERROR).",
+        "sql": """
+with recursive reach(start, node) as (
+  select service_id, depends_on from current_dependencies
+  union
+  select r.start, d.depends_on from reach r join current_dependencies d on d.service_id = r.node
+)
+select s.id as service_id, s.status,
+       (select group_concat(e.message, '; ') from current_errors e
+        where e.service_id = s.id and e.kind = 'cycle') as required_cycle
+from services s
+where s.removed = 0 and exists (select 1 from reach r where r.start = s.id and r.node = s.id)
+order by s.id
+""".strip(),
+    },
+    "dependencies_at_commit": {
+        "title": "Dependency edges at a mainline commit",
+        "description": "The dependency edges of the services present as of mainline commit "
+                       ":commit (a sha or its prefix).",
+        "sql": """
+with m as (
+  select seq from commits where mainline = 1 and sha like :commit || '%' order by seq limit 1
+), latest as (
+  select h.service_id, h.change, h.config_id,
+         row_number() over (partition by h.service_id order by h.seq desc, h.id desc) as rn
+  from history h, m where h.mainline = 1 and h.seq <= m.seq
+)
+select l.service_id, d.depends_on, d.required, d.version_constraint,
+       exists (select 1 from latest t where t.service_id = d.depends_on and t.rn = 1
+               and t.change != 'removed') as depends_on_present
+from latest l join dependencies d on d.config_id = l.config_id
+where l.rn = 1 and l.change != 'removed'
+order by l.service_id, d.position
+""".strip(),
+    },
+}
+
+
+# -- hooks ----------------------------------------------------------------------------
+@hookimpl
+def register_routes(datasette: Any) -> list:
+    return [(r"^/-/aureacore/deps/(?P<service>[^/]+/[^/]+?)(?P<ext>\.json)?$", deps_page)]
+
+
+@hookimpl
+def canned_queries(datasette: Any, database: str, actor: Any) -> Any:
+    async def inner() -> dict:
+        db = datasette.get_database(database)
+        if not (await db.table_exists("dependencies") and await db.table_exists("history")):
+            return {}
+        taken = datasette.metadata("queries", database=database, fallback=False) or {}
+        return {name: dict(query) for name, query in QUERIES.items() if name not in taken}
+
+    return inner
+
+
+# -- data -----------------------------------------------------------------------------
+async def _registry_database(datasette: Any, name: str | None) -> Any:
+    if name:
+        try:
+            return datasette.get_database(name)
+        except KeyError:
+            raise NotFound(f"no database {name}") from None
+    for db in datasette.databases.values():
+        if db.name.startswith("_"):
+            continue
+        if await db.table_exists("dependencies") and await db.table_exists("history"):
+            return db
+    raise NotFound("no registry database is attached")
+
+
+def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("select 1 from sqlite_master where name = ?", [name]).fetchone() is not None
+
+
+def _health(conn: sqlite3.Connection, sid: str, ids: list[str]) -> dict[str, Any]:
+    """Current health of ``ids``, and the summary and latest checks of ``sid``."""
+    out: dict[str, Any] = {"states": {}, "summary": None, "recent": []}
+    if not _table_exists(conn, "health_checks") or not _table_exists(conn, "current_health"):
+        return out
+    saved, conn.row_factory = conn.row_factory, sqlite3.Row
+    try:
+        marks = ",".join("?" * len(ids))
+        for row in conn.execute(f"select * from current_health where service_id in ({marks})",
+                                ids):
+            out["states"][row["service_id"]] = dict(row)
+        found = conn.execute("select * from health_summary where service_id = ?",
+                             [sid]).fetchone()
+        out["summary"] = dict(found) if found else None
+        out["recent"] = [dict(r) for r in conn.execute(
+            "select checked_at, state, status_code, latency_ms, error from health_checks "
+            "where service_id = ? order by checked_at desc, id desc limit 10", [sid])]
+    finally:
+        conn.row_factory = saved
+    return out
+
+
+def _column(node: str, sid: str, upstream: dict[str, int], downstream: dict[str, int]) -> int:
+    """Where a node is drawn: 0 the service, +k a dependency k edges away, -k a dependent
+    (on a cycle, a node is both: the nearer side wins, dependencies on a tie)."""
+    if node == sid:
+        return 0
+    up, down = upstream.get(node), downstream.get(node)
+    if down is not None and (up is None or down < up):
+        return -down
+    return up if up is not None else 1
+
+
+def build(conn: sqlite3.Connection, ref: str, at: str | None, depth: int) -> dict[str, Any]:
+    """Everything the page shows, as JSON-ready data (runs in Datasette's SQL thread)."""
+    graph = DepGraph.load(conn, at)
+    sid = graph.resolve(ref)
+    report = graph.report(sid)
+    hood = graph.neighbourhood(sid, depth)
+    while hood.number_of_nodes() > MAX_NODES and depth > 1:
+        depth -= 1
+        hood = graph.neighbourhood(sid, depth)
+    nodes = sorted(hood.nodes)
+    upstream = {link.service: link.depth for link in graph.upstream(sid, depth)}
+    downstream = {link.service: link.depth for link in graph.downstream(sid, depth)}
+    health = _health(conn, sid, nodes)
+    return {
+        "service": sid, "commit": graph.commit, "seq": graph.seq, "depth": depth,
+        "report": report,
+        "nodes": [{"service": n, **hood.nodes[n], "column": _column(n, sid, upstream, downstream),
+                   "health": (health["states"].get(n) or {}).get("state")}
+                  for n in nodes],
+        "edges": list(edges_of(hood)),
+        "health": health,
+    }
+
+
+# -- drawing --------------------------------------------------------------------------
+def _e(text: Any) -> str:
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def _clip(text: str, limit: int = 28) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_svg(data: dict[str, Any], link: Any = None) -> str:
+    """An SVG of the neighbourhood: dependents left, dependencies right, arrows pointing
+    at what is depended on; solid = required, dashed = optional, red = missing target."""
+    columns: dict[int, list[dict]] = {}
+    for node in data["nodes"]:
+        columns.setdefault(node["column"], []).append(node)
+    order = sorted(columns)
+    tallest = max(len(c) for c in columns.values())
+    height = 2 * MARGIN + tallest * NODE_H + (tallest - 1) * ROW_GAP + 40
+    width = 2 * MARGIN + len(order) * NODE_W + (len(order) - 1) * COL_GAP
+    place: dict[str, tuple[float, float]] = {}
+    for i, col in enumerate(order):
+        members = sorted(columns[col], key=lambda n: n["service"])
+        span = len(members) * NODE_H + (len(members) - 1) * ROW_GAP
+        top = MARGIN + 20 + (height - 2 * MARGIN - 40 - span) / 2
+        for j, node in enumerate(members):
+            place[node["service"]] = (MARGIN + i * (NODE_W + COL_GAP),
+                                      top + j * (NODE_H + ROW_GAP))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="aureacore-deps" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="dependencies of {_e(data["service"])}" font-family="sans-serif">',
+        "<defs>",
+        *(f'<marker id="arrow-{name}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+          f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+          f'fill="{colour}"/></marker>'
+          for name, colour in (("ok", "#546e7a"), ("missing", "#c62828"))),
+        "</defs>",
+    ]
+    labels = [(i, col) for i, col in enumerate(order)]
+    for i, col in labels:
+        text = ("this service" if col == 0 else
+                f"depends on ({col} away)" if col > 0 else f"depended on by ({-col} away)")
+        x = MARGIN + i * (NODE_W + COL_GAP) + NODE_W / 2
+        parts.append(f'<text x="{x}" y="{MARGIN}" text-anchor="middle" font-size="12" '
+                     f'fill="#607d8b">{_e(text)}</text>')
+    present = {n["service"]: n["present"] for n in data["nodes"]}
+    for edge in data["edges"]:
+        parts.append(_edge_svg(edge, place, present))
+    for node in data["nodes"]:
+        parts.append(_node_svg(node, place[node["service"]], node["service"] == data["service"],
+                               link))
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _edge_svg(edge: dict, place: dict, present: dict) -> str:
+    source, target = edge["service"], edge["depends_on"]
+    sx, sy = place[source]
+    tx, ty = place[target]
+    missing = not present.get(target, True)
+    colour = "#c62828" if missing else "#546e7a"
+    dash = "" if edge["required"] else ' stroke-dasharray="6 4"'
+    title = (f"{source} {'requires' if edge['required'] else 'optionally uses'} {target}"
+             f"{' ' + edge['version_constraint'] if edge['version_constraint'] else ''}"
+             f"{' (missing)' if missing else ''}")
+    if source == target:
+        x, y = sx + NODE_W * 0.7, sy
+        d = f"M{x},{y} C{x - 20},{y - 40} {x + 40},{y - 40} {x + 20},{y}"
+    elif tx > sx:
+        x1, y1, x2, y2 = sx + NODE_W, sy + NODE_H / 2, tx, ty + NODE_H / 2
+        d = f"M{x1},{y1} C{x1 + 45},{y1} {x2 - 45},{y2} {x2},{y2}"
+    else:  # same column or backwards (on a cycle): dip under the source, enter from the right
+        x1, y1 = sx + NODE_W / 2, sy + NODE_H
+        x2, y2 = tx + NODE_W, ty + NODE_H / 2
+        d = f"M{x1},{y1} C{x1},{y1 + 40} {x2 + 60},{y2} {x2},{y2}"
+    marker = "missing" if missing else "ok"
+    return (f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="1.6"{dash} '
+            f'marker-end="url(#arrow-{marker})"><title>{_e(title)}</title></path>')
+
+
+def _node_svg(node: dict, at: tuple[float, float], focus: bool, link: Any) -> str:
+    x, y = at
+    sid = node["service"]
+    if node["present"]:
+        fill, stroke = STATUS_COLOURS.get(node["status"], STATUS_COLOURS[None])
+        state = node["status"] or "unknown"
+    else:
+        fill, stroke = MISSING_COLOURS
+        state = "MISSING"
+    dash = ' stroke-dasharray="4 3"' if not node["present"] else ""
+    width = 3 if focus else 1.5
+    namespace, _, name = sid.partition("/")
+    detail = " · ".join(p for p in (namespace, node.get("version"), state) if p)
+    tooltip = f"{sid} — {state}" + (f": {node['message']}" if node.get("message") else "")
+    if node.get("health"):
+        tooltip += f" — health {node['health']}"
+    body = [
+        f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="7" fill="{fill}" '
+        f'stroke="{stroke}" stroke-width="{width}"{dash}/>',
+        f'<text x="{x + 10}" y="{y + 19}" font-size="13" font-weight="bold" '
+        f'fill="#263238">{_e(_clip(name or sid))}</text>',
+        f'<text x="{x + 10}" y="{y + 36}" font-size="11" fill="#455a64">'
+        f'{_e(_clip(detail, 34))}</text>',
+    ]
+    if node.get("health"):
+        body.append(f'<circle cx="{x + NODE_W - 12}" cy="{y + 12}" r="6" '
+                    f'fill="{HEALTH_COLOURS.get(node["health"], "#9e9e9e")}" '
+                    f'class="health-{_e(node["health"])}"/>')
+    group = (f'<g class="node status-{_e(state.lower())}" data-service="{_e(sid)}">'
+             f'<title>{_e(tooltip)}</title>{"".join(body)}</g>')
+    if link is not None and node["present"] and not focus:
+        return f'<a href="{_e(link(sid))}">{group}</a>'
+    return group
+
+
+# -- the page -------------------------------------------------------------------------
+async def _template(datasette: Any) -> Any:
+    try:
+        return datasette.jinja_env.select_template([TEMPLATE])
+    except Exception:  # loaded with --plugins-dir: its templates folder is not searched
+        return datasette.jinja_env.from_string(TEMPLATE_FILE.read_text(encoding="utf-8"))
+
+
+async def deps_page(datasette: Any, request: Any) -> Response:
+    db = await _registry_database(datasette, request.args.get("database"))
+    try:
+        await datasette.ensure_permissions(request.actor, [
+            ("view-table", (db.name, "dependencies")), ("view-database", db.name),
+            "view-instance"])
+    except Forbidden:
+        raise
+    ref = request.url_vars["service"]
+    at = request.args.get("at") or None
+    try:
+        depth = min(4, max(1, int(request.args.get("depth") or 2)))
+    except ValueError:
+        depth = 2
+    try:
+        data = await db.execute_fn(lambda conn: build(conn, ref, at, depth))
+    except DepGraphError as exc:
+        raise NotFound(str(exc)) from None
+    if request.url_vars.get("ext") == ".json":
+        return Response.json(data, default=str)
+
+    def link(sid: str, **extra: Any) -> str:
+        params = {k: v for k, v in {"at": at, "database": request.args.get("database"),
+                                    **extra}.items() if v}
+        path = datasette.urls.path(f"/-/aureacore/deps/{quote(sid)}")
+        return path + (f"?{urlencode(params)}" if params else "")
+
+    context = {
+        "data": data, "svg": render_svg(data, link), "database": db.name,
+        "json_url": datasette.urls.path(f"/-/aureacore/deps/{quote(data['service'])}.json")
+        + (f"?{urlencode({k: v for k, v in {'at': at, 'depth': depth}.items() if v})}"),
+        "link": link, "depths": [1, 2, 3, 4],
+        "db_url": datasette.urls.database(db.name),
+        "health_colours": HEALTH_COLOURS,
+    }
+    body = await datasette.render_template(await _template(datasette), context,
+                                           request=request)
+    return Response.html(body)
