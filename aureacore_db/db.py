@@ -69,10 +69,12 @@ TABLES: dict[str, dict] = {
     },
     "dependencies": {
         "columns": {
-            "config_id": str, "position": int, "service_id": str, "depends_on": str,
+            "config_id": str, "service_id": str, "position": int, "depends_on": str,
             "version_constraint": str, "required": int,
         },
-        "pk": ("config_id", "position"),
+        # one config may serve two services (same bytes in two namespaces), and a
+        # dependency without a namespace resolves against each service's own
+        "pk": ("config_id", "service_id", "position"),
     },
     "ingest_runs": {
         "columns": {
@@ -130,7 +132,7 @@ VIEWS = {
                t.version as depends_on_version, t.status as depends_on_status,
                case when t.id is null or t.removed = 1 then 0 else 1 end as depends_on_exists
         from services s
-        join dependencies d on d.config_id = s.config_id
+        join dependencies d on d.config_id = s.config_id and d.service_id = s.id
         left join services t on t.id = d.depends_on
         where s.removed = 0
         order by s.id, d.position
@@ -167,11 +169,27 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     """Create missing tables, indexes and views; leave existing data alone."""
     with db.atomic():
         for name, spec in TABLES.items():
-            db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
+            if name in AUTOINCREMENT:
+                _create_autoincrement(db, name, spec["columns"])
+            else:
+                db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
         for table, columns in INDEXES:
             db[table].create_index(columns, if_not_exists=True)
         for name, sql in VIEWS.items():
             db.create_view(name, sql.strip(), replace=True)
+
+
+# Tables whose ids must never be reused (event consumers keep cursors on them).
+AUTOINCREMENT = ("events",)
+_SQL_TYPES = {int: "INTEGER", str: "TEXT", float: "REAL"}
+
+
+def _create_autoincrement(db: sqlite_utils.Database, name: str, columns: dict) -> None:
+    """sqlite-utils cannot declare AUTOINCREMENT, so this one table is plain SQL."""
+    rest = ", ".join(f"[{col}] {_SQL_TYPES[kind]}" for col, kind in columns.items()
+                     if col != "id")
+    db.execute(f"CREATE TABLE IF NOT EXISTS [{name}] "
+               f"([id] INTEGER PRIMARY KEY AUTOINCREMENT, {rest})")
 
 
 def get_meta(db: sqlite_utils.Database, key: str) -> str | None:

@@ -27,6 +27,7 @@ from .db import PER_COMMIT, connect, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED
 from .gitsource import branch_tip, canonical_order, first_parent_chain, is_url, open_source
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
+from .prefetch import MIN_COMMITS, Prepared, prepared
 from .tree import BlobReader, Change, Entry, Step, TreeState, Verdict, service_ref
 from .validation import ConfigCheck, Problem, checked_config
 
@@ -171,10 +172,13 @@ def _json_or_none(value: Any) -> str | None:
 class _Stored:
     """Checks of configs stored by earlier runs, so resuming needs no re-parsing."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: sqlite_utils.Database, known: set[str]) -> None:
         self.db = db
+        self.known = known  # ids of stored configs: skip the query for new blobs
 
     def __call__(self, oid: str) -> ConfigCheck | None:
+        if oid not in self.known:
+            return None
         row = self.db.execute(
             "select format, raw, content, parse_error, parse_line, parse_column, problems "
             "from configs where id = ?", [oid]).fetchone()
@@ -184,7 +188,7 @@ class _Stored:
         parse = ParseResult(fmt, raw, json.loads(content) if content else None, error, line,
                             column)
         stored = tuple(Problem(**p) for p in json.loads(problems))
-        return checked_config(parse, stored)
+        return checked_config(parse, stored, content)
 
 
 class Ingest:
@@ -199,6 +203,7 @@ class Ingest:
         max_bytes: int = DEFAULT_MAX_BYTES,
         progress: Progress | None = None,
         batch_commits: int = BATCH_COMMITS,
+        workers: int | None = None,
     ) -> None:
         self.source = source
         self.db_path = Path(db_path)
@@ -206,8 +211,10 @@ class Ingest:
         self.max_bytes = max_bytes
         self.progress = progress
         self.batch_commits = batch_commits
+        self.workers = workers  # prefetch processes; None: one per spare core, 0: none
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._seen_configs: set[str] = set()
+        self._seen_deps: set[tuple[str, str]] = set()
         self._ids: dict[str, int] = {}
 
     # -- public -------------------------------------------------------------
@@ -286,7 +293,10 @@ class Ingest:
         for name in ("history", "status", "validation_errors", "parameter_changes"):
             self._ids[name] = db.execute(f"select coalesce(max(id), 0) from {name}").fetchone()[0]
         self._seen_configs = {row[0] for row in db.execute("select id from configs")}
-        self.reader = BlobReader(repo, max_bytes=self.max_bytes, fallback=_Stored(db))
+        self._seen_deps = {(c, s) for c, s in db.execute(
+            "select distinct config_id, service_id from history where config_id is not null")}
+        stored = _Stored(db, self._seen_configs)
+        self.reader = BlobReader(repo, max_bytes=self.max_bytes, fallback=stored)
         pending: dict[pygit2.Oid, int] = {}
         for oid in todo:
             parents = repo[oid].parent_ids
@@ -295,12 +305,19 @@ class Ingest:
         states: dict[pygit2.Oid, TreeState] = {}
         last_main: tuple[pygit2.Commit, TreeState] | None = None
         batch_started, in_batch = time.monotonic(), 0
+        ahead = self._prepared(todo)
         for done, oid in enumerate(todo, 1):
             commit = repo[oid]
             parents = commit.parent_ids
             parent = repo[parents[0]] if parents else None
+            updates = None
+            if ahead is not None:
+                sha, updates, checks = next(ahead)
+                assert sha == str(oid)
+                for key, check in checks.items():
+                    self.reader.put(key, check)
             state = self._state_for(parent, states, pending)
-            step = state.advance(parent.tree if parent else None, commit.tree)
+            step = state.advance(parent.tree if parent else None, commit.tree, updates)
             sha = str(oid)
             self._record(commit, seq_of[sha], main_of[sha], step, state)
             if pending.get(oid):
@@ -315,6 +332,13 @@ class Ingest:
             if self.progress:
                 self.progress(done, len(todo))
         self._flush(last_main)
+
+    def _prepared(self, todo: list[pygit2.Oid]) -> Iterator[Prepared] | None:
+        """Diffs and parsed configs of the commits to do, from worker processes."""
+        if self.workers == 0 or (self.workers is None and len(todo) < MIN_COMMITS):
+            return None
+        return prepared(self.repo.path, [str(oid) for oid in todo], self.max_bytes,
+                        self.workers)
 
     def _state_for(self, parent: pygit2.Commit | None, states: dict,
                    pending: dict) -> TreeState:
@@ -359,7 +383,9 @@ class Ingest:
                         f"or {table}.mainline != c.mainline)")
             db.execute("delete from configs where id not in (select config_id from history "
                        "where config_id is not null)")
-            db.execute("delete from dependencies where config_id not in (select id from configs)")
+            db.execute("delete from dependencies where not exists (select 1 from history h "
+                       "where h.config_id = dependencies.config_id "
+                       "and h.service_id = dependencies.service_id)")
             db.execute("delete from services where id not in (select service_id from history)")
         result.commits_removed = len(gone)
         result.rewrite_detected = bool(gone)
@@ -435,7 +461,12 @@ class Ingest:
             })
 
     def _record_config(self, sid: str, entry: Entry) -> None:
-        if entry.oid is None or entry.oid in self._seen_configs:
+        if entry.oid is None:
+            return
+        if (entry.oid, sid) not in self._seen_deps:
+            self._seen_deps.add((entry.oid, sid))
+            self._record_dependencies(sid, entry)
+        if entry.oid in self._seen_configs:
             return
         self._seen_configs.add(entry.oid)
         check = entry.check
@@ -444,7 +475,7 @@ class Ingest:
         size = self.repo[entry.oid].size if entry.kind == "blob" else None
         self._add("configs", {
             "id": entry.oid, "service_id": sid, "path": entry.path, "format": parse.format,
-            "size": size, "raw": parse.raw, "content": _json_or_none(content),
+            "size": size, "raw": parse.raw, "content": check.content_json,
             "version": check.version, "schema_version": check.schema_version,
             "parameters": _json_or_none(check.parameters),
             "dependencies": _json_or_none(content.get("dependencies") if content else None),
@@ -452,8 +483,10 @@ class Ingest:
             "problems": json.dumps([p.as_row() for p in check.problems])
             if entry.kind == "blob" else None,
         })
+
+    def _record_dependencies(self, sid: str, entry: Entry) -> None:
         namespace = sid.partition("/")[0]
-        for dep in check.dependencies:
+        for dep in entry.check.dependencies:
             self._add("dependencies", {
                 "config_id": entry.oid, "position": dep.index, "service_id": sid,
                 "depends_on": service_ref(dep.service, namespace),
@@ -504,7 +537,7 @@ class Ingest:
         db = self.db
         if state is None:
             state = TreeState(BlobReader(self.repo, max_bytes=self.max_bytes,
-                                         fallback=_Stored(db)))
+                                         fallback=_Stored(db, self._seen_configs)))
             state.advance(None, tip.tree)
         current = []
         for sid, entry in state.services().items():

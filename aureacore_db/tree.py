@@ -186,8 +186,19 @@ class BlobReader:
         self.blobs_read += 1
         return parse_config(blob.data, path, max_bytes=self.max_bytes)
 
+    @staticmethod
+    def key(oid: str, path: str, kind: str = "service") -> str:
+        """Cache key of a check: the blob, its format, and what it is read as."""
+        return f"{kind}:{oid}:{file_format(path)}"
+
+    def put(self, key: str, check: ConfigCheck) -> None:
+        """Add a check made elsewhere (a prefetch worker)."""
+        self._checks[key] = check
+        if len(self._checks) > self.cache_size:
+            self._checks.popitem(last=False)
+
     def check(self, oid: str, path: str, kind: str = "service") -> ConfigCheck:
-        key = f"{kind}:{oid}:{path.rsplit('.', 1)[-1].lower() == 'json'}"
+        key = self.key(oid, path, kind)
         found = self._checks.get(key)
         if found is not None:
             self._checks.move_to_end(key)
@@ -196,9 +207,7 @@ class BlobReader:
             found = self.fallback(oid)
         if found is None:
             found = check_config(self.read(oid, path), kind)
-        self._checks[key] = found
-        if len(self._checks) > self.cache_size:
-            self._checks.popitem(last=False)
+        self.put(key, found)
         return found
 
     def entry(self, path: str, oid: str | None, kind: str) -> Entry:
@@ -239,6 +248,23 @@ class BlobReader:
         if len(self._param_problems) > self.cache_size:
             self._param_problems.popitem(last=False)
         return problems
+
+
+Updates = dict[str, "tuple[str, str] | None"]  # path -> (blob id, kind), None if deleted
+
+
+def tree_updates(parent_tree: pygit2.Tree, tree: pygit2.Tree) -> Updates:
+    """Paths that differ between two trees, with their new blob id and kind."""
+    updates: Updates = {}
+    for delta in parent_tree.diff_to_tree(tree).deltas:
+        if delta.status == pygit2.GIT_DELTA_DELETED:
+            updates[delta.old_file.path] = None
+        else:
+            if delta.old_file.path != delta.new_file.path:
+                updates[delta.old_file.path] = None
+            side = delta.new_file
+            updates[side.path] = (str(side.id), _kind_of(side.mode))
+    return updates
 
 
 def _kind_of(mode: int) -> str:
@@ -455,24 +481,17 @@ class TreeState:
         self.path_id[path] = new_id
         self.by_id[new_id] = tuple(sorted(self.by_id.get(new_id, ()) + (path,)))
 
-    def advance(self, parent_tree: pygit2.Tree | None, tree: pygit2.Tree) -> Step:
-        """Move from the first parent's tree to ``tree``; return what changed."""
+    def advance(self, parent_tree: pygit2.Tree | None, tree: pygit2.Tree,
+                updates: Updates | None = None) -> Step:
+        """Move from the first parent's tree to ``tree``; return what changed.
+
+        ``updates`` may carry :func:`tree_updates` computed ahead (in a worker process).
+        """
         touched: dict[str, Entry | None] = {}
         schema_changed: set[str] = set()
-        rescan = parent_tree is None
-        updates: dict[str, tuple[str | None, str] | None] = {}
-        if parent_tree is not None:
-            diff = parent_tree.diff_to_tree(tree)
-            for delta in diff.deltas:
-                for path, side, gone in ((delta.old_file.path, delta.old_file, True),
-                                         (delta.new_file.path, delta.new_file, False)):
-                    if path in ROOT_FILES:
-                        rescan = True
-                    if gone and delta.status == pygit2.GIT_DELTA_DELETED:
-                        updates[path] = None
-                    elif not gone and delta.status != pygit2.GIT_DELTA_DELETED:
-                        updates[path] = (str(side.id), _kind_of(side.mode))
-        if rescan:
+        if parent_tree is not None and updates is None:
+            updates = tree_updates(parent_tree, tree)
+        if parent_tree is None or updates is None or any(p in updates for p in ROOT_FILES):
             self._rescan(tree, touched, schema_changed)
         else:
             self._apply_updates(updates, tree, touched, schema_changed)
@@ -533,8 +552,13 @@ class TreeState:
 
     def _revalidate(self, touched: dict[str, Entry | None], schema_changed: set[str]) -> Step:
         dirty = set(touched) | (schema_changed & (set(self.by_id) | set(self.verdicts)))
-        for sid in list(touched):
-            dirty |= self.dependents.get(sid, frozenset())
+        for sid, before in touched.items():
+            after = self.primary(sid)
+            # a dependent's verdict only sees whether its target exists and its version
+            if (before is None) != (after is None) or (
+                    before is not None and after is not None
+                    and before.check.version != after.check.version):
+                dirty |= self.dependents.get(sid, frozenset())
         added_edges: list[tuple[str, str]] = []
         removed_edges: list[tuple[str, str]] = []
         for sid in dirty:
@@ -562,7 +586,7 @@ class TreeState:
                 else:
                     self.req_edges.pop(sid, None)
         if self._cycles_may_change(added_edges, removed_edges):
-            cycles = self._find_cycles()
+            cycles = self._find_cycles({u for u, _v in added_edges + removed_edges})
             for sid in set(cycles) | set(self.cycles):
                 if cycles.get(sid) != self.cycles.get(sid):
                     dirty.add(sid)
@@ -607,12 +631,25 @@ class TreeState:
                         stack.append(nxt)
         return False
 
-    def _find_cycles(self) -> dict[str, str]:
+    def _find_cycles(self, changed: set[str]) -> dict[str, str]:
+        """Cycle message per member of a required-dependency cycle.
+
+        Only cycles through ``changed`` nodes (sources of added or removed edges) or
+        known cycles can differ, and each lies within the nodes reachable from them, so
+        strongly connected components are computed on that forward-closed part.
+        """
         import networkx as nx  # imported here: only commits that change edges need it
 
+        seeds = changed | set(self.cycles)  # old cycles may break: recheck their members
+        reach, stack = set(seeds), list(seeds)
+        while stack:
+            for nxt in self.req_edges.get(stack.pop(), ()):
+                if nxt not in reach:
+                    reach.add(nxt)
+                    stack.append(nxt)
         graph = nx.DiGraph()
-        for sid in sorted(self.req_edges):  # sorted, so cycle messages are deterministic
-            graph.add_edges_from((sid, t) for t in sorted(self.req_edges[sid]))
+        for sid in sorted(reach):  # sorted, so cycle messages are deterministic
+            graph.add_edges_from((sid, t) for t in sorted(self.req_edges.get(sid, ())))
         members: dict[str, str] = {}
         for component in nx.strongly_connected_components(graph):
             if len(component) == 1:

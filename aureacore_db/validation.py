@@ -68,6 +68,7 @@ class ConfigCheck:
     schema_version: str | None = None
     parameters: Any = None
     dependencies: tuple[Dependency, ...] = field(default_factory=tuple)
+    content_json: str | None = None  # the content as JSON text, made once
 
     @property
     def content(self) -> dict[str, Any] | None:
@@ -227,7 +228,9 @@ def check_config(parse: ParseResult, kind: str = "service") -> ConfigCheck:
     return checked_config(parse, tuple(problems))
 
 
-def checked_config(parse: ParseResult, problems: tuple[Problem, ...]) -> ConfigCheck:
+def checked_config(
+    parse: ParseResult, problems: tuple[Problem, ...], content_json: str | None = None
+) -> ConfigCheck:
     """A :class:`ConfigCheck` from parse output and its problems (fresh or stored)."""
     content = parse.content
     if content is None:
@@ -241,6 +244,7 @@ def checked_config(parse: ParseResult, problems: tuple[Problem, ...]) -> ConfigC
         schema_version=str(content.get("schema_version", DEFAULT_SCHEMA_VERSION)),
         parameters=content.get("parameters"),
         dependencies=_dependencies(content.get("dependencies")),
+        content_json=content_json or json.dumps(content, ensure_ascii=False),
     )
 
 

@@ -1,0 +1,78 @@
+"""Diff commits and parse their config blobs ahead of the walk, in worker processes.
+
+The walk itself is sequential (each commit builds on its first parent's state), but
+finding what a commit changed and parsing the changed files is not: workers do that for
+chunks of upcoming commits while the main process validates and writes, so a full
+ingest uses every core. Results come back in commit order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+
+import pygit2
+
+from .parsing import is_config_path
+from .tree import BlobReader, Updates, tree_updates
+from .validation import ConfigCheck
+
+CHUNK = 64  # commits per task
+MIN_COMMITS = 500  # fewer than this: not worth starting workers
+
+_repo: pygit2.Repository | None = None
+_reader: BlobReader | None = None
+
+
+def _init(repo_path: str, max_bytes: int) -> None:
+    global _repo, _reader
+    _repo = pygit2.Repository(repo_path)
+    _reader = BlobReader(_repo, max_bytes=max_bytes, cache_size=2048)
+
+
+Prepared = tuple[str, Updates | None, dict[str, ConfigCheck]]
+
+
+def _prepare(shas: list[str]) -> list[Prepared]:
+    """Updates of each commit against its first parent, and checks of changed configs."""
+    assert _repo is not None and _reader is not None
+    out = []
+    for sha in shas:
+        commit = _repo[sha]
+        if not commit.parent_ids:
+            out.append((sha, None, {}))
+            continue
+        updates = tree_updates(_repo[commit.parent_ids[0]].tree, commit.tree)
+        checks = {}
+        for path, value in updates.items():
+            if value is not None and value[1] == "blob" and is_config_path(path):
+                checks[_reader.key(value[0], path)] = _reader.check(value[0], path)
+        out.append((sha, updates, checks))
+    return out
+
+
+def worker_count() -> int:
+    """Workers to start: the cores left beside the main process (at least one)."""
+    return max(1, min(3, (os.cpu_count() or 2) - 1))
+
+
+def prepared(
+    repo_path: str, shas: list[str], max_bytes: int, workers: int | None = None
+) -> Iterator[Prepared]:
+    """Yield ``(sha, updates, checks)`` for each commit, in order, computed by workers."""
+    chunks = [shas[i:i + CHUNK] for i in range(0, len(shas), CHUNK)]
+    workers = workers or worker_count()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
+                             initargs=(repo_path, max_bytes)) as pool:
+        window: deque[Future] = deque()
+        ahead = workers * 4  # bounded, so memory stays flat
+        next_chunk = 0
+        while next_chunk < len(chunks) or window:
+            while next_chunk < len(chunks) and len(window) < ahead:
+                window.append(pool.submit(_prepare, chunks[next_chunk]))
+                next_chunk += 1
+            yield from window.popleft().result()

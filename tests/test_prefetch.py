@@ -1,0 +1,41 @@
+"""Prefetch workers (diffs and parsing in other processes) change speed, not results."""
+
+from __future__ import annotations
+
+from conftest import rows
+
+from aureacore_db.ingest import Ingest
+
+TABLES = {
+    "commits": "select sha, seq, mainline from commits order by seq",
+    "history": "select service_id, commit_sha, change, path, config_id, status from history "
+               "order by seq, service_id",
+    "status": "select service_id, commit_sha, status, message from status "
+              "order by seq, service_id",
+    "parameter_changes": "select service_id, commit_sha, key, old_value, new_value, change "
+                         "from parameter_changes order by seq, service_id, key",
+    "services": "select * from services order by id",
+}
+
+
+def test_workers_give_the_same_rows_as_a_single_process(repo, tmp_path):
+    repo.service("store", parameters={"size": 1})
+    repo.commit("store")
+    for i in range(12):
+        repo.service("api", version=f"1.{i}.0", parameters={"replicas": i},
+                     dependencies=[{"service": "store", "version_constraint": ">=1.0.0"}])
+        if i % 4 == 3:
+            repo.write("services/platform/store.yaml", "name: store\nversion: [broken\n")
+        else:
+            repo.service("store", version=f"1.{i}.0", parameters={"size": i})
+        repo.commit(f"change {i}")
+
+    single = tmp_path / "single.db"
+    pooled = tmp_path / "pooled.db"
+    Ingest(str(repo.path), single, workers=0).run()
+    Ingest(str(repo.path), pooled, workers=2).run()
+
+    for name, sql in TABLES.items():
+        assert rows(single, sql) == rows(pooled, sql), name
+    assert len(rows(pooled, TABLES["commits"])) == 13
+    assert any(r["status"] == "ERROR" for r in rows(pooled, TABLES["status"]))
