@@ -276,6 +276,8 @@ class ServiceRegistry:
         tip: duplicates, dependencies, cycles, and services it would break.
         """
         service = _as_service(service)
+        if service.config is None:
+            return service.validate()
         self._ensure_clone()
         repo = self.git.open()
         plan = self._plan(repo, self.git.tip(repo), service)
@@ -362,6 +364,8 @@ class ServiceRegistry:
                          strict: bool | None = None) -> RegistrationResult:
         """Validate, write, commit (and push), ingest; see the module docstring."""
         service = _as_service(service)
+        if service.config is None:
+            raise RegistrationRejected(service.id, service.validate())
         strict = self.strict if strict is None else strict
         with self._lock():
             self._ensure_clone()
@@ -405,6 +409,7 @@ class ServiceRegistry:
         """Write files, commit, record PENDING, push; undo everything on failure."""
         store = ConfigStore(self.git.workdir)
         assert service.config is not None
+        self._refuse_uncommitted(tip, plan.files)
         verb = "Update" if plan.existing else "Register"
         message = message or f"{verb} {plan.service_id} {service.config.version or ''}".strip()
         try:
@@ -438,6 +443,20 @@ class ServiceRegistry:
                         db.execute("delete from registrations where id = ?", [reg_id])
                 raise _conflict_or(exc) from exc
         return sha
+
+    def _refuse_uncommitted(self, tip: str | None, files: dict[str, bytes]) -> None:
+        """Never overwrite someone's uncommitted edit of a file we are about to write
+        (a leftover identical to what we write, e.g. from a killed run, is fine)."""
+        repo = self.git.open()
+        tree = repo[tip].peel(pygit2.Commit).tree if tip else None
+        for rel, data in files.items():
+            path = self.git.workdir / rel
+            if not path.is_file():
+                continue
+            on_disk = path.read_bytes()
+            if on_disk != data and on_disk != _blob_at(repo, tree, rel):
+                raise RegistryError(f"{rel} has uncommitted changes in {self.git.workdir}; "
+                                    "commit or discard them first (nothing was registered)")
 
     def _restore(self, tip: str | None, files: list[str]) -> None:
         """Put ``files`` back as they are at ``tip`` (after a failed commit)."""

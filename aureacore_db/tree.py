@@ -144,6 +144,15 @@ def _semver(version: str) -> semantic_version.Version | None:
         return None
 
 
+@lru_cache(maxsize=16384)
+def satisfies(constraint: str, version: str) -> bool | None:
+    """Whether ``version`` meets ``constraint``; None when either cannot be read."""
+    spec, parsed = version_spec(constraint), _semver(version)
+    if spec is None or parsed is None:
+        return None
+    return bool(spec.match(parsed))
+
+
 def _safe_relpath(path: str) -> str | None:
     """Normalised repo-relative path, or None when it escapes the repository."""
     if not path or path.startswith("/") or "\\" in path or "\0" in path:
@@ -717,12 +726,12 @@ class TreeState:
                             f"invalid version constraint {dep.version_constraint!r} for {target}",
                             f"{base}.version_constraint")]
         version = target_entry.check.version
-        parsed = _semver(version) if version else None
-        if parsed is None:
+        ok = satisfies(dep.version_constraint, version) if version else None
+        if ok is None:
             return [Problem("warning", "dependency",
                             f"cannot check {target} against {dep.version_constraint}: its "
                             "version is unknown", f"{base}.version_constraint")]
-        if not spec.match(parsed):
+        if not ok:
             return [Problem(severity, "dependency",
                             f"{what} dependency {target} is at {version}, which does not "
                             f"satisfy {dep.version_constraint}", f"{base}.version_constraint")]

@@ -15,7 +15,7 @@ from conftest import GitRepo, rows, run_ingest
 
 from aureacore_db.cli import cli
 from aureacore_db.models import Service, ServiceConfig, ServiceDependency
-from aureacore_db.registry import RegistrationRejected, ServiceRegistry
+from aureacore_db.registry import RegistrationRejected, RegistryError, ServiceRegistry
 
 
 def svc(name: str, namespace: str = "platform", version: str = "1.0.0",
@@ -227,3 +227,12 @@ def test_service_object_registration(seeded):
     service = Service("svc-obj", "tools", svc("svc-obj", namespace="tools"))
     result = seeded.register_service(service)
     assert result.path == "services/tools/svc-obj.yaml" and result.status == "CONFIGURED"
+
+
+def test_never_overwrites_uncommitted_edits(seeded, repo):
+    path = repo.path / "services/platform/user-service.yaml"
+    path.write_text(path.read_text() + "owner: my-unsaved-edit\n")
+    with pytest.raises(RegistryError, match="uncommitted changes"):
+        seeded.register_service(svc("user-service", version="1.3.0"))
+    assert "my-unsaved-edit" in path.read_text()
+    assert git(repo.path, "log", "--format=%s") == "seed"
