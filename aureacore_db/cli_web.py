@@ -1,0 +1,149 @@
+"""CLI commands of the web area: ``serve``, ``rollback`` and ``query``."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+DB_HELP = "Registry database (from aureacore-db ingest)."
+REPO_HELP = "Config repository to commit to (default: the one the database was ingested from)."
+
+
+@click.command()
+@click.argument("db", default="registry.db", required=False,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), help=REPO_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on.")
+@click.option("--root", is_flag=True,
+              help="Print a URL that logs you in as root (may roll services back).")
+def serve(db: Path, repo: Path | None, host: str, port: int, root: bool) -> None:
+    """Browse the database in Datasette, with service pages and rollback.
+
+    Opens http://HOST:PORT/-/aureacore (services overview); canned queries are at
+    /<db>/<query> and every page and query is also available as .json / .csv.
+    """
+    from .web import serve as run
+
+    if not db.is_file():
+        raise click.ClickException(f"{db}: no such database (run aureacore-db ingest first)")
+    run(db, host=host, port=port, repo=repo, root=root, echo=click.echo)
+
+
+def _cli_actor(actor: str | None, repo_path: str | None) -> dict[str, Any]:
+    """The person running the CLI: --actor, else $USER with name/email from git config."""
+    import pygit2
+
+    if actor:
+        return {"id": actor}
+    who: dict[str, Any] = {"id": os.environ.get("USER") or getpass.getuser()}
+    try:
+        found = pygit2.discover_repository(repo_path) if repo_path else None
+        signature = pygit2.Repository(found).default_signature if found else None
+    except (pygit2.GitError, KeyError, ValueError):
+        signature = None
+    if signature is not None:
+        who.update(name=signature.name, email=signature.email)
+    return who
+
+
+@click.command()
+@click.argument("service")
+@click.option("--to", "to", required=True,
+              help="Commit (sha, short sha or revision) whose version to restore.")
+@click.option("--db", "db_path", default="registry.db", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help=DB_HELP)
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), help=REPO_HELP)
+@click.option("--actor", help="Who rolls back (default: $USER); becomes the commit author.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str | None,
+             yes: bool) -> None:
+    """Roll SERVICE back to its configuration at commit --to.
+
+    Writes the exact bytes of that version to the service's path as a new commit on the
+    branch (pushed to origin if there is one) and ingests it. Refuses to touch a working
+    tree with uncommitted changes. Every attempt is logged in the rollbacks table.
+    """
+    from .db import connect, get_meta
+    from .ingest import ingest
+    from .rollback import RollbackRefused, describe
+    from .rollback import rollback as do_rollback
+
+    if not db_path.is_file():
+        raise click.ClickException(f"{db_path}: no such database")
+    db = connect(db_path)
+    source, branch = get_meta(db, "source"), get_meta(db, "branch") or "main"
+    repo_path = str(repo) if repo else get_meta(db, "repo_path")
+    db.close()
+    if not (repo or source):
+        raise click.ClickException(f"{db_path} was never ingested; pass --repo")
+    ingest(str(repo) if repo else source, db_path, branch=branch)  # compare with the branch now
+    who = _cli_actor(actor, repo_path)
+    confirm = yes
+    try:
+        plan = describe(db_path, service, to, repo_path=repo)
+    except LookupError:
+        plan = None  # rollback() below records and reports the refusal
+    if plan is not None and not yes:
+        if not sys.stdin.isatty():
+            raise click.ClickException("not on a terminal: pass --yes to roll back")
+        current, target = plan["current"], plan["target"]
+        click.echo(f"{service}: now version {current['version'] or '?'} "
+                   f"({current['status']}, config {(current['config_id'] or '-')[:7]})")
+        click.echo(f"  back to version {target['version'] or '?'} of commit "
+                   f"{target['commit_sha'][:7]} ({target['status']}, "
+                   f"config {(target['config_id'] or '-')[:7]})")
+        if target["status"] == "ERROR":
+            click.secho("  warning: that version was ERROR", fg="yellow")
+        click.confirm(f"Commit this to {plan['branch']} in {plan['repo']}?", abort=True)
+        confirm = True
+    tip = plan["tip"] if plan else None
+    try:
+        result = do_rollback(db_path, service, to, actor=who, repo_path=repo,
+                             expected_head=tip, confirm=confirm, via="cli")
+    except RollbackRefused as refused:
+        raise click.ClickException(f"{refused.result.outcome}: {refused}") from None
+    click.echo(result.message)
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--db", "db_path", default="registry.db", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help=DB_HELP)
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
+              help="A query parameter; repeat for more.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+def query(name: str | None, db_path: Path, params: tuple[str, ...], fmt: str) -> None:
+    """Run canned query NAME from metadata.yml (no NAME: list them), e.g. for cron reports.
+
+    \b
+    aureacore-db query errors_now --format csv
+    aureacore-db query parameter_blame -p key=replicas -p service=platform/auth
+    """
+    from .queries import QueryError, canned_queries, parameters, render, run_query
+
+    if not name:
+        for qname, spec in canned_queries().items():
+            wanted = " ".join(f"-p {p}=…" for p in parameters(spec["sql"]))
+            click.echo(f"{qname:18} {spec.get('title', '')}" + (f"  [{wanted}]" if wanted else ""))
+        return
+    values = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="-p")
+        values[key.strip()] = value
+    try:
+        result = run_query(db_path, name, values)
+    except QueryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(render(result, fmt), nl=False)
+
+
+COMMANDS = [serve, rollback, query]

@@ -1,0 +1,127 @@
+"""Run the canned queries of ``metadata.yml`` outside Datasette (``aureacore-db query``).
+
+The same SQL Datasette runs for ``/<db>/<query>.json``, so a cron report and the web
+page agree. A parameter written as ``(:name = '' or …)`` in the SQL is optional.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .resources import data_path
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_STRING = re.compile(r"'(?:[^']|'')*'")
+
+
+class QueryError(Exception):
+    """Unknown query, missing parameter or failed SQL; the message says which."""
+
+
+@dataclass
+class QueryResult:
+    """Column names and rows of one run."""
+
+    name: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def canned_queries() -> dict[str, dict[str, Any]]:
+    """The canned queries of ``metadata.yml`` by name (title, description, sql)."""
+    with open(data_path("metadata.yml"), encoding="utf-8") as handle:
+        metadata = yaml.safe_load(handle) or {}
+    databases = metadata.get("databases") or {}
+    section = databases.get("registry") or next(iter(databases.values()), {}) or {}
+    return dict(section.get("queries") or {})
+
+
+def parameters(sql: str) -> list[str]:
+    """Named parameters of a query, in order of first use (string literals skipped)."""
+    names: list[str] = []
+    for name in _PARAM.findall(_STRING.sub("''", sql)):
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def optional_parameters(sql: str) -> set[str]:
+    return set(re.findall(r":([A-Za-z_]\w*)\s*=\s*''", sql))
+
+
+def run_query(db_path: str | os.PathLike, name: str,
+              params: dict[str, str] | None = None) -> QueryResult:
+    """Run canned query ``name`` on the database with ``params``."""
+    queries = canned_queries()
+    if name not in queries:
+        raise QueryError(f"no canned query {name!r} (known: {', '.join(sorted(queries))})")
+    sql = queries[name]["sql"]
+    given = dict(params or {})
+    wanted = parameters(sql)
+    unknown = sorted(set(given) - set(wanted))
+    if unknown:
+        raise QueryError(f"{name} has no parameter {', '.join(unknown)} "
+                         f"(it takes: {', '.join(wanted) or 'none'})")
+    missing = [p for p in wanted if p not in given and p not in optional_parameters(sql)]
+    if missing:
+        hint = " ".join(f"-p {p}=VALUE" for p in missing)
+        raise QueryError(f"{name} needs {', '.join(missing)}: {hint}")
+    values = {p: given.get(p, "") for p in wanted}
+    path = Path(db_path)
+    if not path.is_file():
+        raise QueryError(f"{path}: no such database")
+    if name == "rollback_log":
+        from .web import prepare_database
+
+        prepare_database(path)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        cursor = conn.execute(sql, values)
+        columns = [d[0] for d in cursor.description]
+        return QueryResult(name, columns, [tuple(row) for row in cursor.fetchall()])
+    except sqlite3.Error as exc:
+        raise QueryError(f"{name}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def render(result: QueryResult, fmt: str = "table", *, width: int = 60) -> str:
+    """The result as ``csv``, ``json`` (a list of objects) or an aligned text ``table``."""
+    if fmt == "json":
+        return json.dumps(result.dicts(), indent=2, ensure_ascii=False, default=str) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(result.columns)
+        writer.writerows(["" if v is None else v for v in row] for row in result.rows)
+        return out.getvalue()
+    if fmt != "table":
+        raise QueryError(f"unknown format {fmt!r} (csv, json or table)")
+    cells = [[_cell(v, width) for v in row] for row in result.rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(result.columns)]
+    lines = [_line(result.columns, widths), "  ".join("-" * w for w in widths)]
+    lines += [_line(row, widths) for row in cells]
+    lines.append(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})")
+    return "\n".join(lines) + "\n"
+
+
+def _line(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+
+def _cell(value: Any, width: int) -> str:
+    text = "" if value is None else str(value).replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,462 @@
+"""Roll a service back to an earlier configuration.
+
+The exact bytes of the chosen version are written to the service's path as a new commit
+on the ingested branch (author = the actor), pushed to ``origin`` when there is one, and
+ingested so the database shows the new version at once. Every attempt, refused or not,
+is a row in the ``rollbacks`` table. All Git work goes through pygit2.
+
+Used by the Datasette plugin (web POST) and by ``aureacore-db rollback``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pygit2
+import sqlite_utils
+from pygit2.enums import CheckoutStrategy, FileMode, FileStatus
+
+from .db import connect, get_meta
+
+ROLLBACKS_COLUMNS: dict[str, type] = {
+    "id": int, "attempted_at": str, "actor_id": str, "actor": str, "via": str,
+    "service_id": str, "target_commit": str, "from_config": str, "to_config": str,
+    "path": str, "expected_head": str, "head_before": str, "new_commit": str,
+    "pushed": int, "outcome": str, "message": str,
+}
+
+# outcome -> HTTP status the web layer answers with
+OUTCOME_STATUS = {
+    "ok": 200,
+    "forbidden": 403,
+    "not_found": 404,
+    "no_change": 400,
+    "needs_confirm": 400,
+    "stale_head": 409,
+    "dirty": 409,
+    "push_rejected": 409,
+    "error": 500,
+}
+
+Actor = dict[str, Any]
+
+
+@dataclass
+class RollbackResult:
+    """What one attempt did (also the ``rollbacks`` row)."""
+
+    service_id: str
+    target_commit: str | None
+    actor_id: str
+    outcome: str = "error"
+    message: str = ""
+    from_config: str | None = None
+    to_config: str | None = None
+    path: str | None = None
+    expected_head: str | None = None
+    head_before: str | None = None
+    new_commit: str | None = None
+    pushed: bool = False
+    id: int | None = None
+    target_status: str | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    @property
+    def http_status(self) -> int:
+        return OUTCOME_STATUS.get(self.outcome, 500)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+
+class RollbackRefused(Exception):
+    """The rollback was refused (and recorded); ``result`` says why."""
+
+    def __init__(self, result: RollbackResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+    @property
+    def status(self) -> int:
+        return self.result.http_status
+
+
+def ensure_rollbacks_table(db: sqlite_utils.Database) -> None:
+    """Create the ``rollbacks`` table (and its index) if missing."""
+    db["rollbacks"].create(ROLLBACKS_COLUMNS, pk="id", if_not_exists=True)
+    db["rollbacks"].create_index(["service_id", "id"], if_not_exists=True)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def normalize_actor(actor: Actor | str | None) -> Actor:
+    """An actor dict with at least an ``id``."""
+    if actor is None:
+        return {"id": "anonymous"}
+    if isinstance(actor, str):
+        return {"id": actor}
+    return dict(actor) if actor.get("id") is not None else {**actor, "id": "anonymous"}
+
+
+def actor_signature(actor: Actor) -> pygit2.Signature:
+    """Git signature for an actor: its name (or id) and email (or ``<id>@aureacore-db``)."""
+    ident = str(actor["id"])
+    name = str(actor.get("name") or actor.get("display") or ident)
+    email = str(actor.get("email") or f"{ident}@aureacore-db")
+    return pygit2.Signature(name, email)
+
+
+def record_attempt(db_path: str | os.PathLike, result: RollbackResult, actor: Actor,
+                   via: str) -> int:
+    """Write (or update) the ``rollbacks`` row of an attempt; returns its id."""
+    db = connect(db_path)
+    try:
+        return _record(db, result, actor, via)
+    finally:
+        db.close()
+
+
+def _record(db: sqlite_utils.Database, result: RollbackResult, actor: Actor, via: str) -> int:
+    ensure_rollbacks_table(db)
+    row = {
+        "attempted_at": now_iso(), "actor_id": str(actor["id"]),
+        "actor": json.dumps(actor, sort_keys=True, default=str), "via": via,
+        "service_id": result.service_id, "target_commit": result.target_commit,
+        "from_config": result.from_config, "to_config": result.to_config,
+        "path": result.path, "expected_head": result.expected_head,
+        "head_before": result.head_before, "new_commit": result.new_commit,
+        "pushed": int(result.pushed), "outcome": result.outcome, "message": result.message,
+    }
+    with db.atomic():
+        if result.id is None:
+            result.id = int(db["rollbacks"].insert(row).last_pk)
+        else:
+            db["rollbacks"].update(result.id, {k: row[k] for k in ("new_commit", "pushed",
+                                                                   "outcome", "message")})
+    return result.id
+
+
+@contextmanager
+def _rollback_lock(db_path: Path) -> Iterator[None]:
+    """One rollback at a time per database."""
+    with open(db_path.with_name(db_path.name + ".rollback.lock"), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _Refuse(Exception):
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class _PushCallbacks(pygit2.RemoteCallbacks):
+    """Collects the remote's per-reference verdict (a message means rejected)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rejected: str | None = None
+
+    def push_update_reference(self, refname: str, message: str | None) -> None:
+        if message:
+            self.rejected = f"{refname}: {message}"
+
+
+def rollback(
+    db_path: str | os.PathLike,
+    service_id: str,
+    to: str,
+    *,
+    actor: Actor | str | None,
+    repo_path: str | os.PathLike | None = None,
+    expected_head: str | None = None,
+    confirm: bool = False,
+    via: str = "api",
+) -> RollbackResult:
+    """Roll ``service_id`` back to its configuration at commit ``to``.
+
+    ``to`` is a commit (full or short sha, or any revision pygit2 understands) whose
+    version of the service is restored. ``expected_head`` is the branch head the caller
+    saw (a moved branch is refused); ``confirm`` is needed to restore a version that was
+    ERROR. Returns the result on success; raises :class:`RollbackRefused` otherwise. The
+    attempt is recorded in ``rollbacks`` either way.
+    """
+    db_path = Path(db_path)
+    who = normalize_actor(actor)
+    result = RollbackResult(service_id=service_id, target_commit=to, actor_id=str(who["id"]),
+                            expected_head=expected_head)
+    with _rollback_lock(db_path):
+        db = connect(db_path)
+        try:
+            ensure_rollbacks_table(db)
+            try:
+                source, branch = _rollback_locked(db, result, who, repo_path, confirm)
+            except _Refuse as refusal:
+                result.outcome, result.message = refusal.outcome, str(refusal)
+                _record(db, result, who, via)
+                raise RollbackRefused(result) from None
+            except Exception as exc:  # recorded, then re-raised
+                result.outcome, result.message = "error", f"{type(exc).__name__}: {exc}"
+                _record(db, result, who, via)
+                raise
+            _record(db, result, who, via)
+        finally:
+            db.close()
+        _ingest_after(db_path, result, who, via, source, branch)
+    return result
+
+
+def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: Actor,
+                     repo_path: str | os.PathLike | None, confirm: bool) -> tuple[str, str]:
+    """The checks and the Git work; fills ``result``; returns (ingest source, branch)."""
+    branch = get_meta(db, "branch") or "main"
+    source = get_meta(db, "source")
+    path_text = str(repo_path) if repo_path else get_meta(db, "repo_path")
+    if not path_text:
+        raise _Refuse("error", "the database does not say which repository it came from; "
+                               "pass the repository path")
+    repo = _open_repo(path_text)
+    if repo_path:
+        source = str(repo_path)
+    sid = result.service_id
+    service = db.execute("select config_id, path from services where id = ?", [sid]).fetchone()
+    if service is None:
+        raise _Refuse("not_found", f"no service {sid!r} in the database")
+    target = _resolve_target(db, repo, sid, result.target_commit or "")
+    result.target_commit = target["commit_sha"]
+    result.to_config = target["config_id"]
+    result.target_status = target["status"]
+    result.from_config = service[0]
+    result.path = service[1] or target["path"]
+    ref_name = f"refs/heads/{branch}"
+    try:
+        ref = repo.references[ref_name]
+    except KeyError:
+        raise _Refuse("error", f"branch {branch!r} not found in {path_text}") from None
+    head = ref.resolve().target
+    result.head_before = str(head)
+    if result.to_config is None:
+        raise _Refuse("not_found", f"{sid} did not exist at {result.target_commit[:7]}")
+    if result.expected_head and not str(head).startswith(result.expected_head.lower()):
+        raise _Refuse("stale_head", f"branch {branch} moved since the page was shown "
+                      f"(was {result.expected_head[:7]}, now {str(head)[:7]}); nothing was "
+                      "written. Reload the page and try again.")
+    if result.to_config == result.from_config:
+        raise _Refuse("no_change", f"{sid} is already at that version "
+                      f"(config {result.to_config[:7]})")
+    if target["status"] == "ERROR" and not confirm:
+        raise _Refuse("needs_confirm", f"the version of {sid} at {result.target_commit[:7]} "
+                      "was ERROR; confirm to roll back to it anyway")
+    checked_out = _checked_out(repo, ref_name)
+    if checked_out:
+        dirty = _uncommitted(repo, result.path)
+        if dirty:
+            listed = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
+            raise _Refuse("dirty", f"the working tree at {repo.workdir} has uncommitted "
+                          f"changes ({listed}); commit or stash them first. Nothing was "
+                          "written.")
+    new_commit = _commit(repo, head, result, actor, target)
+    if repo.references[ref_name].resolve().target != head:
+        raise _Refuse("stale_head", f"branch {branch} moved during the rollback; nothing "
+                      "was written")
+    repo.references[ref_name].resolve().set_target(
+        new_commit, f"aureacore-db: roll back {sid} to {result.target_commit[:7]}")
+    result.new_commit = str(new_commit)
+    if "origin" in repo.remotes.names():
+        rejected = _push(repo, branch)
+        if rejected:
+            repo.references[ref_name].resolve().set_target(head, "aureacore-db: undo rollback")
+            result.new_commit = None
+            raise _Refuse("push_rejected", f"push to origin was rejected ({rejected}); the "
+                          "local commit was undone, nothing changed. Fetch, ingest and "
+                          "try again.")
+        result.pushed = True
+    if checked_out:
+        repo.checkout_head(strategy=CheckoutStrategy.FORCE, paths=[result.path])
+    result.outcome = "ok"
+    result.message = (f"rolled back {sid} to {result.target_commit[:7]} as commit "
+                      f"{result.new_commit[:7]}" + (" (pushed to origin)" if result.pushed
+                                                    else ""))
+    return source or path_text, branch
+
+
+def _open_repo(path: str) -> pygit2.Repository:
+    found = pygit2.discover_repository(path)
+    if found is None:
+        raise _Refuse("error", f"{path} is not a Git repository")
+    return pygit2.Repository(found)
+
+
+def _resolve_target(db: sqlite_utils.Database, repo: pygit2.Repository, sid: str,
+                    to: str) -> dict[str, Any]:
+    """The history row giving the service's version at commit ``to``."""
+    sha = None
+    text = to.strip().lower()
+    if len(text) >= 4 and all(c in "0123456789abcdef" for c in text):
+        found = db.execute("select sha from commits where sha >= ? and sha < ? limit 2",
+                           [text, text + "g"]).fetchall()
+        if len(found) == 1:
+            sha = found[0][0]
+    if sha is None:
+        try:
+            sha = str(repo.revparse_single(to).peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.GitError):
+            raise _Refuse("not_found", f"no commit {to!r}") from None
+    commit = db.execute("select seq, mainline from commits where sha = ?", [sha]).fetchone()
+    if commit is None:
+        raise _Refuse("not_found", f"commit {sha[:7]} is not ingested (not on the branch?)")
+    columns = "commit_sha, config_id, path, status, change"
+    row = db.execute(f"select {columns} from history where service_id = ? and commit_sha = ? "
+                     "order by id desc limit 1", [sid, sha]).fetchone()
+    if row is None:
+        row = db.execute(f"select {columns} from history where service_id = ? and mainline = 1 "
+                         "and seq <= ? order by seq desc, id desc limit 1",
+                         [sid, commit[0]]).fetchone()
+    if row is None:
+        raise _Refuse("not_found", f"{sid} did not exist at {sha[:7]}")
+    target = dict(zip(["commit_sha", "config_id", "path", "status", "change"], row,
+                      strict=True))
+    target["commit_sha"] = sha
+    return target
+
+
+def _checked_out(repo: pygit2.Repository, ref_name: str) -> bool:
+    """Whether the branch is the one checked out in a working tree."""
+    if repo.is_bare or repo.head_is_unborn:
+        return False
+    try:
+        return repo.head.name == ref_name
+    except pygit2.GitError:
+        return False
+
+
+_CLEAN = FileStatus.CURRENT | FileStatus.IGNORED
+
+
+def _uncommitted(repo: pygit2.Repository, path: str | None) -> list[str]:
+    """Paths with uncommitted work: tracked changes anywhere, or an untracked ``path``."""
+    dirty = []
+    for name, flags in sorted(repo.status().items()):
+        if (flags & ~_CLEAN) == 0:
+            continue
+        if flags == FileStatus.WT_NEW and name != path:
+            continue
+        dirty.append(name)
+    return dirty
+
+
+def _commit(repo: pygit2.Repository, head: pygit2.Oid, result: RollbackResult, actor: Actor,
+            target: dict[str, Any]) -> pygit2.Oid:
+    """Create (not yet on any branch) the commit restoring the chosen bytes."""
+    blob = repo.get(result.to_config)
+    if not isinstance(blob, pygit2.Blob):
+        raise _Refuse("not_found", f"config {result.to_config} is not a blob in the repository")
+    head_commit = repo[head].peel(pygit2.Commit)
+    index = pygit2.Index()
+    index.read_tree(head_commit.tree)
+    mode = FileMode.BLOB
+    existing = index[result.path] if result.path in index else None
+    if existing is not None:
+        mode = existing.mode
+    else:
+        try:
+            mode = repo[result.target_commit].peel(pygit2.Tree)[target["path"]].filemode
+        except (KeyError, TypeError):
+            pass
+    index.add(pygit2.IndexEntry(result.path, blob.id, mode))
+    tree = index.write_tree(repo)
+    signature = actor_signature(actor)
+    message = (f"Roll back {result.service_id} to {result.target_commit[:7]}\n\n"
+               f"Restores {result.path} as of {result.target_commit} "
+               f"(config {result.to_config[:7]}).\n\n"
+               f"Rolled-back-by: {actor['id']}\n")
+    return repo.create_commit(None, signature, signature, message, tree, [head])
+
+
+def _push(repo: pygit2.Repository, branch: str) -> str | None:
+    """Push the branch to origin; returns why it was rejected, or None."""
+    callbacks = _PushCallbacks()
+    spec = f"refs/heads/{branch}:refs/heads/{branch}"
+    try:
+        repo.remotes["origin"].push([spec], callbacks=callbacks)
+    except pygit2.GitError as exc:
+        return str(exc) or type(exc).__name__
+    return callbacks.rejected
+
+
+def _ingest_after(db_path: Path, result: RollbackResult, actor: Actor, via: str,
+                  source: str, branch: str) -> None:
+    """Ingest the new commit and add a ``rollback`` event (a failure only notes itself)."""
+    from .ingest import ingest
+
+    try:
+        ingest(source, db_path, branch=branch)
+    except Exception as exc:  # the commit is made; say that ingest must be rerun
+        result.message += f"; ingest failed ({type(exc).__name__}: {exc}), run it again"
+        record_attempt(db_path, result, actor, via)
+        return
+    try:
+        from .events import ROLLBACK, record_event
+    except ImportError:  # pragma: no cover - events module is optional
+        return
+    db = connect(db_path)
+    try:
+        with db.atomic():
+            record_event(db, ROLLBACK, result.service_id, result.new_commit, {
+                "actor": actor["id"], "target_commit": result.target_commit,
+                "from_config": result.from_config, "to_config": result.to_config,
+                "path": result.path, "pushed": result.pushed, "rollback_id": result.id,
+                "via": via,
+            })
+    finally:
+        db.close()
+
+
+def describe(db_path: str | os.PathLike, service_id: str, to: str, *,
+             repo_path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What a rollback would do, without doing it (for the CLI's confirmation prompt).
+
+    Raises :class:`LookupError` when the service or the version cannot be found.
+    """
+    db = connect(db_path)
+    try:
+        path_text = str(repo_path) if repo_path else get_meta(db, "repo_path")
+        if not path_text:
+            raise LookupError("the database does not say which repository it came from")
+        service = db.execute("select config_id, path, version, status from services "
+                             "where id = ?", [service_id]).fetchone()
+        if service is None:
+            raise LookupError(f"no service {service_id!r} in the database")
+        try:
+            target = _resolve_target(db, _open_repo(path_text), service_id, to)
+        except _Refuse as refusal:
+            raise LookupError(str(refusal)) from None
+        version = db.execute("select version from configs where id = ?",
+                             [target["config_id"]]).fetchone()
+        return {
+            "service_id": service_id, "repo": path_text,
+            "branch": get_meta(db, "branch") or "main", "tip": get_meta(db, "tip"),
+            "current": {"config_id": service[0], "path": service[1], "version": service[2],
+                        "status": service[3]},
+            "target": {**target, "version": version[0] if version else None},
+        }
+    finally:
+        db.close()

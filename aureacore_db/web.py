@@ -1,0 +1,114 @@
+"""Datasette on a registry database, with the aureacore plugin and metadata.
+
+Used by ``aureacore-db serve``, the demo command and the tests. The plugin and
+``metadata.yml`` are found with :func:`aureacore_db.resources.data_path`, so an
+installed (non-editable) copy works too.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .resources import data_path
+
+METADATA_DATABASE = "registry"
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "sql_time_limit_ms": 3000,
+    "facet_time_limit_ms": 300,
+    "allow_download": False,
+}
+
+
+def database_name(db_path: str | os.PathLike) -> str:
+    """The name Datasette gives a database file (its stem)."""
+    return Path(db_path).stem
+
+
+def load_metadata(db_name: str, *, repo: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``metadata.yml`` with its ``registry`` database section re-keyed to ``db_name``.
+
+    Datasette 0.65 has no wildcard database key, so titles, facets and canned queries
+    are moved to the actual database name here. ``repo`` (the repository to roll back
+    in) goes to the plugin's configuration.
+    """
+    with open(data_path("metadata.yml"), encoding="utf-8") as handle:
+        metadata = yaml.safe_load(handle) or {}
+    metadata = copy.deepcopy(metadata)
+    databases = metadata.get("databases") or {}
+    section = databases.pop(METADATA_DATABASE, None)
+    if section is not None:
+        databases[db_name] = section
+    metadata["databases"] = databases
+    plugin = metadata.setdefault("plugins", {}).setdefault("aureacore", {})
+    plugin["database"] = db_name
+    if repo is not None:
+        plugin["repo"] = str(Path(repo).resolve())
+    return metadata
+
+
+def prepare_database(db_path: str | os.PathLike) -> None:
+    """Bring an existing registry database to the current schema (incl. ``rollbacks``)."""
+    from .db import connect
+    from .rollback import ensure_rollbacks_table
+
+    db = connect(db_path)
+    try:
+        ensure_rollbacks_table(db)
+    finally:
+        db.close()
+
+
+def make_datasette(
+    db_path: str | os.PathLike,
+    *,
+    repo: str | os.PathLike | None = None,
+    settings: dict[str, Any] | None = None,
+    secret: str | None = None,
+    metadata: dict[str, Any] | None = None,
+):
+    """A :class:`datasette.app.Datasette` serving ``db_path`` with the plugin."""
+    from datasette.app import Datasette
+
+    path = Path(db_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such database (run aureacore-db ingest first)")
+    prepare_database(path)
+    meta = load_metadata(database_name(path), repo=repo)
+    if metadata:
+        meta.update(metadata)
+    return Datasette(
+        [str(path)],
+        metadata=meta,
+        plugins_dir=str(data_path("plugins")),
+        settings={**DEFAULT_SETTINGS, **(settings or {})},
+        secret=secret,
+    )
+
+
+def serve(
+    db_path: str | os.PathLike,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    repo: str | os.PathLike | None = None,
+    root: bool = False,
+    echo: Callable[[str], Any] = print,
+) -> None:
+    """Run Datasette with uvicorn until interrupted (prints the URLs first)."""
+    import asyncio
+
+    import uvicorn
+
+    ds = make_datasette(db_path, repo=repo)
+    asyncio.run(ds.invoke_startup())
+    base = f"http://{host}:{port}"
+    echo(f"Serving {db_path} at {base}{ds.urls.path('/-/aureacore')}")
+    if root:
+        echo(f"{base}{ds.urls.path('-/auth-token')}?token={ds._root_token}")
+    uvicorn.run(ds.app(), host=host, port=port, log_level="warning", lifespan="on")
