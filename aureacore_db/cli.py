@@ -120,8 +120,11 @@ def validate(paths: tuple[Path, ...], max_size: str, warnings: bool) -> None:
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the sample config repo (configs/) and its database.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print what to run next.")
-def demo(directory: Path, quiet: bool) -> None:
-    """Build a sample config repo with a realistic history and ingest it.
+@click.option("--serve/--no-serve", default=True, show_default=True,
+              help="Serve the demo database in Datasette at the end (logged in as root).")
+@click.option("--port", default=8001, show_default=True, type=int, help="Port to serve on.")
+def demo(directory: Path, quiet: bool, serve: bool, port: int) -> None:
+    """Build a sample config repo with a realistic history, ingest it, and serve it.
 
     The sample has dozens of services over about 200 commits, with a broken file later
     fixed, schema errors, a rename, a merge, a removed and re-added service, a missing
@@ -153,8 +156,15 @@ def demo(directory: Path, quiet: bool) -> None:
         "\nNext:\n"
         f"  sqlite3 {db_path} \"select id, status, status_message from services_in_error\"\n"
         f"  aureacore-db validate {repo_dir}\n"
-        f"  aureacore-db ingest {repo_dir} --db {db_path}   # after new commits"
+        f"  aureacore-db ingest {repo_dir} --db {db_path}   # after new commits\n"
+        f"  aureacore-db serve {db_path} --root"
     )
+    if serve:
+        from .web import serve as run_server
+
+        click.echo("\nServing the demo (Ctrl-C to stop); open the second URL to log in "
+                   "as root, who may roll services back:")
+        run_server(db_path, port=port, root=True, echo=click.echo)
 
 
 # Commands of other areas live in their own modules, each exposing COMMANDS.

@@ -200,10 +200,12 @@ def service_data(conn: sqlite3.Connection, sid: str) -> dict[str, Any] | None:
             select d.depends_on as service_id, d.version_constraint, d.required,
                    t.version, t.status, coalesce(t.removed, 1) as missing
             from dependencies d left join services t on t.id = d.depends_on
-            where d.config_id = ? order by d.position""", [service["config_id"] or ""]),
+            where d.config_id = ? and d.service_id = ? order by d.position""",
+                          [service["config_id"] or "", sid]),
         "downstream": _rows(conn, """
             select s.id as service_id, s.status, s.version, d.version_constraint, d.required
-            from services s cross join dependencies d on d.config_id = s.config_id
+            from services s
+            cross join dependencies d on d.config_id = s.config_id and d.service_id = s.id
             where +d.depends_on = ? and s.removed = 0 order by s.id""", [sid]),
         "rollbacks": _rows(conn, "select id, attempted_at, actor_id, target_commit, "
                                  "new_commit, outcome, message from rollbacks "

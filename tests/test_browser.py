@@ -1,0 +1,107 @@
+"""One real-browser test: ``aureacore-db serve --root`` + headless Chromium (Playwright).
+
+Logs in as root with the token URL serve prints, opens a service page, clicks
+"Roll back to this version", confirms, and sees the new version. Needs Debian's
+``chromium`` (``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import GitRepo
+from test_web_pages import AUTH, build_sample
+
+from aureacore_db.ingest import ingest
+
+CHROMIUM = os.environ.get("AUREACORE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_serve(db: Path, port: int) -> tuple[subprocess.Popen, str]:
+    """Start the server; returns it and the root login URL it prints."""
+    cli = Path(sys.executable).with_name("aureacore-db")
+    command = [str(cli)] if cli.exists() else [sys.executable, "-m", "aureacore_db.cli"]
+    process = subprocess.Popen(
+        [*command, "serve", str(db), "--root", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 30
+    login = None
+    assert process.stdout is not None
+    while time.monotonic() < deadline and login is None:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}")
+        found = re.search(r"(http://\S+/-/auth-token\?token=\w+)", line)
+        login = found.group(1) if found else None
+    assert login, "serve printed no root login URL"
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, login
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("serve did not start listening")
+
+
+def test_root_rolls_back_from_the_browser(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    repo = GitRepo(tmp_path / "configs")
+    shas = build_sample(repo)
+    db = tmp_path / "registry.db"
+    ingest(repo.path, db)
+    head = repo.head()
+    port = free_port()
+    server, login = start_serve(db, port)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(login)
+                assert page.locator(".actor").inner_text().strip() == "root"
+                page.goto(f"http://127.0.0.1:{port}/-/aureacore/services/{AUTH}")
+                assert page.locator(".current-version").inner_text() == "1.2.0"
+                dialogs: list[str] = []
+
+                def accept(dialog) -> None:
+                    dialogs.append(dialog.message)
+                    dialog.accept()
+
+                page.on("dialog", accept)
+                row = page.locator(f'tr[data-commit="{shas["scale"]}"]')
+                row.get_by_role("button", name="Roll back to this version").click()
+                page.wait_for_load_state()
+                assert dialogs and "Roll back platform/auth" in dialogs[0]
+                page.locator(".current-version").wait_for()
+                assert page.locator(".current-version").inner_text() == "1.1.0"
+                assert "rolled back platform/auth" in page.locator(".message-info").inner_text()
+                page.screenshot(path=str(tmp_path / "rollback.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert repo.head() != head
+    assert "Rolled-back-by: root" in repo.git("log", "-1", "--format=%B")
+    assert (tmp_path / "rollback.png").stat().st_size > 0
