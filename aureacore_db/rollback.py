@@ -430,6 +430,22 @@ def _ingest_after(db_path: Path, result: RollbackResult, actor: Actor, via: str,
         db.close()
 
 
+def catch_up(db_path: str | os.PathLike, repo_path: str | os.PathLike | None = None) -> bool:
+    """Ingest the branch as it is now (after a stale-head refusal); False if that failed."""
+    from .ingest import ingest
+
+    db = connect(db_path)
+    try:
+        source, branch = get_meta(db, "source"), get_meta(db, "branch") or "main"
+    finally:
+        db.close()
+    try:
+        ingest(str(repo_path) if repo_path else source, db_path, branch=branch)
+    except Exception:  # best effort: the refusal stands either way
+        return False
+    return True
+
+
 def describe(db_path: str | os.PathLike, service_id: str, to: str, *,
              repo_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """What a rollback would do, without doing it (for the CLI's confirmation prompt).

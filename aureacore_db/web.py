@@ -72,16 +72,17 @@ def make_datasette(
     secret: str | None = None,
     metadata: dict[str, Any] | None = None,
 ):
-    """A :class:`datasette.app.Datasette` serving ``db_path`` with the plugin."""
+    """A :class:`datasette.app.Datasette` serving ``db_path`` with the plugin.
+
+    ``metadata`` is merged into the shipped metadata (e.g. another rollback allow block).
+    """
     from datasette.app import Datasette
 
     path = Path(db_path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such database (run aureacore-db ingest first)")
     prepare_database(path)
-    meta = load_metadata(database_name(path), repo=repo)
-    if metadata:
-        meta.update(metadata)
+    meta = _merge(load_metadata(database_name(path), repo=repo), metadata or {})
     return Datasette(
         [str(path)],
         metadata=meta,
@@ -89,6 +90,17 @@ def make_datasette(
         settings={**DEFAULT_SETTINGS, **(settings or {})},
         secret=secret,
     )
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``extra``, dicts merged recursively (other values replaced)."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def serve(

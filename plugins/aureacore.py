@@ -413,6 +413,7 @@ async def rollback_view(datasette, request):
     from aureacore_db.rollback import (
         RollbackRefused,
         RollbackResult,
+        catch_up,
         normalize_actor,
         record_attempt,
         rollback,
@@ -442,6 +443,8 @@ async def rollback_view(datasette, request):
             confirm=_truthy(form.get("confirm")), via="web")
     except RollbackRefused as refused:
         result = refused.result
+        if result.outcome == "stale_head":  # so that a reload shows the branch as it is
+            await asyncio.to_thread(catch_up, db.path, repo)
     except Exception as exc:  # recorded by rollback(); show it instead of a bare 500
         result = RollbackResult(service_id=sid, target_commit=to,
                                 actor_id=str(normalize_actor(actor)["id"]), outcome="error",

@@ -102,6 +102,8 @@ def test_state_as_of_a_commit(client, sample):
     }
     first = query_json(client, "state_as_of", {"commit": shas["initial"]})
     assert {r["service_id"]: r["version"] for r in first}[AUTH] == "1.0.0"
+    one = query_json(client, "state_as_of", {"commit": shas["broken"], "namespace": "payments"})
+    assert [r["service_id"] for r in one] == ["payments/billing"]
 
 
 def test_service_history(client, sample):

@@ -108,6 +108,22 @@ def test_stale_head_is_409_and_nothing_is_written(setup):
     assert [r["outcome"] for r in setup.rollbacks()] == ["stale_head"]
 
 
+def test_stale_page_after_an_outside_commit_catches_up(setup):
+    shown = setup.head()  # the page was rendered at this head ...
+    setup.repo.service("users", rel="services/platform/user-service.yaml", version="1.0.1")
+    outside = setup.repo.commit("users: bump")  # ... then someone pushed
+    response = setup.post(ROOT, {"to": setup.shas["scale"], "expected_head": shown},
+                          suffix=".json")
+    assert response.status_code == 409 and response.json()["outcome"] == "stale_head"
+    assert setup.head() == outside  # no rollback commit
+    # the database caught up, so the reloaded page carries the new head and works
+    data = setup.client.get(PAGE + ".json").json()
+    assert data["tip"] == outside
+    retry = setup.post(ROOT, {"to": setup.shas["scale"], "expected_head": data["tip"]},
+                       suffix=".json")
+    assert retry.status_code == 200 and retry.json()["head_before"] == outside
+
+
 def test_rollback_end_to_end(setup):
     head = setup.head()
     target = setup.shas["scale"]
@@ -236,3 +252,17 @@ def test_cli_rollback(setup):
                                 "--yes"])
     assert again.exit_code == 0, again.output
     assert file_at(setup.repo, "HEAD") == file_at(setup.repo, head)
+
+
+def test_allow_block_decides_who_may_roll_back(setup):
+    allow = {"plugins": {"aureacore": {"rollback": {"allow": {"id": ["erin"], "team": "sre"}}}}}
+    client = Client(make_datasette(setup.db, metadata=allow))
+    try:
+        def can(actor):
+            page = client.get(PAGE + ".json", cookies=client.actor_cookies(actor))
+            return page.json()["can_rollback"]
+
+        assert can({"id": "erin"}) and can({"id": "frank", "team": ["sre", "dba"]})
+        assert not can({"id": "root"}) and not can({"id": "frank"}) and not can(None)
+    finally:
+        client.close()
