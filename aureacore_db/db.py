@@ -99,6 +99,7 @@ INDEXES: list[tuple[str, list[str]]] = [
     ("commits", ["mainline", "seq"]),
     ("services", ["status"]),
     ("services", ["namespace"]),
+    ("services", ["config_id"]),
     ("configs", ["service_id"]),
     ("history", ["service_id", "seq"]),
     ("history", ["commit_sha"]),

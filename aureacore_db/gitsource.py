@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pygit2
@@ -62,8 +63,11 @@ def branch_tip(repo: pygit2.Repository, branch: str) -> pygit2.Commit | None:
     raise SourceError(f"branch {branch!r} not found (local branches: {names})")
 
 
-def canonical_order(repo: pygit2.Repository, tip: pygit2.Oid) -> list[pygit2.Oid]:
-    """Every commit reachable from ``tip``, parents first.
+def canonical_order(
+    repo: pygit2.Repository, tip: pygit2.Oid, known: Callable[[str], bool] | None = None
+) -> list[pygit2.Oid]:
+    """Every commit reachable from ``tip``, parents first (skipping ``known`` ones and
+    their ancestors).
 
     A commit comes right after its first parent's chain and after the commits its other
     parents bring in, so the order for a later tip extends the order for an earlier tip
@@ -80,6 +84,8 @@ def canonical_order(repo: pygit2.Repository, tip: pygit2.Oid) -> list[pygit2.Oid
         if oid in seen:
             continue
         seen.add(oid)
+        if known is not None and known(str(oid)):
+            continue
         stack.append((oid, True))
         for parent in reversed(repo[oid].parent_ids):
             if parent not in seen:

@@ -23,7 +23,7 @@ import pygit2
 import sqlite_utils
 
 from . import __version__
-from .db import PER_COMMIT, connect, set_meta
+from .db import PER_COMMIT, connect, get_meta, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED
 from .gitsource import branch_tip, canonical_order, first_parent_chain, is_url, open_source
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
@@ -172,14 +172,14 @@ def _json_or_none(value: Any) -> str | None:
 class _Stored:
     """Checks of configs stored by earlier runs, so resuming needs no re-parsing."""
 
-    def __init__(self, db: sqlite_utils.Database, known: set[str]) -> None:
+    def __init__(self, db: sqlite_utils.Database, known: Callable[[str], bool]) -> None:
         self.db = db
-        self.known = known  # ids of stored configs: skip the query for new blobs
+        self.known = known  # cheap test first: most blobs of a run are new
 
     def __call__(self, oid: str) -> ConfigCheck | None:
-        if oid not in self.known:
+        if not self.known(oid):
             return None
-        row = self.db.execute(
+        row = self.db.conn.execute(
             "select format, raw, content, parse_error, parse_line, parse_column, problems "
             "from configs where id = ?", [oid]).fetchone()
         if row is None or row[6] is None:
@@ -216,6 +216,7 @@ class Ingest:
         self._seen_configs: set[str] = set()
         self._seen_deps: set[tuple[str, str]] = set()
         self._ids: dict[str, int] = {}
+        self._had_rows = False
 
     # -- public -------------------------------------------------------------
     def run(self) -> IngestResult:
@@ -277,25 +278,21 @@ class Ingest:
 
     def _walk(self, tip: pygit2.Commit, result: IngestResult) -> None:
         repo, db = self.repo, self.db
-        order = canonical_order(repo, tip.id)
-        mainline = first_parent_chain(repo, tip.id)
-        seq_of = {str(oid): i + 1 for i, oid in enumerate(order)}
-        main_of = {str(oid): int(oid in mainline) for oid in order}
-        existing = {sha: (seq, main) for sha, seq, main in
-                    db.execute("select sha, seq, mainline from commits")}
-        self._reconcile(existing, seq_of, main_of, result)
-        todo = [oid for oid in order if str(oid) not in existing]
+        planned = self._plan_append(tip)
+        if planned is not None:
+            todo, seq_of, main_of = planned
+        else:
+            todo, seq_of, main_of = self._plan_full(tip, result)
         if not todo:
             if result.rewrite_detected or result.commits_removed:
                 with db.atomic():
                     self._refresh_services(None, tip)
+            self._mark_complete(tip)
             return
         for name in ("history", "status", "validation_errors", "parameter_changes"):
             self._ids[name] = db.execute(f"select coalesce(max(id), 0) from {name}").fetchone()[0]
-        self._seen_configs = {row[0] for row in db.execute("select id from configs")}
-        self._seen_deps = {(c, s) for c, s in db.execute(
-            "select distinct config_id, service_id from history where config_id is not null")}
-        stored = _Stored(db, self._seen_configs)
+        self._had_rows = self._ids["history"] > 0
+        stored = _Stored(db, self._config_known)
         self.reader = BlobReader(repo, max_bytes=self.max_bytes, fallback=stored)
         pending: dict[pygit2.Oid, int] = {}
         for oid in todo:
@@ -332,6 +329,64 @@ class Ingest:
             if self.progress:
                 self.progress(done, len(todo))
         self._flush(last_main)
+        self._mark_complete(tip)
+
+    # -- planning -----------------------------------------------------------
+    def _plan_full(self, tip: pygit2.Commit, result: IngestResult) -> tuple[list, dict, dict]:
+        """Number every reachable commit; reconcile rows of earlier runs with it."""
+        order = canonical_order(self.repo, tip.id)
+        mainline = first_parent_chain(self.repo, tip.id)
+        seq_of = {str(oid): i + 1 for i, oid in enumerate(order)}
+        main_of = {str(oid): int(oid in mainline) for oid in order}
+        existing = {sha: (seq, main) for sha, seq, main in
+                    self.db.execute("select sha, seq, mainline from commits")}
+        self._reconcile(existing, seq_of, main_of, result)
+        todo = [oid for oid in order if str(oid) not in existing]
+        return todo, seq_of, main_of
+
+    def _plan_append(self, tip: pygit2.Commit) -> tuple[list, dict, dict] | None:
+        """The common case, without walking all history: the branch only grew from the
+        tip a completed run ingested, along its first-parent chain. The new commits are
+        numbered exactly as a full run would number them (see ``canonical_order``)."""
+        db = self.db
+        done_tip, done_count = get_meta(db, "complete_tip"), get_meta(db, "complete_count")
+        if not done_tip or not done_count:
+            return None
+        count, top = db.execute("select count(*), coalesce(max(seq), 0) from commits").fetchone()
+        if count != int(done_count) or top != count:
+            return None
+        known = self._commit_known
+        chain: list[pygit2.Oid] = []
+        oid: pygit2.Oid | None = tip.id
+        while oid is not None and not known(str(oid)):
+            chain.append(oid)
+            parents = self.repo[oid].parent_ids
+            oid = parents[0] if parents else None
+        if oid is None or str(oid) != done_tip:
+            return None  # rewritten, or the old tip left the first-parent chain
+        order = canonical_order(self.repo, tip.id, known=known)
+        mainline = set(chain)
+        seq_of = {str(o): count + i + 1 for i, o in enumerate(order)}
+        main_of = {str(o): int(o in mainline) for o in order}
+        return order, seq_of, main_of
+
+    def _commit_known(self, sha: str) -> bool:
+        return self.db.conn.execute("select 1 from commits where sha = ?", [sha]).fetchone() \
+            is not None
+
+    def _config_known(self, oid: str) -> bool:
+        """Whether a config row exists (this run's, or stored by an earlier run)."""
+        if oid in self._seen_configs:
+            return True
+        return self._had_rows and self.db.conn.execute(
+            "select 1 from configs where id = ?", [oid]).fetchone() is not None
+
+    def _mark_complete(self, tip: pygit2.Commit) -> None:
+        """Remember a completed run's tip, so the next run can take the append path."""
+        with self.db.atomic():
+            count = self.db.execute("select count(*) from commits").fetchone()[0]
+            set_meta(self.db, "complete_tip", str(tip.id))
+            set_meta(self.db, "complete_count", str(count))
 
     def _prepared(self, todo: list[pygit2.Oid]) -> Iterator[Prepared] | None:
         """Diffs and parsed configs of the commits to do, from worker processes."""
@@ -465,8 +520,8 @@ class Ingest:
             return
         if (entry.oid, sid) not in self._seen_deps:
             self._seen_deps.add((entry.oid, sid))
-            self._record_dependencies(sid, entry)
-        if entry.oid in self._seen_configs:
+            self._record_dependencies(sid, entry)  # "insert or replace": repeats are harmless
+        if self._config_known(entry.oid):
             return
         self._seen_configs.add(entry.oid)
         check = entry.check
@@ -536,8 +591,9 @@ class Ingest:
         """Bring ``services`` to the state at the latest mainline commit."""
         db = self.db
         if state is None:
+            self._had_rows = True
             state = TreeState(BlobReader(self.repo, max_bytes=self.max_bytes,
-                                         fallback=_Stored(db, self._seen_configs)))
+                                         fallback=_Stored(db, self._config_known)))
             state.advance(None, tip.tree)
         current = []
         for sid, entry in state.services().items():
