@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from . import __version__
 from .db import PER_COMMIT, connect, get_meta, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED
 from .gitsource import branch_tip, canonical_order, first_parent_chain, is_url, open_source
+from .leafdiff import dump, flat_changes
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, prepared
 from .tree import BlobReader, Change, Entry, Step, TreeState, Verdict, service_ref
@@ -91,82 +91,8 @@ def ingest_lock(db_path: Path, timeout: float = 120.0) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _child_path(parent: str, key: str) -> str:
-    if _IDENT.match(key):
-        return f"{parent}.{key}"
-    return f"{parent}[{json.dumps(key)}]"
-
-
-def leaves(value: Any, path: str = "$", out: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every leaf of a JSON document by JSON path (empty containers are leaves too)."""
-    if out is None:
-        out = {}
-    if isinstance(value, dict) and value:
-        for key, item in value.items():
-            leaves(item, _child_path(path, key), out)
-    elif isinstance(value, list) and value:
-        for index, item in enumerate(value):
-            leaves(item, f"{path}[{index}]", out)
-    else:
-        out[path] = value
-    return out
-
-
-def leaf_changes(old: Any, new: Any) -> list[tuple[str, str, str | None, str | None]]:
-    """(key, change, old JSON, new JSON) for each leaf that differs, sorted by key."""
-    rows: list[tuple[str, str, str | None, str | None]] = []
-    if old is None and new is None:
-        return rows
-    # Note: equal subtrees are skipped, so 1 -> 1.0 or 1 -> true inside them (equal in
-    # Python) is not reported; a leaf compared on its own checks the type too.
-    _diff(old, new, "$", rows)
-    rows.sort(key=lambda row: row[0])
-    return rows
-
-
-_MISSING = object()
-
-
-def _diff(old: Any, new: Any, path: str, rows: list) -> None:
-    if old is _MISSING or old is None and path == "$":
-        for key, value in leaves(new, path).items():
-            rows.append((key, "added", None, _dump(value)))
-        return
-    if new is _MISSING or new is None and path == "$":
-        for key, value in leaves(old, path).items():
-            rows.append((key, "removed", _dump(value), None))
-        return
-    if type(old) is type(new) and old == new:
-        return  # equal subtrees (the common case) cost one C-level comparison
-    if isinstance(old, dict) and isinstance(new, dict) and old and new:
-        for key in old.keys() | new.keys():
-            _diff(old.get(key, _MISSING), new.get(key, _MISSING), _child_path(path, key), rows)
-    elif isinstance(old, list) and isinstance(new, list) and old and new:
-        for index in range(max(len(old), len(new))):
-            _diff(old[index] if index < len(old) else _MISSING,
-                  new[index] if index < len(new) else _MISSING, f"{path}[{index}]", rows)
-    else:
-        old_leaves, new_leaves = leaves(old, path), leaves(new, path)
-        for key in old_leaves.keys() | new_leaves.keys():
-            before = old_leaves.get(key, _MISSING)
-            after = new_leaves.get(key, _MISSING)
-            if before is _MISSING:
-                rows.append((key, "added", None, _dump(after)))
-            elif after is _MISSING:
-                rows.append((key, "removed", _dump(before), None))
-            elif type(before) is not type(after) or before != after:
-                rows.append((key, "changed", _dump(before), _dump(after)))
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
 def _json_or_none(value: Any) -> str | None:
-    return None if value is None else _dump(value)
+    return None if value is None else dump(value)
 
 
 class _Stored:
@@ -503,12 +429,10 @@ class Ingest:
         })
         if entry is None or entry.check.content is None:
             return
-        if change.change == "added":
-            before = None
-        else:
-            base = change.baseline
-            before = base.check.content if base is not None else None
-        for key, kind, old, new in leaf_changes(before, entry.check.content):
+        before: dict[str, str] = {}
+        if change.change != "added" and change.baseline is not None:
+            before = change.baseline.check.flat
+        for key, kind, old, new in flat_changes(before, entry.check.flat):
             self._add("parameter_changes", {
                 "id": self._next_id("parameter_changes"), "history_id": history_id,
                 "service_id": sid, **common, "key": key, "old_value": old, "new_value": new,

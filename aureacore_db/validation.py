@@ -10,13 +10,14 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import fastjsonschema
 import jsonschema
 from jsonschema import Draft202012Validator
 
+from .leafdiff import flatten
 from .parsing import ParseResult, location
 from .resources import data_path
 
@@ -73,6 +74,11 @@ class ConfigCheck:
     @property
     def content(self) -> dict[str, Any] | None:
         return self.parse.content
+
+    @cached_property
+    def flat(self) -> dict[str, str]:
+        """The content flattened to ``{json path: JSON text}``, made once."""
+        return flatten(self.parse.content)
 
     @property
     def has_errors(self) -> bool:

@@ -238,7 +238,7 @@ def _version_at(conn: sqlite3.Connection, sid: str, commit: str) -> dict[str, An
 def diff_data(conn: sqlite3.Connection, sid: str, old: str | None,
               new: str | None) -> dict[str, Any] | None:
     """Text diff and per-key changes between two versions of a service."""
-    from aureacore_db.ingest import leaf_changes
+    from aureacore_db.leafdiff import leaf_changes
 
     if conn.execute("select 1 from services where id = ?", [sid]).fetchone() is None:
         return None

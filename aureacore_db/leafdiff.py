@@ -1,0 +1,66 @@
+"""Per-leaf differences between two JSON documents, keyed by JSON path.
+
+A document is flattened once into ``{json path: JSON text of the leaf}`` (empty
+containers count as leaves); comparing JSON text tells ``1`` from ``1.0`` and ``true``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+Change = tuple[str, str, "str | None", "str | None"]  # key, change, old JSON, new JSON
+
+
+def child_path(parent: str, key: str) -> str:
+    """``$.a.b`` for identifier keys, ``$.a["odd key"]`` otherwise."""
+    if _IDENT.match(key):
+        return f"{parent}.{key}"
+    return f"{parent}[{json.dumps(key)}]"
+
+
+def leaves(value: Any, path: str = "$", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every leaf of a JSON document by JSON path."""
+    if out is None:
+        out = {}
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            leaves(item, child_path(path, key), out)
+    elif isinstance(value, list) and value:
+        for index, item in enumerate(value):
+            leaves(item, f"{path}[{index}]", out)
+    else:
+        out[path] = value
+    return out
+
+
+def flatten(value: Any) -> dict[str, str]:
+    """``{json path: JSON text}`` of every leaf; ``{}`` for None (no document)."""
+    if value is None:
+        return {}
+    return {key: dump(leaf) for key, leaf in leaves(value).items()}
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def flat_changes(old: dict[str, str], new: dict[str, str]) -> list[Change]:
+    """Changes between two flattened documents, sorted by key."""
+    rows: list[Change] = [(k, "added", None, v) for k, v in new.items() if k not in old]
+    for key, before in old.items():
+        after = new.get(key)
+        if after is None:
+            rows.append((key, "removed", before, None))
+        elif after != before:
+            rows.append((key, "changed", before, after))
+    rows.sort(key=lambda row: row[0])
+    return rows
+
+
+def leaf_changes(old: Any, new: Any) -> list[Change]:
+    """(key, change, old JSON, new JSON) for each leaf that differs, sorted by key."""
+    return flat_changes(flatten(old), flatten(new))

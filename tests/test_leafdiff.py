@@ -1,0 +1,60 @@
+"""Leaf-level differences between config documents (the parameter_changes rows)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from aureacore_db.leafdiff import flatten, leaf_changes
+
+
+def test_changed_added_and_removed_leaves_by_json_path():
+    old = {"parameters": {"replicas": 3, "pool": {"min": 1}}, "tags": ["a", "b"]}
+    new = {"parameters": {"replicas": 5, "pool": {"min": 1, "max": 9}}, "tags": ["a"],
+           "odd key": True}
+    assert leaf_changes(old, new) == [
+        ('$["odd key"]', "added", None, "true"),
+        ("$.parameters.pool.max", "added", None, "9"),
+        ("$.parameters.replicas", "changed", "3", "5"),
+        ("$.tags[1]", "removed", '"b"', None),
+    ]
+
+
+def test_types_count_even_when_python_calls_values_equal():
+    assert leaf_changes({"a": 1}, {"a": 1.0}) == [("$.a", "changed", "1", "1.0")]
+    assert leaf_changes({"a": 1}, {"a": True}) == [("$.a", "changed", "1", "true")]
+
+
+def test_no_document_on_either_side():
+    assert leaf_changes(None, None) == []
+    assert leaf_changes(None, {"a": {}}) == [("$.a", "added", None, "{}")]
+    assert leaf_changes({"a": []}, None) == [("$.a", "removed", "[]", None)]
+
+
+def _naive(old, new):
+    before, after = flatten(old), flatten(new)
+    out = []
+    for key in sorted(before.keys() | after.keys()):
+        if key not in after:
+            out.append((key, "removed", before[key], None))
+        elif key not in before:
+            out.append((key, "added", None, after[key]))
+        elif json.loads(before[key]) != json.loads(after[key]) or before[key] != after[key]:
+            out.append((key, "changed", before[key], after[key]))
+    return out
+
+
+def test_matches_a_key_by_key_comparison_on_random_documents():
+    rng = random.Random(7)
+
+    def doc(depth=0):
+        roll = rng.random()
+        if depth < 3 and roll < 0.3:
+            return {rng.choice("abcd"): doc(depth + 1) for _ in range(rng.randint(0, 3))}
+        if depth < 3 and roll < 0.5:
+            return [doc(depth + 1) for _ in range(rng.randint(0, 3))]
+        return rng.choice([1, 2, True, None, "x", 1.0, 0, [], {}])
+
+    for _ in range(3000):
+        old, new = doc(), doc()
+        assert leaf_changes(old, new) == _naive(old, new)
