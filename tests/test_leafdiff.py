@@ -13,10 +13,10 @@ def test_changed_added_and_removed_leaves_by_json_path():
     new = {"parameters": {"replicas": 5, "pool": {"min": 1, "max": 9}}, "tags": ["a"],
            "odd key": True}
     assert leaf_changes(old, new) == [
-        ('$["odd key"]', "added", None, "true"),
         ("$.parameters.pool.max", "added", None, "9"),
         ("$.parameters.replicas", "changed", "3", "5"),
         ("$.tags[1]", "removed", '"b"', None),
+        ('$["odd key"]', "added", None, "true"),
     ]
 
 
