@@ -451,7 +451,7 @@ class Ingest:
         check = entry.check
         parse = check.parse
         content = check.content
-        size = self.repo[entry.oid].size if entry.kind == "blob" else None
+        size = parse.size
         self._add("configs", {
             "id": entry.oid, "service_id": sid, "path": entry.path, "format": parse.format,
             "size": size, "raw": parse.raw, "content": check.content_json,

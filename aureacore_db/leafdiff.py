@@ -44,7 +44,19 @@ def flatten(value: Any) -> dict[str, str]:
     return {key: dump(leaf) for key, leaf in leaves(value).items()}
 
 
+_encode_str = json.encoder.encode_basestring  # the C encoder, as json.dumps uses
+_CONSTANTS = {True: "true", False: "false", None: "null"}
+
+
 def dump(value: Any) -> str:
+    """JSON text of a value, as ``json.dumps(sort_keys=True)``; quick for scalars."""
+    kind = type(value)
+    if kind is str:
+        return _encode_str(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is bool or value is None:
+        return _CONSTANTS[value]
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 

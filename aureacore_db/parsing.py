@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
@@ -44,6 +44,7 @@ class ParseResult:
     error: str | None = None
     line: int | None = None  # 1-based, where the parser says
     column: int | None = None
+    size: int | None = None  # bytes of the file
 
 
 def file_format(path: str) -> str:
@@ -109,6 +110,10 @@ def parse_config(
     data: bytes, path: str, *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> ParseResult:
     """Parse a service or root file; the result always has a message when unusable."""
+    return replace(_parse(data, path, max_bytes), size=len(data))
+
+
+def _parse(data: bytes, path: str, max_bytes: int) -> ParseResult:
     fmt = file_format(path)
     if len(data) > max_bytes:
         return ParseResult(fmt, None, None, too_large(len(data), max_bytes))

@@ -49,7 +49,9 @@ def _prepare(shas: list[str]) -> list[Prepared]:
         checks = {}
         for path, value in updates.items():
             if value is not None and value[1] == "blob" and is_config_path(path):
-                checks[_reader.key(value[0], path)] = _reader.check(value[0], path)
+                check = _reader.check(value[0], path)
+                check.flat  # noqa: B018 - flattened here, in parallel, not in the walk
+                checks[_reader.key(value[0], path)] = check
         out.append((sha, updates, checks))
     return out
 

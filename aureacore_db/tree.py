@@ -176,7 +176,7 @@ class BlobReader:
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         fallback: Callable[[str], ConfigCheck | None] | None = None,
-        cache_size: int = 4096,
+        cache_size: int = 1024,
     ) -> None:
         self.repo = repo
         self.max_bytes = max_bytes
@@ -191,7 +191,8 @@ class BlobReader:
         """Parse a blob, refusing oversized ones before reading their data."""
         blob = self.repo[oid]
         if blob.size > self.max_bytes:
-            return ParseResult(file_format(path), None, None, too_large(blob.size, self.max_bytes))
+            return ParseResult(file_format(path), None, None, too_large(blob.size, self.max_bytes),
+                               size=blob.size)
         self.blobs_read += 1
         return parse_config(blob.data, path, max_bytes=self.max_bytes)
 
