@@ -155,18 +155,28 @@ VIEWS = {
 PER_COMMIT = ("history", "status", "validation_errors", "parameter_changes", "events")
 
 
-def connect(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating if needed) a registry database in WAL mode with the contract's tables."""
+# Needed while ingest writes (the others can be built after a first bulk load).
+WRITE_INDEXES = [("history", ["service_id", "seq"])]
+
+
+def connect(path: str | Path, *, defer_indexes: bool = False) -> sqlite_utils.Database:
+    """Open (creating if needed) a registry database in WAL mode with the contract's tables.
+
+    ``defer_indexes`` leaves out the read indexes of an empty database: building them
+    once after the first bulk load is quicker than keeping them up to date row by row.
+    """
     conn = sqlite3.connect(str(path), timeout=60)
     db = sqlite_utils.Database(conn)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = OFF")
-    ensure_schema(db)
+    empty = "commits" not in db.table_names() or not db.execute(
+        "select 1 from commits limit 1").fetchone()
+    ensure_schema(db, indexes=WRITE_INDEXES if defer_indexes and empty else INDEXES)
     return db
 
 
-def ensure_schema(db: sqlite_utils.Database) -> None:
+def ensure_schema(db: sqlite_utils.Database, indexes: list | None = None) -> None:
     """Create missing tables, indexes and views; leave existing data alone."""
     with db.atomic():
         for name, spec in TABLES.items():
@@ -174,7 +184,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
                 _create_autoincrement(db, name, spec["columns"])
             else:
                 db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
-        for table, columns in INDEXES:
+        for table, columns in INDEXES if indexes is None else indexes:
             db[table].create_index(columns, if_not_exists=True)
         for name, sql in VIEWS.items():
             db.create_view(name, sql.strip(), replace=True)

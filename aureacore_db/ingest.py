@@ -22,7 +22,7 @@ import pygit2
 import sqlite_utils
 
 from . import __version__
-from .db import PER_COMMIT, connect, get_meta, set_meta
+from .db import PER_COMMIT, connect, ensure_schema, get_meta, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED
 from .gitsource import branch_tip, canonical_order, first_parent_chain, is_url, open_source
 from .leafdiff import dump, flat_changes
@@ -147,7 +147,7 @@ class Ingest:
     # -- public -------------------------------------------------------------
     def run(self) -> IngestResult:
         with ingest_lock(self.db_path):
-            db = connect(self.db_path)
+            db = connect(self.db_path, defer_indexes=True)
             try:
                 return self._run(db)
             finally:
@@ -308,7 +308,9 @@ class Ingest:
             "select 1 from configs where id = ?", [oid]).fetchone() is not None
 
     def _mark_complete(self, tip: pygit2.Commit) -> None:
-        """Remember a completed run's tip, so the next run can take the append path."""
+        """Remember a completed run's tip, so the next run can take the append path;
+        build any index left out of a first bulk load."""
+        ensure_schema(self.db)
         with self.db.atomic():
             count = self.db.execute("select count(*) from commits").fetchone()[0]
             set_meta(self.db, "complete_tip", str(tip.id))

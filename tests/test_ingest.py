@@ -39,3 +39,18 @@ def test_first_ingest_records_commits_services_and_history(repo, db_path):
         {"id": "platform/auth-service", "status": "CONFIGURED", "removed": 0,
          "path": "services/platform/auth-service.yaml"},
     ]
+
+
+def test_read_indexes_exist_after_the_first_bulk_load(repo, db_path):
+    from aureacore_db.db import INDEXES
+
+    repo.service("auth-service")
+    repo.commit("Add auth")
+    run_ingest(repo, db_path)
+
+    found = {r["name"] for r in rows(db_path, "select name from sqlite_master "
+                                              "where type = 'index'")}
+    for table, columns in INDEXES:
+        assert f"idx_{table}_{'_'.join(columns)}" in found
+    journal = rows(db_path, "pragma journal_mode")[0]["journal_mode"]
+    assert journal == "wal"
