@@ -95,7 +95,10 @@ def register(file: Path, db_path: str, repo: str | None, branch: str | None,
 @_REPO
 @_BRANCH
 @_JSON
-def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool) -> None:
+@click.option("--deliver/--no-deliver", "deliver_events", default=True, show_default=True,
+              help="Then send configured webhooks their undelivered events.")
+def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool,
+         deliver_events: bool) -> None:
     """Pull the config repository and ingest what changed; print the changes."""
     repo, branch = _defaults(db_path, repo, branch)
     try:
@@ -104,6 +107,8 @@ def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool) -> N
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2, default=str))
+        if deliver_events:
+            _deliver_webhooks(db_path)
         return
     click.echo(f"{len(result.new_commits)} new commit(s), "
                f"{len(result.changed_services)} service change(s), "
@@ -112,6 +117,27 @@ def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool) -> N
     for change in result.status_changes:
         click.echo(f"  {change['service_id']}: {change['previous_status'] or '-'} -> "
                    f"{change['status']}")
+    if deliver_events:
+        _deliver_webhooks(db_path)
+
+
+def _deliver_webhooks(db_path: str) -> None:
+    """Send webhooks what they have not received yet (events of this sync, or older ones
+    a receiver missed while it was down)."""
+    from .db import connect
+    from .webhooks import deliver, ensure_webhook_schema, list_webhooks
+
+    db = connect(db_path)
+    try:
+        ensure_webhook_schema(db)
+        active = list_webhooks(db, active_only=True)
+    finally:
+        db.close()
+    if not active:
+        return
+    for run in deliver(db_path):
+        click.echo(f"  webhook {run.webhook}: {run.delivered} delivered"
+                   + (f", stopped: {run.error}" if run.error else ""), err=True)
 
 
 COMMANDS = [register, sync]

@@ -349,3 +349,22 @@ def test_cli_webhooks_and_deliver(repo, db_path, receiver):
     assert runner.invoke(cli, ["webhooks", "remove", "ops", *db]).exit_code == 1
     bad = runner.invoke(cli, ["webhooks", "add", "ftp://x", *db])
     assert bad.exit_code == 1 and "http://" in bad.output
+
+
+def test_sync_sends_what_a_receiver_missed_while_it_was_down(repo, db_path, receiver):
+    _history(repo, db_path)
+    _add(db_path, receiver.url, name="ops", from_start=True)
+    receiver.mode = 503
+    deliver(db_path, policy=FAST)  # down: nothing delivered, nothing lost
+    assert rows(db_path, "select cursor from webhooks")[0]["cursor"] == 0
+
+    receiver.mode = "ok"
+    receiver.requests.clear()
+    repo.service("billing", namespace="payments")
+    repo.commit("Add billing")
+    result = CliRunner().invoke(cli, ["sync", "--db", str(db_path), "--repo", str(repo.path)])
+
+    assert result.exit_code == 0, result.output
+    delivered = [b["id"] for b in receiver.delivered]
+    assert delivered == [e["id"] for e in _events(db_path)]
+    assert any(b["service_id"] == "payments/billing" for b in receiver.delivered)
