@@ -154,7 +154,10 @@ def demo(directory: Path, quiet: bool, serve: bool, port: int) -> None:
     _print_summary(result)
     click.echo(
         "\nNext:\n"
-        f"  sqlite3 {db_path} \"select id, status, status_message from services_in_error\"\n"
+        f"  aureacore-db query first_errors --db {db_path}\n"
+        f"  aureacore-db query parameter_blame --db {db_path} "
+        "-p service=platform/auth-service -p key=replicas\n"
+        f"  aureacore-db deps payments/billing --db {db_path}\n"
         f"  aureacore-db validate {repo_dir}\n"
         f"  aureacore-db ingest {repo_dir} --db {db_path}   # after new commits\n"
         f"  aureacore-db serve {db_path} --root"
