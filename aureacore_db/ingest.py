@@ -7,12 +7,10 @@ leaves the database as of its last batch and the next run continues from there.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +24,7 @@ from .db import PER_COMMIT, connect, ensure_schema, get_meta, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED
 from .gitsource import branch_tip, canonical_order, first_parent_chain, is_url, open_source
 from .leafdiff import dump, flat_changes
+from .locks import file_lock
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, prepared
 from .tree import BlobReader, Change, Entry, Step, TreeState, Verdict, service_ref
@@ -71,24 +70,10 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@contextmanager
-def ingest_lock(db_path: Path, timeout: float = 120.0) -> Iterator[None]:
+def ingest_lock(db_path: Path, timeout: float = 120.0):  # noqa: ANN201 - a context manager
     """One writer at a time per database (an advisory lock file beside it)."""
-    lock_path = db_path.with_name(db_path.name + ".lock")
-    with open(lock_path, "a+") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise IngestBusy(f"another ingest is writing {db_path}") from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(db_path.with_name(db_path.name + ".lock"), timeout,
+                     lambda: IngestBusy(f"another ingest is writing {db_path}"))
 
 
 def _json_or_none(value: Any) -> str | None:

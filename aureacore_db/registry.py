@@ -34,12 +34,10 @@ per database, and SQLite runs in WAL mode, so Datasette keeps reading during a s
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -54,6 +52,7 @@ from .configstore import ConfigStore, atomic_write
 from .db import connect, get_meta
 from .gitprovider import GitProvider, GitProviderError, PullResult, is_url
 from .ingest import Ingest, IngestResult
+from .locks import file_lock
 from .models import Service, ServiceConfig, ServiceStatus, utc_now
 from .parsing import parse_config
 from .tree import ROOT_FILES, SERVICES_DIR, BlobReader, TreeState
@@ -748,20 +747,6 @@ def _conflict_or(exc: BaseException) -> BaseException:
     return exc
 
 
-@contextmanager
-def _flock(path: Path, timeout: float, what: str) -> Iterator[None]:
-    with open(path, "a+") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise RegistryBusy(f"another {what} is in progress "
-                                       f"(waited {timeout:g}s for {path})") from None
-                time.sleep(0.02)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _flock(path: Path, timeout: float, what: str):  # noqa: ANN202 - a context manager
+    return file_lock(path, timeout, lambda: RegistryBusy(
+        f"another {what} is in progress (waited {timeout:g}s for {path})"))

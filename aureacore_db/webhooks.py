@@ -23,14 +23,12 @@ Config file::
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +40,7 @@ import yaml
 
 from .db import connect
 from .events import EVENT_KINDS
+from .locks import file_lock
 
 SIGNATURE_HEADER = "X-AureaCore-Signature"
 EVENT_HEADER = "X-AureaCore-Event"
@@ -464,19 +463,10 @@ def deliver_webhook(db: sqlite_utils.Database, webhook: Webhook, client: httpx.C
     return result
 
 
-@contextmanager
-def deliver_lock(db_path: Path) -> Iterator[None]:
+def deliver_lock(db_path: Path):  # noqa: ANN201 - a context manager
     """One ``deliver`` run at a time per database (else events could go out twice)."""
-    lock_path = db_path.with_name(db_path.name + ".deliver.lock")
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DeliverBusy(f"another deliver run is sending events of {db_path}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(db_path.with_name(db_path.name + ".deliver.lock"), 0,
+                     lambda: DeliverBusy(f"another deliver run is sending events of {db_path}"))
 
 
 def deliver(db_path: str | Path, *, config: str | Path | None = None,
