@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,7 +71,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def ingest_lock(db_path: Path, timeout: float = 120.0):  # noqa: ANN201 - a context manager
+def ingest_lock(db_path: Path, timeout: float = 120.0) -> AbstractContextManager[None]:
     """One writer at a time per database (an advisory lock file beside it)."""
     return file_lock(db_path.with_name(db_path.name + ".lock"), timeout,
                      lambda: IngestBusy(f"another ingest is writing {db_path}"))

@@ -39,7 +39,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -747,6 +747,6 @@ def _conflict_or(exc: BaseException) -> BaseException:
     return exc
 
 
-def _flock(path: Path, timeout: float, what: str):  # noqa: ANN202 - a context manager
+def _flock(path: Path, timeout: float, what: str) -> AbstractContextManager[None]:
     return file_lock(path, timeout, lambda: RegistryBusy(
         f"another {what} is in progress (waited {timeout:g}s for {path})"))

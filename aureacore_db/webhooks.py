@@ -29,6 +29,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -463,7 +464,7 @@ def deliver_webhook(db: sqlite_utils.Database, webhook: Webhook, client: httpx.C
     return result
 
 
-def deliver_lock(db_path: Path):  # noqa: ANN201 - a context manager
+def deliver_lock(db_path: Path) -> AbstractContextManager[None]:
     """One ``deliver`` run at a time per database (else events could go out twice)."""
     return file_lock(db_path.with_name(db_path.name + ".deliver.lock"), 0,
                      lambda: DeliverBusy(f"another deliver run is sending events of {db_path}"))
