@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -552,7 +553,8 @@ def _insert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -
     columns = list(rows[0])
     sql = (f"insert or replace into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
            f"values ({', '.join('?' * len(columns))})")
-    db.conn.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
+    values = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
+    db.conn.executemany(sql, map(values, rows))  # the rows of a table share one key order
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -561,7 +561,8 @@ class TreeState:
         return frozenset(every), frozenset(required)
 
     def _revalidate(self, touched: dict[str, Entry | None], schema_changed: set[str]) -> Step:
-        dirty = set(touched) | (schema_changed & (set(self.by_id) | set(self.verdicts)))
+        dirty = set(touched)
+        dirty.update(sid for sid in schema_changed if sid in self.by_id or sid in self.verdicts)
         for sid, before in touched.items():
             after = self.primary(sid)
             # a dependent's verdict only sees whether its target exists and its version
