@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,8 +45,16 @@ def open_source(source: str, db_path: Path, branch: str) -> pygit2.Repository:
             remote = repo.remotes["origin"]
             remote.fetch([f"+refs/heads/{branch}:refs/heads/{branch}"])
             return repo
+        created = not target.parent.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
-        return pygit2.clone_repository(source, str(target), bare=True, checkout_branch=branch)
+        try:
+            return pygit2.clone_repository(source, str(target), bare=True,
+                                           checkout_branch=branch)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)  # no half clone left behind
+            if created:
+                shutil.rmtree(target.parent, ignore_errors=True)
+            raise
     except (pygit2.GitError, KeyError, ValueError) as exc:
         raise SourceError(f"cannot fetch {source}: {exc}") from exc
 

@@ -24,7 +24,14 @@ import sqlite_utils
 from . import __version__
 from .db import PER_COMMIT, connect, ensure_schema, get_meta, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED
-from .gitsource import branch_tip, canonical_order, first_parent_chain, is_url, open_source
+from .gitsource import (
+    SourceError,
+    branch_tip,
+    canonical_order,
+    first_parent_chain,
+    is_url,
+    open_source,
+)
 from .leafdiff import dump, flat_changes
 from .locks import file_lock
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
@@ -133,19 +140,23 @@ class Ingest:
 
     # -- public -------------------------------------------------------------
     def run(self) -> IngestResult:
+        if not self.db_path.parent.is_dir():
+            raise SourceError(f"folder {self.db_path.parent} (for the database) does not exist")
+        # Open the repository and find the branch first: a bad source creates nothing.
+        self.repo = open_source(self.source, self.db_path, self.branch)
+        tip = branch_tip(self.repo, self.branch)
         with ingest_lock(self.db_path):
             db = connect(self.db_path, defer_indexes=True)
             try:
-                return self._run(db)
+                return self._run(db, tip)
             finally:
                 db.close()
 
     # -- the walk -----------------------------------------------------------
-    def _run(self, db: sqlite_utils.Database) -> IngestResult:
+    def _run(self, db: sqlite_utils.Database, tip: pygit2.Commit | None) -> IngestResult:
         started = time.monotonic()
         self.db = db
-        repo = open_source(self.source, self.db_path, self.branch)
-        self.repo = repo
+        repo = self.repo
         source = self.source if is_url(self.source) else str(Path(repo.workdir or repo.path))
         result = IngestResult(str(self.db_path), source, self.branch, None)
         with db.atomic():
@@ -158,7 +169,6 @@ class Ingest:
             set_meta(db, "branch", self.branch)
             set_meta(db, "tool_version", __version__)
         try:
-            tip = branch_tip(repo, self.branch)
             result.tip = str(tip.id) if tip else None
             if tip is not None:
                 self._walk(tip, result)

@@ -54,3 +54,25 @@ def test_read_indexes_exist_after_the_first_bulk_load(repo, db_path):
         assert f"idx_{table}_{'_'.join(columns)}" in found
     journal = rows(db_path, "pragma journal_mode")[0]["journal_mode"]
     assert journal == "wal"
+
+
+def test_a_bad_source_or_branch_creates_nothing(repo, tmp_path):
+    import pytest
+
+    from aureacore_db.gitsource import SourceError
+
+    repo.service("auth-service")
+    repo.commit("Add auth")
+    db_path = tmp_path / "out" / "registry.db"
+    db_path.parent.mkdir()
+    for source, branch in ((tmp_path / "missing", "main"), (repo.path, "nope"),
+                           ("file:///nowhere/x.git", "main")):
+        with pytest.raises(SourceError):
+            run_ingest_from(source, db_path, branch)
+    assert list(db_path.parent.iterdir()) == []
+
+
+def run_ingest_from(source, db_path, branch):
+    from aureacore_db.ingest import ingest
+
+    return ingest(source, db_path, branch=branch)
