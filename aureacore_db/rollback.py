@@ -285,9 +285,11 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
         if rejected:
             repo.references[ref_name].resolve().set_target(head, "aureacore-db: undo rollback")
             result.new_commit = None
+            advice = ("Push to a bare repository instead (origin has a checked-out "
+                      "branch)." if "non-bare" in rejected else
+                      "Someone else pushed first: pull, ingest and try again.")
             raise _Refuse("push_rejected", f"push to origin was rejected ({rejected}); the "
-                          "local commit was undone, nothing changed. Fetch, ingest and "
-                          "try again.")
+                          f"local commit was undone, nothing changed. {advice}")
         result.pushed = True
     if checked_out:
         repo.checkout_head(strategy=CheckoutStrategy.FORCE, paths=[result.path])
