@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
+from .cli_common import Size, check_source, require_new_or_registry
 from .parsing import DEFAULT_MAX_BYTES
 
 
-def _size(value: str) -> int:
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    text = value.strip().lower().removesuffix("ib").removesuffix("b")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+class _Group(click.Group):
+    """Turns an unexpected database or file-system failure into one ``Error:`` line
+    (the commands check their inputs first; this is the net under them)."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # a bug, not bad input: keep the traceback
+        except sqlite3.DatabaseError as exc:
+            raise click.ClickException(f"database error: {exc}") from exc
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            if exc.filename is not None and exc.strerror:
+                raise click.ClickException(f"{exc.filename}: {exc.strerror}") from exc
+            raise click.ClickException(str(exc) or type(exc).__name__) from exc
 
 
-@click.group()
+@click.group(cls=_Group)
 @click.version_option(__version__, prog_name="aureacore-db")
 def cli() -> None:
     """Service configuration history from Git, in SQLite, served with Datasette.
@@ -36,11 +49,11 @@ def cli() -> None:
 @click.option("--db", "db_path", default="registry.db", show_default=True,
               type=click.Path(dir_okay=False), help="SQLite database to create or update.")
 @click.option("--branch", default="main", show_default=True, help="Branch to walk.")
-@click.option("--max-size", default=str(DEFAULT_MAX_BYTES), show_default=True,
+@click.option("--max-size", default=str(DEFAULT_MAX_BYTES), show_default=True, type=Size(),
               help="Largest config file read, e.g. 512k or 2M; larger files are ERROR.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def ingest(repo: str, db_path: str, branch: str, max_size: str, quiet: bool,
+def ingest(repo: str, db_path: str, branch: str, max_size: int, quiet: bool,
            as_json: bool) -> None:
     """Walk every commit of REPO (a path or a file:// / https:// URL) into the database.
 
@@ -50,6 +63,8 @@ def ingest(repo: str, db_path: str, branch: str, max_size: str, quiet: bool,
     from .gitsource import SourceError
     from .ingest import Ingest, IngestBusy
 
+    db = require_new_or_registry(db_path, "ingest writes to it")
+    check_source(repo, db, branch)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     bar = None
 
@@ -62,7 +77,7 @@ def ingest(repo: str, db_path: str, branch: str, max_size: str, quiet: bool,
         bar.update(1)
 
     try:
-        result = Ingest(repo, db_path, branch=branch, max_bytes=_size(max_size),
+        result = Ingest(repo, db_path, branch=branch, max_bytes=max_size,
                         progress=progress if show_bar else None).run()
     except (SourceError, IngestBusy) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -88,11 +103,11 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--max-size", default=str(DEFAULT_MAX_BYTES), show_default=True,
-              help="Largest config file read.")
+@click.option("--max-size", default=str(DEFAULT_MAX_BYTES), show_default=True, type=Size(),
+              help="Largest config file read, e.g. 512k or 2M.")
 @click.option("--warnings/--no-warnings", default=True, show_default=True,
               help="Also print warnings (they never fail the check).")
-def validate(paths: tuple[Path, ...], max_size: str, warnings: bool) -> None:
+def validate(paths: tuple[Path, ...], max_size: int, warnings: bool) -> None:
     """Check service files, or whole config-repo folders, without a database.
 
     Prints `path: json_path: message` per problem and exits 1 on any error: use it as
@@ -101,7 +116,12 @@ def validate(paths: tuple[Path, ...], max_size: str, warnings: bool) -> None:
     """
     from .checkfiles import check_paths
 
-    findings = check_paths(list(paths), max_bytes=_size(max_size))
+    for path in paths:
+        if path.is_dir() and not _has_services(path):
+            raise click.ClickException(
+                f"{path}: no services/ folder and no aureacore.yaml root file; nothing to "
+                "check (give a config repository, or service files)")
+    findings = check_paths(list(paths), max_bytes=max_size)
     errors = 0
     for finding in findings:
         if finding.problem.severity == "error":
@@ -115,6 +135,14 @@ def validate(paths: tuple[Path, ...], max_size: str, warnings: bool) -> None:
     click.echo("ok", err=True)
 
 
+def _has_services(folder: Path) -> bool:
+    """Whether a folder is a config repository (services/ or a root file)."""
+    from .tree import ROOT_FILES, SERVICES_DIR
+
+    return (folder / SERVICES_DIR).is_dir() or any((folder / name).is_file()
+                                                   for name in ROOT_FILES)
+
+
 @cli.command()
 @click.option("--dir", "directory", default="aureacore-demo", show_default=True,
               type=click.Path(file_okay=False, path_type=Path),
@@ -122,7 +150,8 @@ def validate(paths: tuple[Path, ...], max_size: str, warnings: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Only print what to run next.")
 @click.option("--serve/--no-serve", default=True, show_default=True,
               help="Serve the demo database in Datasette at the end (logged in as root).")
-@click.option("--port", default=8001, show_default=True, type=int, help="Port to serve on.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
+              help="Port to serve on.")
 def demo(directory: Path, quiet: bool, serve: bool, port: int) -> None:
     """Build a sample config repo with a realistic history, ingest it, and serve it.
 

@@ -4,26 +4,22 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .cli_common import read_only, require_registry
+
 DB_OPTION = click.option(
     "--db", "db_path", default="registry.db", show_default=True,
     type=click.Path(dir_okay=False, path_type=Path), help="The registry database.")
 
 
-def _existing(db_path: Path) -> Path:
-    if not db_path.exists():
-        raise click.ClickException(f"{db_path} does not exist; run `aureacore-db ingest` first")
-    return db_path
-
-
-def _read_only(db_path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{_existing(db_path)}?mode=ro", uri=True)
+def _existing(db_path: Path, why: str) -> Path:
+    """An ingested registry database that can be written (``why``), else a clear error."""
+    return require_registry(db_path, writable=why)
 
 
 # -- deliver / webhooks -------------------------------------------------------------
@@ -52,9 +48,9 @@ def deliver(db_path: Path, config: Path | None, only: tuple[str, ...], max_attem
 
     policy = Policy(max_attempts=max_attempts, backoff=backoff, max_backoff=max_backoff,
                     timeout=timeout)
+    _existing(db_path, "delivery cursors are kept there")
     try:
-        results = run(_existing(db_path), config=config, policy=policy,
-                      only=list(only) or None)
+        results = run(db_path, config=config, policy=policy, only=list(only) or None)
     except (DeliverBusy, WebhookError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -94,7 +90,7 @@ def webhooks_add(url: str, db_path: Path, name: str | None, kinds: tuple[str, ..
 
     if secret and secret_env:
         raise click.UsageError("give --secret or --secret-env, not both")
-    db = connect(_existing(db_path))
+    db = connect(_existing(db_path, "webhooks are kept there"))
     try:
         hook = add_webhook(db, url, name=name, kinds=list(kinds) or None, secret=secret,
                            secret_env=secret_env, from_start=from_start)
@@ -115,7 +111,7 @@ def webhooks_list(db_path: Path, as_json: bool) -> None:
     from .db import connect
     from .webhooks import list_webhooks
 
-    db = connect(_existing(db_path))
+    db = connect(_existing(db_path, "webhooks are kept there"))
     try:
         hooks = [h.public() for h in list_webhooks(db)]
         for h in hooks:
@@ -144,7 +140,7 @@ def webhooks_remove(webhook: str, db_path: Path) -> None:
     from .db import connect
     from .webhooks import WebhookError, remove_webhook
 
-    db = connect(_existing(db_path))
+    db = connect(_existing(db_path, "webhooks are kept there"))
     try:
         hook = remove_webhook(db, webhook)
     except WebhookError as exc:
@@ -204,7 +200,7 @@ def deps(service: str | None, db_path: Path, at: str | None, show_cycles: bool,
 
     if not (service or show_cycles or show_order):
         raise click.UsageError("give a SERVICE, --cycles or --order")
-    conn = _read_only(db_path)
+    conn = read_only(db_path)
     try:
         graph = load_graph(conn, at)
         out: dict[str, Any] = {"commit": graph.commit, "seq": graph.seq}
@@ -277,7 +273,7 @@ def health(db_path: Path, once: bool, interval: float | None, rounds: int | None
 
     if once and interval is not None:
         raise click.UsageError("--once and --interval exclude each other")
-    _existing(db_path)
+    _existing(db_path, "health records its probes there")
     if interval is None:
         _print_results(check_once(db_path, concurrency=concurrency, timeout=timeout), as_json)
         return

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
-from .db import connect, get_meta
+from .cli_common import check_source, inspect_db, read_only, require_new_or_registry
+from .db import get_meta
 from .gitprovider import GitProviderError, is_url
+from .gitsource import SourceError
 from .ingest import IngestBusy
 from .models import ConfigError, ServiceConfig
 from .registry import RegistrationRejected, RegistryError, ServiceRegistry
@@ -24,19 +26,34 @@ _BRANCH = click.option("--branch", default=None,
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
-def _defaults(db_path: str, repo: str | None, branch: str | None) -> tuple[str, str]:
-    """``--repo`` / ``--branch`` or the ones recorded in ``aureacore_meta``."""
+def _defaults(db_path: str, repo: str | None, branch: str | None, why: str,
+              need_commits: bool) -> tuple[str, str]:
+    """``--repo`` / ``--branch`` or the ones recorded in ``aureacore_meta``; refuses a
+    database path that is not a registry, and a local repository that is missing or
+    holds another history than the database, before anything is written."""
+    require_new_or_registry(db_path, why)
+    repo, branch = _recorded(db_path, repo, branch)
+    if not is_url(repo):
+        check_source(repo, Path(db_path), branch, need_commits=need_commits)
+    return repo, branch
+
+
+def _recorded(db_path: str, repo: str | None, branch: str | None) -> tuple[str, str]:
     if repo is None or branch is None:
         if not Path(db_path).exists():
             if repo is None:
-                raise click.UsageError(f"{db_path} does not exist; pass --repo")
+                raise click.UsageError(
+                    f"{db_path}: no such database; run `aureacore-db ingest REPO --db "
+                    f"{db_path}` first, or pass --repo")
             return repo, branch or "main"
-        db = connect(db_path)
-        try:
-            source, repo_path = get_meta(db, "source"), get_meta(db, "repo_path")
-            branch = branch or get_meta(db, "branch") or "main"
-        finally:
-            db.close()
+        source = repo_path = None
+        if "aureacore_meta" in inspect_db(Path(db_path))[1]:
+            db = read_only(Path(db_path), ingested=False)  # reading writes nothing
+            try:
+                source, repo_path = get_meta(db, "source"), get_meta(db, "repo_path")
+                branch = branch or get_meta(db, "branch") or "main"
+            finally:
+                db.close()
         if repo is None:
             repo = source if source and is_url(source) else repo_path
         if repo is None:
@@ -62,7 +79,8 @@ def register(file: Path, db_path: str, repo: str | None, branch: str | None,
 
     Invalid files are rejected with every problem and nothing is written.
     """
-    repo, branch = _defaults(db_path, repo, branch)
+    repo, branch = _defaults(db_path, repo, branch, "register ingests into it",
+                             need_commits=False)  # the first service of a new repo is fine
     try:
         config = ServiceConfig.from_file(file)
     except ConfigError as exc:
@@ -79,7 +97,7 @@ def register(file: Path, db_path: str, repo: str | None, branch: str | None,
         click.echo(f"rejected {exc.service_id}: {count} error(s); nothing was written",
                    err=True)
         sys.exit(1)
-    except (RegistryError, GitProviderError, IngestBusy) as exc:
+    except (RegistryError, GitProviderError, SourceError, IngestBusy) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
@@ -100,10 +118,11 @@ def register(file: Path, db_path: str, repo: str | None, branch: str | None,
 def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool,
          deliver_events: bool) -> None:
     """Pull the config repository and ingest what changed; print the changes."""
-    repo, branch = _defaults(db_path, repo, branch)
+    repo, branch = _defaults(db_path, repo, branch, "sync ingests into it",
+                             need_commits=True)
     try:
         result = ServiceRegistry(db_path, repo, branch).sync_configurations()
-    except (RegistryError, GitProviderError, IngestBusy) as exc:
+    except (RegistryError, GitProviderError, SourceError, IngestBusy) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2, default=str))

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from .cli_common import check_source, require_registry
+
 DB_HELP = "Registry database (from aureacore-db ingest)."
 REPO_HELP = "Config repository to commit to (default: the one the database was ingested from)."
 
@@ -17,9 +19,11 @@ REPO_HELP = "Config repository to commit to (default: the one the database was i
 @click.command()
 @click.argument("db", default="registry.db", required=False,
                 type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), help=REPO_HELP)
+@click.option("--repo", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help=REPO_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
+              help="Port to listen on.")
 @click.option("--root", is_flag=True,
               help="Print a URL that logs you in as root (may roll services back).")
 def serve(db: Path, repo: Path | None, host: str, port: int, root: bool) -> None:
@@ -30,9 +34,32 @@ def serve(db: Path, repo: Path | None, host: str, port: int, root: bool) -> None
     """
     from .web import serve as run
 
-    if not db.is_file():
-        raise click.ClickException(f"{db}: no such database (run aureacore-db ingest first)")
+    require_registry(db, writable="serve brings its schema up to date and records "
+                                  "rollbacks there")
+    if repo is not None:  # rollbacks commit there, then ingest it into this database
+        check_source(repo, db, "main", need_commits=False)
+    _check_port(host, port)
     run(db, host=host, port=port, repo=repo, root=root, echo=click.echo)
+
+
+def _check_port(host: str, port: int) -> None:
+    """A clear error for an address that cannot be served (in use, or not this host's)."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"--host {host}: {exc.strerror}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot serve on {host}:{port}: {exc.strerror}; pick another --port"
+                + ("" if exc.errno == errno.EADDRINUSE else " or --host")) from exc
 
 
 def _cli_actor(actor: str | None, repo_path: str | None) -> dict[str, Any]:
@@ -58,7 +85,8 @@ def _cli_actor(actor: str | None, repo_path: str | None) -> dict[str, Any]:
               help="Commit (sha, short sha or revision) whose version to restore.")
 @click.option("--db", "db_path", default="registry.db", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help=DB_HELP)
-@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), help=REPO_HELP)
+@click.option("--repo", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help=REPO_HELP)
 @click.option("--actor", help="Who rolls back (default: $USER); becomes the commit author.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str | None,
@@ -70,19 +98,25 @@ def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str
     tree with uncommitted changes. Every attempt is logged in the rollbacks table.
     """
     from .db import connect, get_meta
-    from .ingest import ingest
+    from .gitsource import SourceError
+    from .ingest import IngestBusy, ingest
     from .rollback import RollbackRefused, describe
     from .rollback import rollback as do_rollback
 
-    if not db_path.is_file():
-        raise click.ClickException(f"{db_path}: no such database")
+    require_registry(db_path, ingested=repo is None,
+                     writable="a rollback is ingested and logged there")
     db = connect(db_path)
     source, branch = get_meta(db, "source"), get_meta(db, "branch") or "main"
     repo_path = str(repo) if repo else get_meta(db, "repo_path")
     db.close()
     if not (repo or source):
         raise click.ClickException(f"{db_path} was never ingested; pass --repo")
-    ingest(str(repo) if repo else source, db_path, branch=branch)  # compare with the branch now
+    if repo is not None:
+        check_source(repo, db_path, branch, need_commits=False)
+    try:
+        ingest(str(repo) if repo else source, db_path, branch=branch)  # the branch as it is now
+    except (SourceError, IngestBusy) as exc:
+        raise click.ClickException(str(exc)) from exc
     who = _cli_actor(actor, repo_path)
     confirm = yes
     try:
@@ -139,6 +173,8 @@ def query(name: str | None, db_path: Path, params: tuple[str, ...], fmt: str) ->
         if not sep:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="-p")
         values[key.strip()] = value
+    if name in canned_queries():  # an unknown name or parameter is reported first
+        require_registry(db_path)
     try:
         result = run_query(db_path, name, values)
     except QueryError as exc:
