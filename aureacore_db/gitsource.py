@@ -43,13 +43,23 @@ def open_source(source: str, db_path: Path, branch: str) -> pygit2.Repository:
         if (target / "HEAD").exists():
             repo = pygit2.Repository(str(target))
             remote = repo.remotes["origin"]
-            remote.fetch([f"+refs/heads/{branch}:refs/heads/{branch}"])
+            try:
+                remote.fetch([f"+refs/heads/{branch}:refs/heads/{branch}"])
+            except pygit2.GitError as exc:
+                if "not found" in str(exc) or "couldn't find remote ref" in str(exc):
+                    raise SourceError(f"branch {branch!r} not found at {source}") from exc
+                raise
             return repo
         created = not target.parent.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             return pygit2.clone_repository(source, str(target), bare=True,
                                            checkout_branch=branch)
+        except KeyError as exc:  # the branch does not exist there
+            shutil.rmtree(target, ignore_errors=True)
+            if created:
+                shutil.rmtree(target.parent, ignore_errors=True)
+            raise SourceError(f"branch {branch!r} not found at {source}") from exc
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)  # no half clone left behind
             if created:
@@ -66,8 +76,8 @@ def branch_tip(repo: pygit2.Repository, branch: str) -> pygit2.Commit | None:
             return repo.lookup_reference(ref).peel(pygit2.Commit)
         except (KeyError, pygit2.InvalidSpecError):
             continue
-    if repo.is_empty:
-        return None
+    if repo.head_is_unborn and not list(repo.branches.local):
+        return None  # a repository with no commits yet
     names = ", ".join(sorted(repo.branches.local)) or "none"
     raise SourceError(f"branch {branch!r} not found (local branches: {names})")
 

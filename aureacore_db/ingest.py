@@ -342,6 +342,10 @@ class Ingest:
                    result: IngestResult) -> None:
         """Make rows of earlier runs match the branch as it is now (DESIGN §3)."""
         gone = [sha for sha in existing if sha not in seq_of]
+        if existing and len(gone) == len(existing):
+            raise SourceError(
+                f"{self.db_path} holds another history: none of its {len(existing):,} commits "
+                f"is on branch {self.branch} of {self.source}; use another --db")
         moved = [sha for sha, (seq, main) in existing.items()
                  if sha in seq_of and (seq_of[sha], main_of[sha]) != (seq, main)]
         if not gone and not moved:

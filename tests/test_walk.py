@@ -542,3 +542,21 @@ def test_file_url_force_push_is_followed(repo, tmp_path):
     assert rows(db_path, "select sha from commits where sha = ?", (gone,)) == []
     assert [r["id"] for r in rows(db_path, "select id from services order by id")] == [
         "platform/auth-service", "platform/cache"]
+
+
+def test_an_unrelated_history_is_refused_not_replaced(tmp_path, db_path):
+    import pytest
+
+    from aureacore_db.gitsource import SourceError
+
+    first, other = GitRepo(tmp_path / "a"), GitRepo(tmp_path / "b")
+    first.service("auth-service")
+    first.commit("Add auth")
+    other.service("billing", namespace="payments")
+    other.commit("Add billing")
+    run_ingest(first, db_path)
+
+    with pytest.raises(SourceError, match="holds another history"):
+        run_ingest(other, db_path)
+    assert [r["id"] for r in rows(db_path, "select id from services")] == [
+        "platform/auth-service"]
