@@ -137,6 +137,8 @@ class Ingest:
         self._seen_deps: set[tuple[str, str]] = set()
         self._ids: dict[str, int] = {}
         self._had_rows = False
+        self._touched: set[str] = set()  # services with rows in the unwritten batch
+        self._refresh_all = False  # after a rewrite every service row may be stale
 
     # -- public -------------------------------------------------------------
     def run(self) -> IngestResult:
@@ -371,6 +373,7 @@ class Ingest:
                        "where h.config_id = dependencies.config_id "
                        "and h.service_id = dependencies.service_id)")
             db.execute("delete from services where id not in (select service_id from history)")
+        self._refresh_all = True
         result.commits_removed = len(gone)
         result.rewrite_detected = bool(gone)
         existing_left = {s: v for s, v in existing.items() if s in seq_of}
@@ -384,6 +387,8 @@ class Ingest:
 
     def _add(self, table: str, row: dict[str, Any]) -> None:
         self._rows.setdefault(table, []).append(row)
+        if table in ("history", "status"):
+            self._touched.add(row["service_id"])
 
     def _record(self, commit: pygit2.Commit, seq: int, mainline: int, step: Step,
                 state: TreeState) -> None:
@@ -506,42 +511,55 @@ class Ingest:
     def _flush(self, last_main: tuple[pygit2.Commit, TreeState] | None) -> None:
         """Write the batch in one transaction (commits last, so a batch is all or nothing)."""
         rows, self._rows = self._rows, {}
+        touched, self._touched = self._touched, set()
         with self.db.atomic():
             for table in ("configs", "dependencies", "history", "status", "validation_errors",
                           "parameter_changes", "events", "commits"):
                 if rows.get(table):
                     _insert(self.db, table, rows[table])
             if last_main is not None:
-                self._refresh_services(last_main[1], last_main[0])
+                only = None if self._refresh_all else touched
+                self._refresh_services(last_main[1], last_main[0], only)
+                self._refresh_all = False
 
-    def _refresh_services(self, state: TreeState | None, tip: pygit2.Commit) -> None:
-        """Bring ``services`` to the state at the latest mainline commit."""
+    @staticmethod
+    def _service_row(sid: str, entry: Entry, verdict: Verdict | None) -> dict[str, Any]:
+        content = entry.check.content or {}
+        namespace, _, name = sid.partition("/")
+        problems = verdict.problems if verdict else ()
+        text = {key: content.get(key) if isinstance(content.get(key), str) else None
+                for key in ("owner", "description")}
+        return {
+            "id": sid, "namespace": namespace, "name": name, "path": entry.path,
+            "config_id": entry.oid, "version": entry.check.version,
+            "status": verdict.status if verdict else None,
+            "status_message": verdict.message if verdict else None, "removed": 0, **text,
+            "error_count": sum(p.severity == "error" for p in problems),
+            "warning_count": sum(p.severity == "warning" for p in problems),
+        }
+
+    def _refresh_services(self, state: TreeState | None, tip: pygit2.Commit,
+                          only: set[str] | None = None) -> None:
+        """Bring ``services`` to the state at the latest mainline commit (only the
+        services named in ``only``, when given: those the batch touched)."""
         db = self.db
         if state is None:
             self._had_rows = True
             state = TreeState(BlobReader(self.repo, max_bytes=self.max_bytes,
                                          fallback=_Stored(db, self._config_known)))
             state.advance(None, tip.tree)
-        current = []
-        for sid, entry in state.services().items():
-            verdict = state.verdicts.get(sid)
-            content = entry.check.content or {}
-            namespace, _, name = sid.partition("/")
-            problems = verdict.problems if verdict else ()
-            current.append({
-                "id": sid, "namespace": namespace, "name": name, "path": entry.path,
-                "config_id": entry.oid, "version": entry.check.version,
-                "status": verdict.status if verdict else None,
-                "status_message": verdict.message if verdict else None, "removed": 0,
-                "owner": content.get("owner") if isinstance(content.get("owner"), str) else None,
-                "description": content.get("description")
-                if isinstance(content.get("description"), str) else None,
-                "error_count": sum(p.severity == "error" for p in problems),
-                "warning_count": sum(p.severity == "warning" for p in problems),
-            })
-        db.execute("update services set removed = 1, path = null, config_id = null, "
-                   "version = null, status = null, status_message = null, owner = null, "
-                   "description = null, error_count = null, warning_count = null")
+        services = state.services()
+        ids = sorted(services) if only is None else sorted(only & services.keys())
+        current = [self._service_row(sid, services[sid], state.verdicts.get(sid))
+                   for sid in ids]
+        cleared = ("removed = 1, path = null, config_id = null, version = null, status = null, "
+                   "status_message = null, owner = null, description = null, "
+                   "error_count = null, warning_count = null")
+        if only is None:
+            db.execute(f"update services set {cleared}")
+        else:
+            db.conn.executemany(f"update services set {cleared} where id = ?",
+                                [(sid,) for sid in sorted(only - services.keys())])
         if current:
             db["services"].upsert_all(current, pk="id")
         db.execute("""
@@ -550,7 +568,7 @@ class Ingest:
                    substr(h.service_id, instr(h.service_id, '/') + 1), 1
             from history h where h.service_id not in (select id from services)
         """)
-        db.execute("""
+        first_last = """
             update services set
               first_commit = (select commit_sha from history h where h.service_id = services.id
                               order by h.mainline desc, h.seq limit 1),
@@ -559,7 +577,12 @@ class Ingest:
               last_updated = (select committed_at from history h
                               where h.service_id = services.id
                               order by h.mainline desc, h.seq desc limit 1)
-        """)
+        """
+        if only is None:
+            db.execute(first_last)
+        else:
+            for chunk in _chunks(sorted(only), 500):
+                db.execute(first_last + f" where id in ({','.join('?' * len(chunk))})", chunk)
         set_meta(db, "tip", str(tip.id))
 
 
