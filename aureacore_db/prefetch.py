@@ -17,7 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 import pygit2
 
 from .parsing import is_config_path
-from .tree import BlobReader, Updates, tree_updates
+from .tree import BlobReader, Updates, tree_updates, walk_tree
 from .validation import ConfigCheck
 
 CHUNK = 64  # commits per task
@@ -42,16 +42,20 @@ def _prepare(shas: list[str]) -> list[Prepared]:
     out = []
     for sha in shas:
         commit = _repo[sha]
-        if not commit.parent_ids:
-            out.append((sha, None, {}))
-            continue
-        updates = tree_updates(_repo[commit.parent_ids[0]].tree, commit.tree)
+        if commit.parent_ids:
+            updates = tree_updates(_repo[commit.parent_ids[0]].tree, commit.tree)
+            changed = [(path, value[0]) for path, value in updates.items()
+                       if value is not None and value[1] == "blob"]
+        else:  # a root commit: every file is new (the walk rescans its tree)
+            updates = None
+            changed = [(path, oid) for path, oid, kind in walk_tree(commit.tree, "")
+                       if kind == "blob"]
         checks = {}
-        for path, value in updates.items():
-            if value is not None and value[1] == "blob" and is_config_path(path):
-                check = _reader.check(value[0], path)
+        for path, oid in changed:
+            if is_config_path(path):
+                check = _reader.check(oid, path)
                 check.flat  # noqa: B018 - flattened here, in parallel, not in the walk
-                checks[_reader.key(value[0], path)] = check
+                checks[_reader.key(oid, path)] = check
         out.append((sha, updates, checks))
     return out
 

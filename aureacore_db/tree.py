@@ -281,13 +281,13 @@ def _kind_of(mode: int) -> str:
     return _KIND_BY_MODE.get(mode, "blob")
 
 
-def _walk(tree: pygit2.Tree, prefix: str) -> Iterable[tuple[str, str, str]]:
+def walk_tree(tree: pygit2.Tree, prefix: str) -> Iterable[tuple[str, str, str]]:
     """(path, oid, kind) of every entry below ``tree``, recursively."""
     for obj in tree:
         path = f"{prefix}/{obj.name}" if prefix else obj.name
         kind = _kind_of(obj.filemode)
         if kind == "tree":
-            yield from _walk(obj, path)  # type: ignore[arg-type]
+            yield from walk_tree(obj, path)  # type: ignore[arg-type]
         else:
             yield path, str(obj.id), kind
 
@@ -396,7 +396,7 @@ class TreeState:
         if self.layout.kind == "convention":
             sub = _subtree(tree, SERVICES_DIR)
             if sub is not None:
-                for path, oid, kind in _walk(sub, SERVICES_DIR):
+                for path, oid, kind in walk_tree(sub, SERVICES_DIR):
                     if is_config_path(path):
                         found[path] = (oid, kind)
         else:
@@ -415,7 +415,7 @@ class TreeState:
         found = {}
         sub = _subtree(tree, self.layout.schema_dir)
         if sub is not None:
-            for path, oid, kind in _walk(sub, self.layout.schema_dir):
+            for path, oid, kind in walk_tree(sub, self.layout.schema_dir):
                 sid = self._param_schema_id(path)
                 if sid and kind == "blob":
                     found[sid] = oid
