@@ -183,6 +183,7 @@ def demo(directory: Path, quiet: bool, serve: bool, port: int) -> None:
     _print_summary(result)
     click.echo(
         "\nNext:\n"
+        f"  aureacore-db query errors_now --db {db_path}\n"
         f"  aureacore-db query first_errors --db {db_path}\n"
         f"  aureacore-db query parameter_blame --db {db_path} "
         "-p service=platform/auth-service -p key=replicas\n"

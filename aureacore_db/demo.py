@@ -69,6 +69,7 @@ MSG: dict[str, str] = {
     "move": "Move search-indexer config to services/data/search/",
     "cycle_break": "ledger: require billing for balance reconciliation",
     "cycle_fix": "ledger: make billing dependency optional (async reconciliation)",
+    "open_break": "web-frontend: use the search-indexer 3.x suggest API",
 }
 
 
@@ -96,6 +97,8 @@ DEMO_STORY: list[str] = [
     f"Move: {_q('move')} moves the file (same name and namespace, new path).",
     f"Dependency cycle: {_q('cycle_break')} closes billing -> invoice-generator -> ledger -> "
     f"billing; broken by {_q('cycle_fix')}.",
+    f"Still open at the tip: {_q('open_break')} requires data/search-indexer ^3.0.0 while it "
+    "is at 2.x, so frontend/web-frontend is in ERROR now.",
 ]
 
 KEY_ORDER = (
@@ -865,6 +868,12 @@ def _story(d: _Demo) -> None:
         "dependencies (billing -> invoice-generator -> ledger).",
         led,
     )
+    d.routine(TOTAL_COMMITS - d.count - 3)
+
+    web = "frontend/web-frontend"  # left broken: something for `errors_now` to show
+    d.docs[web]["dependencies"].append(_dep("data/search-indexer", "^3.0.0"))
+    d.frozen.add(web)
+    d.commit("gabriel", MSG["open_break"], web)
     d.routine(TOTAL_COMMITS - d.count)
 
 

@@ -1,0 +1,41 @@
+"""The built-in demo: every event its story promises is in the database."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+from conftest import rows
+
+from aureacore_db.cli import cli
+from aureacore_db.demo import DEMO_STORY
+
+
+def test_demo_builds_ingests_and_tells_its_story(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "d"), "--no-serve"])
+    assert result.exit_code == 0, result.output
+    assert all(line in result.output for line in DEMO_STORY)
+    db = tmp_path / "d" / "registry.db"
+
+    assert rows(db, "select count(*) n from commits")[0]["n"] == 200
+    assert rows(db, "select count(*) n from services where removed = 0")[0]["n"] == 36
+    assert rows(db, "select id from services_in_error") == [{"id": "frontend/web-frontend"}]
+
+    kinds = {r["kind"] for r in rows(db, "select distinct kind from validation_errors")}
+    assert {"parse", "schema", "dependency", "cycle"} <= kinds
+    assert rows(db, "select count(*) n from validation_errors where kind = 'schema' and "
+                    "message like '%dependancies%'")[0]["n"] >= 1
+    changes = {(r["service_id"], r["change"]) for r in rows(
+        db, "select service_id, change from history where mainline = 1")}
+    assert ("data/search-indexer", "renamed") in changes
+    assert {("ops/status-page", "removed"), ("ops/status-page", "added")} <= changes
+
+    merges = rows(db, "select sha, parents from commits where json_array_length(parents) = 2")
+    assert len(merges) == 1 and rows(db, "select mainline from commits where sha = ?",
+                                     (merges[0]["sha"],))[0]["mainline"] == 1
+    side = json.loads(merges[0]["parents"])[1]
+    assert rows(db, "select mainline from commits where sha = ?", (side,))[0]["mainline"] == 0
+    untouched = rows(db, "select sha from commits where services_changed = 0 and "
+                         "message like 'docs:%'")
+    assert untouched and not rows(db, "select 1 from history where commit_sha = ?",
+                                  (untouched[0]["sha"],))
