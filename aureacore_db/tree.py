@@ -32,7 +32,6 @@ from .parsing import (
 from .validation import (
     ConfigCheck,
     Problem,
-    builtin_schemas,
     check_config,
     compile_parameter_schema,
     schema_problems,
@@ -759,9 +758,3 @@ def _classify(before: Entry | None, after: Entry | None) -> str | None:
     if before.oid != after.oid or before.kind != after.kind:
         return "modified"
     return None
-
-
-def check_known_schemas() -> None:
-    """Fail early (at import of the CLI) when no built-in service schema is found."""
-    if not builtin_schemas("service"):
-        raise RuntimeError("no built-in service schema found; is the schemas/ folder installed?")
