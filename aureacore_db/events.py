@@ -9,10 +9,11 @@ the full stream; other parts (rollback, health checks) add theirs with
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Any
 
 import sqlite_utils
+
+from .timestamps import now_iso
 
 SERVICE_ADDED = "service_added"
 SERVICE_CHANGED = "service_changed"
@@ -53,7 +54,7 @@ def record_event(
         "insert into events (kind, service_id, commit_sha, seq, mainline, occurred_at, payload) "
         "values (?, ?, ?, ?, ?, ?, ?)",
         [kind, service_id, commit_sha, seq, mainline,
-         occurred_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+         occurred_at or now_iso(),
          json.dumps(payload, sort_keys=True)],
     )
     return int(cursor.lastrowid or 0)

@@ -28,6 +28,7 @@ import sqlite_utils
 
 from .db import connect
 from .events import HEALTH_CHANGED, record_event
+from .timestamps import now_iso
 
 PASSING, WARNING, CRITICAL = "passing", "warning", "critical"
 DEFAULT_TIMEOUT = 5.0
@@ -122,11 +123,6 @@ class CheckResult:
         return self.state != self.previous_state
 
 
-def now_iso() -> str:
-    """ISO-8601 UTC with milliseconds (checks may be closer together than a second)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def ensure_health_schema(db: sqlite_utils.Database) -> None:
     """Create the ``health_checks`` table, its index and the health views."""
     with db.atomic():
@@ -199,7 +195,7 @@ def _error_text(exc: BaseException, timeout: float) -> str:
 async def probe(client: httpx.AsyncClient, target: Target, timeout: float) -> CheckResult:
     """GET the target's URL; never raises."""
     limit = target.timeout or timeout
-    checked_at = now_iso()
+    checked_at = now_iso(milliseconds=True)
     started = time.perf_counter()
     status: int | None = None
     error: str | None = None

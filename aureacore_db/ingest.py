@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from .leafdiff import dump, flat_changes
 from .locks import file_lock
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, prepared
+from .timestamps import git_time_iso, now_iso
 from .tree import BlobReader, Change, Entry, Step, TreeState, Verdict, service_ref
 from .validation import ConfigCheck, Problem, checked_config
 
@@ -68,15 +68,6 @@ class IngestResult:
 
 class IngestBusy(Exception):
     """Another ingest holds the database's lock."""
-
-
-def iso(timestamp: int, offset_minutes: int = 0) -> str:
-    """ISO-8601 UTC text of a Git timestamp."""
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ingest_lock(db_path: Path, timeout: float = 120.0) -> AbstractContextManager[None]:
@@ -393,13 +384,13 @@ class Ingest:
     def _record(self, commit: pygit2.Commit, seq: int, mainline: int, step: Step,
                 state: TreeState) -> None:
         sha = str(commit.id)
-        committed_at = iso(commit.commit_time)
+        committed_at = git_time_iso(commit.commit_time)
         author = commit.author
         self._add("commits", {
             "sha": sha, "seq": seq, "mainline": mainline,
             "parents": json.dumps([str(p) for p in commit.parent_ids]),
             "author_name": author.name, "author_email": author.email,
-            "authored_at": iso(author.time), "committer_name": commit.committer.name,
+            "authored_at": git_time_iso(author.time), "committer_name": commit.committer.name,
             "committer_email": commit.committer.email, "committed_at": committed_at,
             "message": commit.message, "services_changed": len(step.changes),
         })

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from .parsing import DEFAULT_MAX_BYTES, parse_config
+from .timestamps import now_iso
 from .validation import DEFAULT_SCHEMA_VERSION, Problem, check_config
 
 State = Literal["PENDING", "CONFIGURED", "ERROR"]
@@ -31,11 +31,6 @@ _KNOWN_KEYS = (
     "documentation_url", "service_type", "endpoints", "dependencies", "parameters",
     "health_check", "metadata",
 )
-
-
-def utc_now() -> str:
-    """Now as ISO-8601 UTC text (the database's timestamp format)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ConfigError(ValueError):
@@ -235,7 +230,7 @@ class ServiceStatus:
 
     @classmethod
     def pending(cls, message: str = "registered, not yet validated") -> ServiceStatus:
-        return cls("PENDING", message, utc_now())
+        return cls("PENDING", message, now_iso())
 
     def to_dict(self) -> dict[str, Any]:
         return {"state": self.state, "message": self.message,
@@ -300,7 +295,7 @@ class Service:
         """Replace the config; the service is PENDING until validated again."""
         self.config = config
         self.status = ServiceStatus.pending("changed, not yet validated")
-        self.last_updated = utc_now()
+        self.last_updated = now_iso()
 
     # -- database forms -------------------------------------------------------
     def to_row(self) -> dict[str, Any]:

@@ -53,8 +53,9 @@ from .db import connect, get_meta
 from .gitprovider import GitProvider, GitProviderError, PullResult, is_url
 from .ingest import Ingest, IngestResult
 from .locks import file_lock
-from .models import Service, ServiceConfig, ServiceStatus, utc_now
+from .models import Service, ServiceConfig, ServiceStatus
 from .parsing import parse_config
+from .timestamps import now_iso
 from .tree import ROOT_FILES, SERVICES_DIR, BlobReader, TreeState
 from .validation import Problem, check_config
 
@@ -431,7 +432,7 @@ class ServiceRegistry:
                     "service_id": plan.service_id, "path": plan.path, "commit_sha": sha,
                     "parent_sha": tip, "status": "PENDING",
                     "message": "registered, not yet validated", "author": author,
-                    "registered_at": utc_now()}).last_pk
+                    "registered_at": now_iso()}).last_pk
         if self._has_remote():
             try:
                 self.git.push()
@@ -574,7 +575,7 @@ class ServiceRegistry:
             else:
                 updates.append((status["status"], status["message"] or "", reg["id"]))
         if updates:
-            now = utc_now()
+            now = now_iso()
             with db.atomic():
                 db.conn.executemany("update registrations set status = ?, message = ?, "
                                "checked_at = ? where id = ?",

@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import sqlite_utils
 from pygit2.enums import CheckoutStrategy, FileMode, FileStatus
 
 from .db import connect, get_meta
+from .timestamps import now_iso
 
 ROLLBACKS_COLUMNS: dict[str, type] = {
     "id": int, "attempted_at": str, "actor_id": str, "actor": str, "via": str,
@@ -98,10 +98,6 @@ def ensure_rollbacks_table(db: sqlite_utils.Database) -> None:
     """Create the ``rollbacks`` table (and its index) if missing."""
     db["rollbacks"].create(ROLLBACKS_COLUMNS, pk="id", if_not_exists=True)
     db["rollbacks"].create_index(["service_id", "id"], if_not_exists=True)
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def normalize_actor(actor: Actor | str | None) -> Actor:

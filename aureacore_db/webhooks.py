@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ import yaml
 from .db import connect
 from .events import EVENT_KINDS
 from .locks import file_lock
+from .timestamps import now_iso
 
 SIGNATURE_HEADER = "X-AureaCore-Signature"
 EVENT_HEADER = "X-AureaCore-Event"
@@ -141,10 +141,6 @@ class RunResult:
     events: list[int] = field(default_factory=list)
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 # -- signatures -----------------------------------------------------------------
 def sign(secret: str, body: bytes) -> str:
     """The signature header's value for ``body``: ``sha256=<hex>``."""
@@ -208,7 +204,7 @@ def add_webhook(db: sqlite_utils.Database, url: str, *, name: str | None = None,
     url = _check_url(url)
     name = name or url
     kinds_list = _kinds(kinds)
-    stamp = now_iso()
+    stamp = now_iso(milliseconds=True)
     with db.atomic():
         found = list(db["webhooks"].rows_where("name = ?", [name]))
         values = {"url": url, "kinds": json.dumps(kinds_list) if kinds_list else None,
@@ -361,7 +357,7 @@ def send(client: httpx.Client, webhook: Webhook, secret: str | None, row: dict[s
 def _record(db: sqlite_utils.Database, webhook: Webhook, row: dict[str, Any],
             outcome: Attempt, started_at: str) -> None:
     """Upsert the (webhook, event) delivery row and move the cursor on success."""
-    stamp = now_iso()
+    stamp = now_iso(milliseconds=True)
     key = [webhook.id, row["id"]]
     with db.atomic():
         old = db.execute(
@@ -439,12 +435,13 @@ def deliver_webhook(db: sqlite_utils.Database, webhook: Webhook, client: httpx.C
         secret = webhook.resolved_secret()
     except WebhookError as exc:
         result.error = str(exc)
-        db["webhooks"].update(webhook.id, {"last_run_at": now_iso(), "last_error": str(exc)})
+        db["webhooks"].update(webhook.id, {"last_run_at": now_iso(milliseconds=True),
+                                           "last_error": str(exc)})
         return result
     webhook.cursor = _rewind(db, webhook)
     horizon = _max_event(db)
     for row in _pending(db, webhook, webhook.cursor, horizon):
-        started_at = now_iso()
+        started_at = now_iso(milliseconds=True)
         outcome = send(client, webhook, secret, row, policy, sleep)
         _record(db, webhook, row, outcome, started_at)
         result.attempts += outcome.attempts
@@ -457,7 +454,8 @@ def deliver_webhook(db: sqlite_utils.Database, webhook: Webhook, client: httpx.C
         webhook.cursor = row["id"]
     if horizon > webhook.cursor:  # skip past events of other kinds too
         with db.atomic():
-            db["webhooks"].update(webhook.id, {"cursor": horizon, "last_run_at": now_iso(),
+            db["webhooks"].update(webhook.id, {"cursor": horizon,
+                                               "last_run_at": now_iso(milliseconds=True),
                                                "last_error": None})
         webhook.cursor = horizon
     result.cursor = webhook.cursor
