@@ -184,10 +184,15 @@ def ensure_schema(db: sqlite_utils.Database, indexes: list | None = None) -> Non
                 _create_autoincrement(db, name, spec["columns"])
             else:
                 db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
-        for table, columns in INDEXES if indexes is None else indexes:
-            db[table].create_index(columns, if_not_exists=True)
+        create_indexes(db, INDEXES if indexes is None else indexes)
         for name, sql in VIEWS.items():
             db.create_view(name, sql.strip(), replace=True)
+
+
+def create_indexes(db: sqlite_utils.Database, indexes: list | None = None) -> None:
+    """Create the missing ones of ``indexes`` (default: all of them)."""
+    for table, columns in INDEXES if indexes is None else indexes:
+        db[table].create_index(columns, if_not_exists=True)
 
 
 # Tables whose ids must never be reused (event consumers keep cursors on them).

@@ -21,7 +21,7 @@ import pygit2
 import sqlite_utils
 
 from . import __version__
-from .db import PER_COMMIT, connect, ensure_schema, get_meta, set_meta
+from .db import PER_COMMIT, connect, create_indexes, get_meta, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED
 from .gitsource import (
     SourceError,
@@ -130,6 +130,7 @@ class Ingest:
         self._had_rows = False
         self._touched: set[str] = set()  # services with rows in the unwritten batch
         self._refresh_all = False  # after a rewrite every service row may be stale
+        self._indexes_deferred = False  # a first bulk load builds read indexes at the end
 
     # -- public -------------------------------------------------------------
     def run(self) -> IngestResult:
@@ -140,6 +141,7 @@ class Ingest:
         tip = branch_tip(self.repo, self.branch)
         with ingest_lock(self.db_path):
             db = connect(self.db_path, defer_indexes=True)
+            self._indexes_deferred = not db.execute("select 1 from commits limit 1").fetchone()
             try:
                 return self._run(db, tip)
             finally:
@@ -150,7 +152,8 @@ class Ingest:
         started = time.monotonic()
         self.db = db
         repo = self.repo
-        source = self.source if is_url(self.source) else str(Path(repo.workdir or repo.path))
+        repo_path = Path(repo.workdir or repo.path)
+        source = self.source if is_url(self.source) else str(repo_path)
         result = IngestResult(str(self.db_path), source, self.branch, None)
         with db.atomic():
             db.execute("update ingest_runs set outcome = 'interrupted' where outcome = 'running'")
@@ -158,7 +161,7 @@ class Ingest:
                 "started_at": now_iso(), "source": source, "branch": self.branch,
                 "outcome": "running"}).last_pk
             set_meta(db, "source", source)
-            set_meta(db, "repo_path", str(Path(repo.workdir or repo.path).resolve()))
+            set_meta(db, "repo_path", str(repo_path.resolve()))
             set_meta(db, "branch", self.branch)
             set_meta(db, "tool_version", __version__)
         try:
@@ -299,8 +302,9 @@ class Ingest:
 
     def _mark_complete(self, tip: pygit2.Commit) -> None:
         """Remember a completed run's tip, so the next run can take the append path;
-        build any index left out of a first bulk load."""
-        ensure_schema(self.db)
+        build the indexes left out of a first bulk load."""
+        if self._indexes_deferred:
+            create_indexes(self.db)
         with self.db.atomic():
             count = self.db.execute("select count(*) from commits").fetchone()[0]
             set_meta(self.db, "complete_tip", str(tip.id))
@@ -351,7 +355,7 @@ class Ingest:
                     db.execute(f"delete from {table} where commit_sha in ({marks})", chunk)
                 db.execute(f"delete from commits where sha in ({marks})", chunk)
             db.conn.executemany("update commits set seq = ?, mainline = ? where sha = ?",
-                           [(seq_of[s], main_of[s], s) for s in moved])
+                                [(seq_of[s], main_of[s], s) for s in moved])
             if moved:
                 for table in PER_COMMIT:
                     db.execute(
@@ -367,9 +371,6 @@ class Ingest:
         self._refresh_all = True
         result.commits_removed = len(gone)
         result.rewrite_detected = bool(gone)
-        existing_left = {s: v for s, v in existing.items() if s in seq_of}
-        existing.clear()
-        existing.update(existing_left)
 
     # -- rows ---------------------------------------------------------------
     def _next_id(self, table: str) -> int:
@@ -450,10 +451,9 @@ class Ingest:
         check = entry.check
         parse = check.parse
         content = check.content
-        size = parse.size
         self._add("configs", {
             "id": entry.oid, "service_id": sid, "path": entry.path, "format": parse.format,
-            "size": size, "raw": parse.raw, "content": check.content_json,
+            "size": parse.size, "raw": parse.raw, "content": check.content_json,
             "version": check.version, "schema_version": check.schema_version,
             "parameters": _json_or_none(check.parameters),
             "dependencies": _json_or_none(content.get("dependencies") if content else None),

@@ -501,13 +501,15 @@ class TreeState:
         if parent_tree is not None and updates is None:
             updates = tree_updates(parent_tree, tree)
         if parent_tree is None or updates is None or any(p in updates for p in ROOT_FILES):
-            self._rescan(tree, touched, schema_changed)
+            self._rescan(tree, touched)
         else:
-            self._apply_updates(updates, tree, touched, schema_changed)
+            self._apply_updates(updates, touched, schema_changed)
         return self._revalidate(touched, schema_changed)
 
-    def _rescan(self, tree: pygit2.Tree, touched: dict, schema_changed: set[str]) -> None:
-        old_schemas = self.param_schemas
+    def _rescan(self, tree: pygit2.Tree, touched: dict) -> None:
+        """Read the layout and every service file again (a first commit, or a root-file
+        change). Every service, old and new, ends up touched, so every verdict is
+        recomputed, parameter schemas and root-file problems included."""
         self.layout = self._read_layout(tree)
         wanted = self._scan_entries(tree)
         for path in list(self.entries):
@@ -515,14 +517,8 @@ class TreeState:
         for path, (oid, kind) in sorted(wanted.items()):
             self._set(path, self.reader.entry(path, oid, kind), touched)
         self.param_schemas = self._scan_param_schemas(tree)
-        for sid in set(old_schemas) | set(self.param_schemas):
-            if old_schemas.get(sid) != self.param_schemas.get(sid):
-                schema_changed.add(sid)
-        if self.layout.problems or (self.layout.kind == "root"):
-            schema_changed.update(self.by_id)  # root-file problems touch everyone
 
-    def _apply_updates(self, updates: dict, tree: pygit2.Tree, touched: dict,
-                       schema_changed: set[str]) -> None:
+    def _apply_updates(self, updates: dict, touched: dict, schema_changed: set[str]) -> None:
         listed = None
         if self.layout.kind == "root":
             listed = {path for _ns, _name, path in self.layout.listing}
