@@ -14,6 +14,8 @@ from urllib.parse import unquote, urlparse
 
 import click
 
+from .db import open_read_only
+
 SQLITE_HEADER = b"SQLite format 3\x00"
 INGEST_HINT = "run `aureacore-db ingest REPO --db {db}` first"
 
@@ -48,32 +50,9 @@ class Size(click.ParamType):
         return size
 
 
-def _open_read_only(path: Path) -> sqlite3.Connection:
-    """A connection to an existing database that this code only reads from.
-
-    Opened read-write when the file allows it (never created: ``mode=rw``), so that a WAL
-    database gets no -wal/-shm files left behind by a read-only reader; an unwritable
-    database is opened read-only, and read as immutable if even that needs a write.
-    """
-    uri = path.resolve().as_uri()
-    for mode in ("mode=rw", "mode=ro"):
-        try:
-            conn = sqlite3.connect(f"{uri}?{mode}", uri=True)
-        except sqlite3.OperationalError:
-            continue
-        try:
-            conn.execute("select count(*) from sqlite_master").fetchone()
-            return conn
-        except sqlite3.OperationalError:
-            conn.close()
-    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
-        raise sqlite3.OperationalError(f"unable to open {path}")
-    return sqlite3.connect(f"{uri}?immutable=1", uri=True)
-
-
 def read_only(db_path: Path, *, ingested: bool = True) -> sqlite3.Connection:
     """A read-only connection to a registry (checked by :func:`require_registry`)."""
-    return _open_read_only(require_registry(db_path, ingested=ingested))
+    return open_read_only(require_registry(db_path, ingested=ingested))
 
 
 def inspect_db(path: Path) -> tuple[str, list[str]]:
@@ -92,7 +71,7 @@ def inspect_db(path: Path) -> tuple[str, list[str]]:
     if header != SQLITE_HEADER:
         return NOT_SQLITE, []
     try:
-        conn = _open_read_only(path)
+        conn = open_read_only(path)
         try:
             tables = [r[0] for r in conn.execute(
                 "select name from sqlite_master where type = 'table' order by name")]
@@ -213,7 +192,7 @@ def check_source(repo: str | os.PathLike, db: Path, branch: str, *,
         raise click.ClickException(str(exc)) from exc
     if inspect_db(db)[0] != REGISTRY:
         return
-    conn = _open_read_only(db)
+    conn = open_read_only(db)
     try:
         recorded = get_meta(conn, "repo_path"), get_meta(conn, "complete_tip")
     except sqlite3.Error:

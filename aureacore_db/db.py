@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -219,3 +220,26 @@ def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
         "on conflict(key) do update set value = excluded.value",
         [key, value],
     )
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection to an existing database that this code only reads from.
+
+    Opened read-write when the file allows it (never created: ``mode=rw``), so that a WAL
+    database gets no -wal/-shm files left behind by a read-only reader; an unwritable
+    database is opened read-only, and read as immutable if even that needs a write.
+    """
+    uri = path.resolve().as_uri()
+    for mode in ("mode=rw", "mode=ro"):
+        try:
+            conn = sqlite3.connect(f"{uri}?{mode}", uri=True)
+        except sqlite3.OperationalError:
+            continue
+        try:
+            conn.execute("select count(*) from sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        raise sqlite3.OperationalError(f"unable to open {path}")
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .db import open_read_only
 from .resources import data_path
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -87,7 +88,7 @@ def run_query(db_path: str | os.PathLike, name: str,
         from .web import prepare_database
 
         prepare_database(path)
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = open_read_only(path)
     try:
         cursor = conn.execute(sql, values)
         columns = [d[0] for d in cursor.description]
