@@ -24,6 +24,7 @@ import sqlite_utils
 from pygit2.enums import CheckoutStrategy, FileMode, FileStatus
 
 from .db import connect, get_meta
+from .gitprovider import GitProvider, GitProviderError
 from .timestamps import now_iso
 
 ROLLBACKS_COLUMNS: dict[str, type] = {
@@ -162,18 +163,6 @@ class _Refuse(Exception):
     def __init__(self, outcome: str, message: str) -> None:
         super().__init__(message)
         self.outcome = outcome
-
-
-class _PushCallbacks(pygit2.RemoteCallbacks):
-    """Collects the remote's per-reference verdict (a message means rejected)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rejected: str | None = None
-
-    def push_update_reference(self, refname: str, message: str | None) -> None:
-        if message:
-            self.rejected = f"{refname}: {message}"
 
 
 def rollback(
@@ -390,14 +379,13 @@ def _commit(repo: pygit2.Repository, head: pygit2.Oid, result: RollbackResult, a
 
 
 def _push(repo: pygit2.Repository, branch: str) -> str | None:
-    """Push the branch to origin; returns why it was rejected, or None."""
-    callbacks = _PushCallbacks()
-    spec = f"refs/heads/{branch}:refs/heads/{branch}"
+    """Push the branch to origin (through the Git provider, with its deadline); returns
+    why the push failed, or None."""
     try:
-        repo.remotes["origin"].push([spec], callbacks=callbacks)
-    except pygit2.GitError as exc:
-        return str(exc) or type(exc).__name__
-    return callbacks.rejected
+        GitProvider(repo.workdir or repo.path, branch).push()
+    except GitProviderError as exc:
+        return str(exc)
+    return None
 
 
 def _ingest_after(db_path: Path, result: RollbackResult, actor: Actor, via: str,
