@@ -10,8 +10,8 @@ import click
 
 from .cli_common import check_source, inspect_db, read_only, require_new_or_registry
 from .db import get_meta
-from .gitprovider import GitProviderError, is_url
-from .gitsource import SourceError
+from .gitprovider import GitProviderError
+from .gitsource import SourceError, is_url
 from .ingest import IngestBusy
 from .models import ConfigError, ServiceConfig
 from .registry import RegistrationRejected, RegistryError, ServiceRegistry

@@ -33,9 +33,10 @@ from typing import Any, TypeVar
 
 import pygit2
 
+from .gitsource import is_url
+
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_AUTHOR = ("aureacore-db", "aureacore-db@localhost")
-_URL = re.compile(r"^(file|https?|ssh|git)://")
 _SIGNATURE = re.compile(r"^\s*(?P<name>[^<]*?)\s*<(?P<email>[^>]*)>\s*$")
 _UNREACHABLE = ("failed to connect", "failed to resolve", "could not resolve",
                 "connection refused", "does not appear to be a git repository",
@@ -91,10 +92,6 @@ class PullResult:
     @property
     def changed(self) -> bool:
         return self.old_tip != self.new_tip
-
-
-def is_url(text: str) -> bool:
-    return bool(_URL.match(text))
 
 
 def signature(author: str | pygit2.Signature | None,

@@ -50,7 +50,8 @@ import yaml
 
 from .configstore import ConfigStore, atomic_write
 from .db import connect, get_meta
-from .gitprovider import GitProvider, GitProviderError, PullResult, is_url
+from .gitprovider import GitProvider, GitProviderError, PullResult
+from .gitsource import is_url
 from .ingest import Ingest, IngestResult
 from .locks import file_lock
 from .models import Service, ServiceConfig, ServiceStatus
