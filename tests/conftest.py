@@ -86,3 +86,20 @@ def rows(db_path: Path, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
 
 def run_ingest(repo: GitRepo, db_path: Path, **kwargs: Any):
     return ingest(repo.path, db_path, **kwargs)
+
+
+class LocalServer:
+    """A real HTTP server on 127.0.0.1 (a free port), serving ``handler`` in a thread."""
+
+    def __init__(self, handler: type) -> None:
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

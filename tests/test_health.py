@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import rows, run_ingest
+from conftest import LocalServer, rows, run_ingest
 from datasette.app import Datasette
 from test_depgraph import only_this_plugin
 
@@ -49,15 +49,12 @@ class HealthServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-        self.base = f"http://127.0.0.1:{self.server.server_port}"
+        self.http = LocalServer(Handler)
+        self.base = self.http.base
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from click.testing import CliRunner
-from conftest import rows, run_ingest
+from conftest import LocalServer, rows, run_ingest
 
 from aureacore_db.cli import cli
 from aureacore_db.db import connect
@@ -61,12 +61,8 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.http = LocalServer(Handler)
+        self.url = f"{self.http.base}/hook"
 
     @property
     def delivered(self) -> list[dict]:
@@ -75,8 +71,7 @@ class Receiver:
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 @pytest.fixture
