@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .db import open_read_only
-from .resources import data_path
+from .resources import METADATA_DATABASE, read_metadata
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _STRING = re.compile(r"'(?:[^']|'')*'")
@@ -43,10 +41,8 @@ class QueryResult:
 
 def canned_queries() -> dict[str, dict[str, Any]]:
     """The canned queries of ``metadata.yml`` by name (title, description, sql)."""
-    with open(data_path("metadata.yml"), encoding="utf-8") as handle:
-        metadata = yaml.safe_load(handle) or {}
-    databases = metadata.get("databases") or {}
-    section = databases.get("registry") or next(iter(databases.values()), {}) or {}
+    databases = read_metadata().get("databases") or {}
+    section = databases.get(METADATA_DATABASE) or next(iter(databases.values()), {}) or {}
     return dict(section.get("queries") or {})
 
 

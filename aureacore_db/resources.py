@@ -7,6 +7,9 @@ editable install) keeps them at the project root.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -17,3 +20,13 @@ def data_path(name: str) -> Path:
     if installed.exists():
         return installed
     return _PACKAGE.parent / name
+
+
+# The database key of metadata.yml's section; `serve` re-keys it to the real name.
+METADATA_DATABASE = "registry"
+
+
+def read_metadata() -> dict[str, Any]:
+    """The shipped ``metadata.yml``, parsed (a fresh copy each call)."""
+    with open(data_path("metadata.yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}

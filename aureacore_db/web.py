@@ -7,17 +7,13 @@ installed (non-editable) copy works too.
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .resources import METADATA_DATABASE, data_path, read_metadata
 
-from .resources import data_path
-
-METADATA_DATABASE = "registry"
 DEFAULT_SETTINGS: dict[str, Any] = {
     "sql_time_limit_ms": 3000,
     "facet_time_limit_ms": 300,
@@ -37,9 +33,7 @@ def load_metadata(db_name: str, *, repo: str | os.PathLike | None = None) -> dic
     are moved to the actual database name here. ``repo`` (the repository to roll back
     in) goes to the plugin's configuration.
     """
-    with open(data_path("metadata.yml"), encoding="utf-8") as handle:
-        metadata = yaml.safe_load(handle) or {}
-    metadata = copy.deepcopy(metadata)
+    metadata = read_metadata()
     databases = metadata.get("databases") or {}
     section = databases.pop(METADATA_DATABASE, None)
     if section is not None:
