@@ -85,7 +85,6 @@ class Layout:
 
     kind: str  # "convention" or "root"
     root_path: str | None = None
-    root_oid: str | None = None
     config_dir: str = SERVICES_DIR
     default_namespace: str = DEFAULT_NAMESPACE
     schema_dir: str = DEFAULT_SCHEMA_DIR
@@ -184,7 +183,6 @@ class BlobReader:
         self._checks: OrderedDict[str, ConfigCheck] = OrderedDict()
         self._param_validators: dict[str, tuple[Any, str | None]] = {}
         self._param_problems: OrderedDict[tuple[str, str], tuple[Problem, ...]] = OrderedDict()
-        self.blobs_read = 0
 
     def read(self, oid: str, path: str) -> ParseResult:
         """Parse a blob, refusing oversized ones before reading their data."""
@@ -192,7 +190,6 @@ class BlobReader:
         if blob.size > self.max_bytes:
             return ParseResult(file_format(path), None, None, too_large(blob.size, self.max_bytes),
                                size=blob.size)
-        self.blobs_read += 1
         return parse_config(blob.data, path, max_bytes=self.max_bytes)
 
     @staticmethod
@@ -347,14 +344,14 @@ class TreeState:
             return Layout("convention")
         oid = str(obj.id)
         if kind != "blob":
-            return self._broken_root(name, oid, f"{name} {_NOT_A_FILE.get(kind, 'is not a file')}")
+            return self._broken_root(name, f"{name} {_NOT_A_FILE.get(kind, 'is not a file')}")
         check = self.reader.check(oid, name, kind="root")
         errors = [p for p in check.problems if p.severity == "error"]
         if check.content is None or errors:
             first = errors[0] if errors else Problem("error", "parse", "unreadable")
             where = "" if first.json_path == "$" else f" at {first.json_path}"
             message = f"root file {name} is invalid{where}: {first.message}"
-            return self._broken_root(name, oid, message)
+            return self._broken_root(name, message)
         glob = check.content.get("global") or {}
         problems: list[Problem] = []
         folders = {}
@@ -380,14 +377,14 @@ class TreeState:
                     f"config_path {item['config_path']!r} leaves the repository; not followed",
                     f"$.services[{index}].config_path", name)))
             listing.append((item.get("namespace"), item["name"], path))
-        return Layout("root", name, oid, config_dir, default_ns, folders["schema_dir"],
+        return Layout("root", name, config_dir, default_ns, folders["schema_dir"],
                       tuple(listing), tuple(problems), tuple(unsafe))
 
-    def _broken_root(self, name: str, oid: str, message: str) -> Layout:
+    def _broken_root(self, name: str, message: str) -> Layout:
         """Keep the previous listing, with the root file's problem on every service."""
         prev = self.layout
         problem = Problem("error", "parse", message, "$", name)
-        return Layout(prev.kind, name, oid, prev.config_dir, prev.default_namespace,
+        return Layout(prev.kind, name, prev.config_dir, prev.default_namespace,
                       prev.schema_dir, prev.listing, (problem,), prev.unsafe)
 
     def _scan_entries(self, tree: pygit2.Tree) -> dict[str, tuple[str | None, str]]:
