@@ -1,5 +1,5 @@
 """The event stream: one ``events`` row per service added, changed, removed, status
-change, rollback and health change.
+change, message change (same status, other problems), rollback and health change.
 
 Ingest writes the service and status events as it walks history, so the table holds
 the full stream; other parts (rollback, health checks) add theirs with
@@ -19,11 +19,14 @@ SERVICE_ADDED = "service_added"
 SERVICE_CHANGED = "service_changed"
 SERVICE_REMOVED = "service_removed"
 STATUS_CHANGED = "status_changed"
+# the status stayed, its message (warnings, which error) changed: kept apart so an alert
+# channel subscribed to status_changed only hears real transitions
+STATUS_MESSAGE_CHANGED = "status_message_changed"
 ROLLBACK = "rollback"
 HEALTH_CHANGED = "health_changed"
 
-EVENT_KINDS = (SERVICE_ADDED, SERVICE_CHANGED, SERVICE_REMOVED, STATUS_CHANGED, ROLLBACK,
-               HEALTH_CHANGED)
+EVENT_KINDS = (SERVICE_ADDED, SERVICE_CHANGED, SERVICE_REMOVED, STATUS_CHANGED,
+               STATUS_MESSAGE_CHANGED, ROLLBACK, HEALTH_CHANGED)
 KIND_OF_CHANGE = {
     "added": SERVICE_ADDED,
     "modified": SERVICE_CHANGED,

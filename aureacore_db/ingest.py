@@ -22,7 +22,7 @@ import sqlite_utils
 
 from . import __version__
 from .db import PER_COMMIT, connect, create_indexes, get_meta, set_meta
-from .events import KIND_OF_CHANGE, STATUS_CHANGED
+from .events import KIND_OF_CHANGE, STATUS_CHANGED, STATUS_MESSAGE_CHANGED
 from .gitsource import (
     SourceError,
     branch_tip,
@@ -479,7 +479,9 @@ class Ingest:
             "previous_status": old.status if old else None, "message": new.message,
             "checked_at": checked_at,
         })
-        self._event(STATUS_CHANGED, sid, common, checked_at, {
+        same_status = old is not None and old.status == new.status
+        kind = STATUS_MESSAGE_CHANGED if same_status else STATUS_CHANGED
+        self._event(kind, sid, common, checked_at, {
             "status": new.status, "previous_status": old.status if old else None,
             "message": new.message,
         })

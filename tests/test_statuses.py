@@ -460,3 +460,21 @@ def test_invalid_parameter_schema_is_an_error_for_its_service(repo, db_path):
     problems = problems_at(db_path, "platform/auth-service", sha)
     assert len(problems) == 1 and problems[0]["kind"] == "schema"
     assert "schemas/platform/auth-service.json" in problems[0]["message"]
+
+
+def test_message_only_change_is_its_own_event_kind(repo, db_path):
+    """A warning appearing on a CONFIGURED service is not a status change: alert channels
+    subscribed to status_changed stay quiet; status_message_changed records it."""
+    repo.service("cache")
+    added = repo.commit("cache")
+    repo.service("cache", dependencies=[{"service": "data/redis", "required": False}])
+    warned = repo.commit("cache: optional redis (missing)")
+    run_ingest(repo, db_path)
+    kinds = rows(db_path, "select kind, commit_sha, json_extract(payload, '$.status') as status "
+                          "from events where service_id = 'platform/cache' "
+                          "and kind like 'status%' order by id")
+    assert kinds == [
+        {"kind": "status_changed", "commit_sha": added, "status": "CONFIGURED"},
+        {"kind": "status_message_changed", "commit_sha": warned, "status": "CONFIGURED"},
+    ]
+    assert status_at(db_path, "platform/cache", warned)["previous_status"] == "CONFIGURED"
