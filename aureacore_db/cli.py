@@ -164,11 +164,17 @@ def demo(directory: Path, quiet: bool, serve: bool, port: int) -> None:
     from .demo import DEMO_STORY, build_demo_repo
     from .ingest import Ingest
 
+    if serve:  # before minutes of work, not after: a busy port is a clear error now
+        from .cli_web import _check_port
+
+        _check_port("127.0.0.1", port)
     marker = directory / ".aureacore-demo"
     if directory.exists() and any(directory.iterdir()):
         if not marker.exists():
             raise click.ClickException(
                 f"{directory} exists and is not an earlier demo; choose another --dir")
+        click.echo(f"Replacing the earlier demo in {directory}"
+                   + _demo_losses(directory / "registry.db"), err=True)
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     marker.write_text("built by aureacore-db demo; safe to delete\n")
@@ -198,6 +204,21 @@ def demo(directory: Path, quiet: bool, serve: bool, port: int) -> None:
         click.echo("\nServing the demo (Ctrl-C to stop); open the second URL to log in "
                    "as root, who may roll services back:")
         run_server(db_path, port=port, root=True, echo=click.echo)
+
+
+def _demo_losses(db_path: Path) -> str:
+    """What rebuilding an earlier demo throws away, for the notice (rollbacks made in it)."""
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            made = conn.execute("select count(*) from rollbacks where outcome = 'ok'").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return ""
+    if not made:
+        return ""
+    return f" (its {made} rollback{'s' if made != 1 else ''} and their commits are discarded)"
 
 
 # Commands of other areas live in their own modules, each exposing COMMANDS.

@@ -39,3 +39,34 @@ def test_demo_builds_ingests_and_tells_its_story(tmp_path):
                          "message like 'docs:%'")
     assert untouched and not rows(db, "select 1 from history where commit_sha = ?",
                                   (untouched[0]["sha"],))
+
+
+def test_demo_on_a_busy_port_is_one_clear_error_before_any_work(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "d"),
+                                          "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in result.output
+    assert "Errno" not in result.output and "Serving" not in result.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_rebuilding_the_demo_says_what_it_discards(tmp_path):
+    folder = str(tmp_path / "d")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["demo", "--dir", folder, "--no-serve", "-q"]).exit_code == 0
+    db = tmp_path / "d" / "registry.db"
+    older = rows(db, "select commit_sha from history where service_id = 'payments/billing' "
+                     "and mainline = 1 order by seq limit 1")[0]["commit_sha"]
+    rolled = runner.invoke(cli, ["rollback", "payments/billing", "--to", older, "--db", str(db),
+                                 "--yes", "--actor", "tester"])
+    assert rolled.exit_code == 0, rolled.output
+    again = runner.invoke(cli, ["demo", "--dir", folder, "--no-serve", "-q"])
+    assert again.exit_code == 0
+    assert f"Replacing the earlier demo in {folder} (its 1 rollback and their commits are " \
+           "discarded)" in again.output
