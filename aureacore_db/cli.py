@@ -99,6 +99,12 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
         f"{result.services} services, {result.services_in_error} in ERROR "
         f"[{result.duration_s:.1f}s]"
     )
+    if result.services == 0 and result.commits:
+        from .tree import ROOT_FILES, SERVICES_DIR
+
+        click.secho(f"No service files found at {result.branch}'s tip. Looked for a root file "
+                    f"({', '.join(ROOT_FILES)}) listing services, or *.yaml / *.yml / *.json "
+                    f"files under {SERVICES_DIR}/.", fg="yellow", err=True)
 
 
 @cli.command()

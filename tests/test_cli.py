@@ -273,3 +273,14 @@ def test_every_registered_command_has_help():
         result = invoke(name, "--help")
         assert result.exit_code == 0, name
         assert command.get_short_help_str(), name
+
+
+def test_ingest_of_a_repo_without_service_files_says_what_it_looked_for(repo, db_path):
+    repo.write("config/auth.yaml", {"name": "auth", "version": "1.0.0"})
+    repo.commit("configs in the wrong folder")
+    result = CliRunner().invoke(cli, ["ingest", str(repo.path), "--db", str(db_path)])
+    assert result.exit_code == 0
+    assert "0 services" in result.output
+    assert "No service files found at main's tip. Looked for a root file (aureacore.yaml, " \
+           "aureacore.yml, aureacore.json)" in result.output
+    assert "under services/" in result.output
