@@ -1,0 +1,143 @@
+"""Hardening of the web area (issue 8): secrets never reach a visitor, the plugin's pages
+cannot be abused, and outbound requests are bounded. Everything is driven as a user
+would: the CLI, the Datasette test client, real HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+import subprocess
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import GitRepo, LocalServer, rows, run_ingest
+
+from aureacore_db.cli import cli
+from aureacore_db.ingest import ingest
+
+TOKEN = "TOKEN-9f8e7d6c5b4a"
+
+
+def _dump(db_path: Path) -> str:
+    """Every value of every table of the database, as one text."""
+    conn = sqlite3.connect(db_path)
+    try:
+        names = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
+        return "\n".join(repr(row) for name in names
+                         for row in conn.execute(f"select * from [{name}]"))
+    finally:
+        conn.close()
+
+
+# -- credentials in repository URLs ----------------------------------------------------
+class GitHTTP(BaseHTTPRequestHandler):
+    """A smart-HTTP Git server (``git http-backend``) that wants Basic auth user:TOKEN."""
+
+    root = "."
+    auth = "Basic " + base64.b64encode(f"user:{TOKEN}".encode()).decode()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _serve(self) -> None:
+        if self.headers.get("Authorization") != self.auth:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        path, _, query = self.path.partition("?")
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        env = {**os.environ, "GIT_PROJECT_ROOT": self.root, "GIT_HTTP_EXPORT_ALL": "1",
+               "PATH_INFO": path, "QUERY_STRING": query, "REQUEST_METHOD": self.command,
+               "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+               "CONTENT_LENGTH": str(len(body)), "REMOTE_USER": "user"}
+        out = subprocess.run(["git", "http-backend"], input=body, env=env,
+                             capture_output=True, check=False).stdout
+        head, _, rest = out.partition(b"\r\n\r\n")
+        status, headers = 200, []
+        for line in head.decode().split("\r\n"):
+            key, _, value = line.partition(":")
+            if key.lower() == "status":
+                status = int(value.split()[0])
+            elif key:
+                headers.append((key, value.strip()))
+        self.send_response(status)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(rest)))
+        self.end_headers()
+        self.wfile.write(rest)
+
+    do_GET = do_POST = _serve
+
+
+@pytest.fixture
+def git_server(repo: GitRepo):
+    handler = type("Handler", (GitHTTP,), {"root": str(repo.path.parent)})
+    server = LocalServer(handler)
+    yield server
+    server.close()
+
+
+def test_a_token_in_the_repository_url_is_used_by_git_but_never_stored_or_shown(
+        repo, db_path, git_server):
+    repo.service("auth")
+    repo.commit("add auth")
+    url = git_server.base.replace("http://", f"http://user:{TOKEN}@") + "/configs/.git"
+    result = CliRunner().invoke(cli, ["ingest", url, "--db", str(db_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert TOKEN not in result.output
+    assert rows(db_path, "select id from services") == [{"id": "platform/auth"}]
+    assert TOKEN not in _dump(db_path)
+    [meta] = rows(db_path, "select value from aureacore_meta where key = 'source'")
+    assert meta["value"].startswith("http://***@127.0.0.1:")
+
+    # a later run from the stored (credential-free) source still reaches the server:
+    # the clone keeps what Git needs
+    repo.service("billing")
+    repo.commit("add billing")
+    ingest(meta["value"], db_path)
+    assert len(rows(db_path, "select id from services")) == 2
+    assert TOKEN not in _dump(db_path)
+
+    from aureacore_db.web import make_datasette
+
+    client = make_datasette(db_path).client
+    for path in ("/-/aureacore", "/-/aureacore.json", "/registry/ingest_runs.json",
+                 "/registry/aureacore_meta.csv"):
+        page = _get(client, path)
+        assert page.status_code == 200 and TOKEN not in page.text, path
+
+
+def _get(client, path: str, **kwargs):
+    import asyncio
+
+    return asyncio.run(client.get(path, **kwargs))
+
+
+@pytest.mark.parametrize("url", [
+    f"https://user:{TOKEN}@127.0.0.1:1/x.git",
+    f"https://127.0.0.1:1/x.git?private_token={TOKEN}",
+])
+def test_an_unreachable_url_fails_without_showing_its_token(tmp_path, url):
+    db = tmp_path / "registry.db"
+    result = CliRunner().invoke(cli, ["ingest", url, "--db", str(db)])
+    assert result.exit_code == 1
+    assert "cannot fetch https://" in result.output and TOKEN not in result.output
+    assert not db.exists() or TOKEN not in _dump(db)
+    assert TOKEN not in "".join(str(p) for p in tmp_path.rglob("*"))  # no folder named so
+
+
+def test_a_failed_run_records_no_token(repo, db_path, git_server):
+    repo.service("auth")
+    repo.commit("add auth")
+    run_ingest(repo, db_path)  # the database holds this repository
+    url = git_server.base.replace("http://", f"http://user:{TOKEN}@") + "/configs/.git"
+    result = CliRunner().invoke(cli, ["ingest", url, "--db", str(db_path), "--branch",
+                                      "nope"])
+    assert result.exit_code == 1 and TOKEN not in result.output
+    assert TOKEN not in _dump(db_path)
