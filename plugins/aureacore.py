@@ -31,6 +31,7 @@ from jinja2 import FileSystemLoader
 from markupsafe import Markup, escape
 
 PLUGIN = "aureacore"
+SECRETS_TABLE = "webhook_secrets"
 PERMISSION = "aureacore-rollback"
 PREFIX = "/-/aureacore"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -475,8 +476,20 @@ def register_routes(datasette):
 
 
 @hookimpl
+def prepare_connection(conn):
+    """No Datasette connection can read webhook secrets (table pages, exports, ?sql=)."""
+    from aureacore_db.webhooks import deny_secret_reads
+
+    deny_secret_reads(conn)
+
+
+@hookimpl
 def permission_allowed(datasette, actor, action, resource):
-    """``aureacore-rollback``: only actors matched by the plugin's rollback allow block."""
+    """``aureacore-rollback``: only actors matched by the plugin's rollback allow block.
+    The webhook secrets table is not shown to anyone."""
+    if action == "view-table" and isinstance(resource, (tuple, list)) and len(resource) == 2 \
+            and resource[1] == SECRETS_TABLE:
+        return False
     if action != PERMISSION:
         return None
     allow = (_config(datasette).get("rollback") or {}).get("allow")
@@ -509,8 +522,23 @@ def startup(datasette):
 
             await db.execute_write_fn(
                 lambda conn: ensure_rollbacks_table(sqlite_utils.Database(conn)))
+        if db.is_mutable and db.path and "secret" in await db.table_columns("webhooks"):
+            await asyncio.to_thread(_move_webhook_secrets, db.path)
 
     return inner
+
+
+def _move_webhook_secrets(path: str) -> None:
+    """Move an older database's webhook secrets to their table (its own connection: the
+    Datasette ones cannot read them)."""
+    from aureacore_db.db import connect
+    from aureacore_db.webhooks import ensure_webhook_schema
+
+    db = connect(path)
+    try:
+        ensure_webhook_schema(db)
+    finally:
+        db.close()
 
 
 @hookimpl

@@ -141,3 +141,143 @@ def test_a_failed_run_records_no_token(repo, db_path, git_server):
                                       "nope"])
     assert result.exit_code == 1 and TOKEN not in result.output
     assert TOKEN not in _dump(db_path)
+
+
+# -- webhook secrets -------------------------------------------------------------------
+SECRET = "hmac-SECRET-0c1d2e3f"
+URL_PASS = "urlpass-7a6b5c4d"
+
+
+def _client(db_path: Path, actor: dict | None = None, **kwargs):
+    """A Datasette test client on the database; ``actor`` is signed into its cookie."""
+    from aureacore_db.web import make_datasette
+
+    ds = make_datasette(db_path, **kwargs)
+    cookies = {"ds_actor": ds.sign({"a": actor}, "actor")} if actor else {}
+
+    def get(path: str):
+        return _get(ds.client, path, cookies=cookies)
+
+    return ds, get
+
+
+LEAKY_SQL = [
+    "select * from webhook_secrets",
+    "select secret from webhook_secrets",
+    "select (select secret from webhook_secrets limit 1) as s",
+    "select * from webhooks w join webhook_secrets s on s.webhook_id = w.id",
+    "with x as (select * from webhook_secrets) select * from x",
+    "select group_concat(url || secret) from webhook_secrets",
+    "select * from leak",
+    "select sql from sqlite_master",
+    "select * from pragma_table_info('webhook_secrets')",
+]
+
+
+@pytest.mark.parametrize("actor", [None, {"id": "alice"}, {"id": "root"}])
+def test_webhook_secrets_are_not_readable_through_datasette(repo, db_path, actor):
+    repo.service("auth")
+    repo.commit("add auth")
+    run_ingest(repo, db_path)
+    added = CliRunner().invoke(cli, [
+        "webhooks", "add", f"http://hook:{URL_PASS}@127.0.0.1:9/in", "--name", "ops",
+        "--secret", SECRET, "--db", str(db_path)])
+    assert added.exit_code == 0, added.output
+    assert SECRET not in added.output and URL_PASS not in added.output
+    conn = sqlite3.connect(db_path)  # a view someone made over the secrets
+    conn.execute("create view leak as select * from webhook_secrets")
+    conn.commit()
+    conn.close()
+    metadata = {"plugins": {"aureacore": {"rollback": {"allow": {"id": "root"}}}}}
+    _, get = _client(db_path, actor, metadata=metadata)
+    from urllib.parse import quote
+
+    pages = ["/registry", "/registry.json", "/registry/webhooks", "/registry/webhooks.json",
+             "/registry/webhooks.csv", "/registry/webhook_secrets",
+             "/registry/webhook_secrets.json", "/registry/webhook_secrets.csv",
+             "/registry/webhook_secrets/1.json", "/registry/leak.json", "/registry/leak.csv",
+             "/-/aureacore.json"]
+    pages += [f"/registry.json?sql={quote(sql)}" for sql in LEAKY_SQL]
+    pages += [f"/registry.csv?sql={quote(sql)}" for sql in LEAKY_SQL]
+    for path in pages:
+        page = get(path)
+        assert page.status_code < 500, path
+        assert SECRET not in page.text and URL_PASS not in page.text, path
+    assert get("/registry/webhook_secrets.json").status_code == 403
+    assert "webhook_secrets" not in get("/registry").text  # not listed either
+    refused = get(f"/registry.json?sql={quote('select * from webhook_secrets')}").json()
+    assert refused["ok"] is False and "is prohibited" in refused["error"]
+    hooks = get("/registry/webhooks.json?_shape=array").json()
+    assert [(h["name"], h["url"]) for h in hooks] == [("ops", "http://***@127.0.0.1:9/in")]
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Records what it is sent; answers 200."""
+
+    seen: list = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.seen.append((self.path, dict(self.headers), body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_an_older_database_has_its_secrets_moved_and_still_signs(repo, db_path):
+    from aureacore_db.webhooks import verify_signature
+
+    repo.service("auth")
+    repo.commit("add auth")
+    run_ingest(repo, db_path)
+    receiver = LocalServer(type("R", (Receiver,), {"seen": []}))
+    try:
+        conn = sqlite3.connect(db_path)  # the webhooks table as the first release made it
+        conn.execute("create table webhooks (id integer primary key, name text, url text, "
+                     "kinds text, secret text, secret_env text, active integer, source text, "
+                     "cursor integer, created_at text, updated_at text, last_run_at text, "
+                     "last_error text)")
+        url = receiver.base.replace("http://", f"http://hook:{URL_PASS}@") + "/in"
+        conn.execute("insert into webhooks (name, url, secret, active, source, cursor) "
+                     "values ('ops', ?, ?, 1, 'db', 0)", [url, SECRET])
+        conn.commit()
+        conn.close()
+        _, get = _client(db_path)
+        assert get("/-/aureacore").status_code == 200  # startup moves the secret
+        assert SECRET not in get("/registry/webhooks.json").text
+        assert "secret" not in [c[1] for c in sqlite3.connect(db_path).execute(
+            "pragma table_info(webhooks)")]
+        result = CliRunner().invoke(cli, ["deliver", "--db", str(db_path)])
+        assert result.exit_code == 0, result.output
+        path, headers, body = receiver.server.RequestHandlerClass.seen[0]
+        assert path == "/in"
+        assert headers["Authorization"] == "Basic " + base64.b64encode(
+            f"hook:{URL_PASS}".encode()).decode()
+        assert verify_signature(SECRET, body, headers["X-AureaCore-Signature"])
+    finally:
+        receiver.close()
+
+
+def test_secret_env_signs_with_a_secret_never_stored(repo, db_path, monkeypatch):
+    from aureacore_db.webhooks import verify_signature
+
+    repo.service("auth")
+    repo.commit("add auth")
+    run_ingest(repo, db_path)
+    receiver = LocalServer(type("R", (Receiver,), {"seen": []}))
+    try:
+        added = CliRunner().invoke(cli, [
+            "webhooks", "add", receiver.base + "/in", "--name", "ops", "--from-start",
+            "--secret-env", "OPS_SECRET", "--db", str(db_path)])
+        assert added.exit_code == 0, added.output
+        monkeypatch.setenv("OPS_SECRET", SECRET)
+        result = CliRunner().invoke(cli, ["deliver", "--db", str(db_path)])
+        assert result.exit_code == 0, result.output
+        _, headers, body = receiver.server.RequestHandlerClass.seen[0]
+        assert verify_signature(SECRET, body, headers["X-AureaCore-Signature"])
+        assert SECRET not in _dump(db_path)
+    finally:
+        receiver.close()
