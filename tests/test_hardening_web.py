@@ -8,6 +8,7 @@ import base64
 import os
 import sqlite3
 import subprocess
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -281,3 +282,107 @@ def test_secret_env_signs_with_a_secret_never_stored(repo, db_path, monkeypatch)
         assert SECRET not in _dump(db_path)
     finally:
         receiver.close()
+
+
+# -- bounded outbound requests ---------------------------------------------------------
+HUGE = 300 * 1024 * 1024
+
+
+class Hostile(BaseHTTPRequestHandler):
+    """``/trickle``: the status line one byte a second; ``/huge``: a 300 MiB answer as
+    fast as the client reads it. Counts the bytes it managed to send per path."""
+
+    sent: dict = {}
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        sent = 0
+        try:
+            if self.path.startswith("/trickle"):
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    sent += 1
+                    time.sleep(1)  # the hostile server's pace, not a wait in the test
+            else:
+                self.wfile.write(f"HTTP/1.1 200 OK\r\nContent-Length: {HUGE}\r\n\r\n".encode())
+                chunk = b"x" * 65536
+                while sent < HUGE:
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+        except OSError:
+            pass  # the client hung up: what the test wants
+        finally:
+            self.sent[self.path] = sent
+        self.close_connection = True
+
+    do_GET = do_POST = _answer
+
+
+@pytest.fixture
+def hostile():
+    server = LocalServer(type("H", (Hostile,), {"sent": {}}))
+    yield server
+    server.close()
+
+
+def _sent(server, path: str) -> int:
+    """Bytes the server sent on ``path``, once its handler has finished."""
+    deadline = time.monotonic() + 20
+    sent = server.server.RequestHandlerClass.sent
+    while path not in sent and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return sent[path]
+
+
+@pytest.mark.timeout(60)
+def test_deliver_timeout_bounds_a_trickling_receiver(repo, db_path, hostile):
+    repo.service("auth")
+    repo.commit("add auth")
+    run_ingest(repo, db_path)
+    db = ["--db", str(db_path)]
+    CliRunner().invoke(cli, ["webhooks", "add", hostile.base + "/trickle", "--from-start", *db])
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["deliver", "--timeout", "2", "--max-attempts", "1", *db])
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    assert "no answer within 2s" in result.output
+    assert elapsed < 5, elapsed
+    assert _sent(hostile, "/trickle") <= 4  # it was cut off after about 2 bytes
+
+
+@pytest.mark.timeout(60)
+def test_deliver_reads_only_the_start_of_a_huge_reply(repo, db_path, hostile):
+    repo.service("auth")
+    repo.commit("add auth")
+    run_ingest(repo, db_path)
+    db = ["--db", str(db_path)]
+    CliRunner().invoke(cli, ["webhooks", "add", hostile.base + "/huge", "--from-start", *db])
+    result = CliRunner().invoke(cli, ["deliver", "--timeout", "20", *db])
+    assert result.exit_code == 0, result.output
+    assert {r["status"] for r in rows(db_path, "select status from webhook_deliveries")} == {
+        "delivered"}
+    assert _sent(hostile, "/huge") < 32 * 1024 * 1024  # hung up early, not after 300 MiB
+
+
+@pytest.mark.timeout(60)
+def test_health_timeout_is_a_ceiling_and_replies_are_capped(repo, db_path, hostile):
+    repo.service("slow", health_check={"url": hostile.base + "/trickle", "timeout_s": 100000})
+    repo.service("big", health_check={"url": hostile.base + "/huge"})
+    repo.commit("add services")
+    run_ingest(repo, db_path)
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["health", "--timeout", "1.5", "--json", "--db",
+                                      str(db_path)])
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    assert elapsed < 5, elapsed
+    states = {r["service_id"]: (r["state"], r["error"]) for r in rows(
+        db_path, "select service_id, state, error from health_checks")}
+    assert states == {"platform/slow": ("critical", "no answer within 1.5s"),
+                      "platform/big": ("passing", None)}
+    assert _sent(hostile, "/huge") < 32 * 1024 * 1024
