@@ -530,6 +530,46 @@ def register_routes(datasette):
 
 
 @hookimpl
+def asgi_wrapper(datasette):
+    """POSTs to the plugin's routes: the body is read here, before Datasette's CSRF check
+    reads it whole, up to MAX_FORM_BYTES (else 413) and must be UTF-8 (else 400)."""
+
+    def wrap(app):
+        async def guarded(scope, receive, send):
+            if scope.get("type") != "http" or scope.get("method") != "POST" or (
+                    f"{PREFIX}/" not in scope.get("path", "")):
+                return await app(scope, receive, send)
+            body = bytearray()
+            more = True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > MAX_FORM_BYTES:
+                    return await Response.text(f"the form is larger than {MAX_FORM_BYTES} "
+                                               "bytes", status=413).asgi_send(send)
+            try:
+                bytes(body).decode("utf-8")
+            except UnicodeDecodeError:
+                return await Response.text("the form is not UTF-8 text",
+                                           status=400).asgi_send(send)
+            sent = False
+
+            async def replay():
+                nonlocal sent
+                if sent:
+                    return await receive()  # a disconnect, when it comes
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+            return await app(scope, replay, send)
+
+        return guarded
+
+    return wrap
+
+
+@hookimpl
 def prepare_connection(conn):
     """No Datasette connection can read webhook secrets (table pages, exports, ?sql=)."""
     from aureacore_db.webhooks import deny_secret_reads

@@ -15,7 +15,7 @@ import html
 import sqlite3
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from datasette import Forbidden, NotFound, Response, hookimpl
 
@@ -325,7 +325,7 @@ async def deps_page(datasette: Any, request: Any) -> Response:
             "view-instance"])
     except Forbidden:
         raise
-    ref = request.url_vars["service"]
+    ref = unquote(request.url_vars["service"])  # the page's own links quote it
     at = request.args.get("at") or None
     try:
         depth = min(4, max(1, int(request.args.get("depth") or 2)))

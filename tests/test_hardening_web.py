@@ -386,3 +386,187 @@ def test_health_timeout_is_a_ceiling_and_replies_are_capped(repo, db_path, hosti
     assert states == {"platform/slow": ("critical", "no answer within 1.5s"),
                       "platform/big": ("passing", None)}
     assert _sent(hostile, "/huge") < 32 * 1024 * 1024
+
+
+# -- the web layer ---------------------------------------------------------------------
+ROOT = {"id": "root"}
+EVIL_NAME = "q'+alert(document.domain)+'"
+EVIL = {
+    "description": "<script>alert('description')</script>",
+    "owner": '"><img src=x onerror=alert(1)>',
+    "documentation_url": "javascript:alert(1)",
+}
+EVIL_AUTHOR = 'Eve "><script>alert(2)</script> <eve@example.com>'
+
+
+@pytest.fixture
+def evil(tmp_path):
+    """A registry whose service has a hostile name, fields, commit message and author,
+    and a version to roll back to; a client on it."""
+    from test_web_pages import Client
+
+    from aureacore_db.web import make_datasette
+
+    repo = GitRepo(tmp_path / "configs")
+    rel = "services/x/evil.yaml"
+    repo.service(EVIL_NAME, namespace="x", rel=rel, **EVIL)
+    first = repo.commit("<script>alert('message')</script>\n\njavascript:alert(3)",
+                        author=EVIL_AUTHOR)
+    repo.service(EVIL_NAME, namespace="x", version="2.0.0", rel=rel, **EVIL)
+    repo.commit("'); alert(4); ('", author=EVIL_AUTHOR)
+    db = tmp_path / "registry.db"
+    ingest(repo.path, db)
+    client = Client(make_datasette(db))
+    yield {"client": client, "db": db, "repo": repo, "first": first,
+           "sid": rows(db, "select id from services")[0]["id"]}
+    client.close()
+
+
+class _Audit:
+    """Every attribute and script of an HTML page (html.parser)."""
+
+    def __init__(self, text: str) -> None:
+        from html.parser import HTMLParser
+
+        self.attributes: list[tuple[str, str, str]] = []
+        self.scripts: list[tuple[dict, str]] = []
+        audit = self
+
+        class Parser(HTMLParser):
+            in_script: dict | None = None
+
+            def handle_starttag(self, tag, attrs):
+                for name, value in attrs:
+                    audit.attributes.append((tag, name, value or ""))
+                if tag == "script":
+                    self.in_script = dict(attrs)
+                    audit.scripts.append((self.in_script, ""))
+
+            def handle_data(self, data):
+                if self.in_script is not None:
+                    attrs, body = audit.scripts[-1]
+                    audit.scripts[-1] = (attrs, body + data)
+
+            def handle_endtag(self, tag):
+                if tag == "script":
+                    self.in_script = None
+
+        Parser().feed(text)
+
+
+def _assert_harmless(text: str, where: str, *, own_scripts_only: bool) -> None:
+    audit = _Audit(text)
+    for tag, name, value in audit.attributes:
+        assert not name.startswith("on"), (where, tag, name, value)
+        if name in ("href", "src", "action", "formaction", "xlink:href"):
+            scheme = value.strip().lower().replace("\t", "").replace("\n", "")
+            assert not scheme.startswith(("javascript:", "data:", "vbscript:")), (where, value)
+    for attrs, body in audit.scripts:
+        assert "alert" not in body, (where, body)
+        if own_scripts_only:  # the plugin's pages: no inline script at all but Datasette's
+            assert attrs.get("src") or "details" in body, (where, attrs, body)
+
+
+def test_every_plugin_page_renders_hostile_values_harmlessly(evil):
+    from urllib.parse import quote
+
+    from datasette.utils import tilde_encode
+
+    client, sid, first = evil["client"], evil["sid"], evil["first"]
+    assert EVIL_NAME in sid
+    cookies = client.actor_cookies(ROOT)
+    tip = rows(evil["db"], "select value from aureacore_meta where key = 'tip'")[0]["value"]
+    service = f"/-/aureacore/services/{quote(sid, safe='/')}"
+    pages = ["/-/aureacore", service, f"{service}/diff", f"{service}/diff?from={first}",
+             f"/-/aureacore/commits/{first}", f"/-/aureacore/commits/{tip}",
+             f"/-/aureacore/deps/{quote(sid, safe='/')}"]
+    for path in pages:
+        page = client.get(path, cookies=cookies)
+        assert page.status_code == 200, (path, page.text[:300])
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+        _assert_harmless(page.text, path, own_scripts_only=True)
+        base, _, query = path.partition("?")
+        data = client.get(f"{base}.json" + (f"?{query}" if query else ""), cookies=cookies)
+        assert data.status_code == 200 and data.json(), path
+    page = client.get(service, cookies=cookies).text
+    assert "Roll back to this version" in page  # the form is there, its question is data
+    confirm = [v for _, n, v in _Audit(page).attributes if n == "data-confirm"]
+    assert confirm and EVIL_NAME in confirm[0]
+    script = [a["src"] for a, _ in _Audit(page).scripts if a.get("src", "").endswith(
+        "aureacore.js")]
+    served = client.get(script[0])
+    assert served.status_code == 200 and "data-confirm" in served.text
+    for path in ("/registry/services", "/registry/commits", "/registry/history",
+                 f"/registry/services/{tilde_encode(sid)}"):
+        page = client.get(path, cookies=cookies)
+        assert page.status_code == 200, path
+        _assert_harmless(page.text, path, own_scripts_only=False)
+
+
+def _post(client, path: str, actor: dict | None, form: dict | bytes, page: str = ""):
+    """POST ``form`` (a dict, or raw bytes after the CSRF token) to ``path`` as ``actor``
+    (with the CSRF token of ``page``, by default the service page)."""
+    token, cookies = client.form(page or path.rsplit("/rollback", 1)[0], ROOT)
+    cookies = {"ds_csrftoken": cookies["ds_csrftoken"], **client.actor_cookies(actor)}
+    if isinstance(form, bytes):
+        body = b"csrftoken=" + token.encode() + b"&" + form
+        return client.post(path, content=body, cookies=cookies, headers={
+            "content-type": "application/x-www-form-urlencoded"})
+    return client.post(path, data={"csrftoken": token, **form}, cookies=cookies)
+
+
+def test_refused_and_malformed_rollbacks_write_nothing(evil):
+    from urllib.parse import quote
+
+    client, db, first = evil["client"], evil["db"], evil["first"]
+    post = f"/-/aureacore/services/{quote(evil['sid'], safe='/')}/rollback"
+    head = evil["repo"].head()
+    size = db.stat().st_size
+    big = "x" * 3_000_000
+    for actor in (None, {"id": "mallory"}):  # no permission, or too big: nothing written
+        refused = _post(client, post, actor, {"to": big, "expected_head": big})
+        assert refused.status_code == 413, refused.text[:200]
+        refused = _post(client, post, actor, {"to": first, "expected_head": head})
+        assert refused.status_code == 403, refused.text[:200]
+        assert _post(client, post + ".json", actor, {"to": first}).json()["outcome"] == (
+            "forbidden")
+    cases = [
+        ({"to": big, "expected_head": head}, 413),
+        ({"to": first}, 400),                                # no expected_head
+        ({"to": first, "expected_head": head[:1]}, 400),     # a prefix is not enough
+        ({"to": first, "expected_head": head[:39] + "z"}, 400),
+        ({"to": first, "expected_head": head, "comment": "x" * 100}, 400),
+        (b"to=%ff%fe&expected_head=" + head.encode(), 400),   # not UTF-8 once decoded
+        (b"to=\xff\xfe\x00&expected_head=" + head.encode(), 400),  # not UTF-8 at all
+    ]
+    for form, status in cases:
+        answer = _post(client, post, ROOT, form)
+        assert answer.status_code == status, (form if isinstance(form, bytes) else
+                                              {k: v[:50] for k, v in form.items()},
+                                              answer.text[:200])
+    unknown = _post(client, "/-/aureacore/services/x/nope/rollback.json", ROOT,
+                    {"to": first, "expected_head": head}, page=post.rsplit("/", 1)[0])
+    assert unknown.status_code == 404 and "no service" in unknown.json()["error"]
+    assert rows(db, "select count(*) as n from rollbacks") == [{"n": 0}]
+    assert evil["repo"].head() == head
+    assert db.stat().st_size - size < 64 * 1024
+
+
+def test_bad_requests_get_4xx_with_a_message(evil):
+    client = evil["client"]
+    for path in ["/-/aureacore/deps/x/y?database=_internal",
+                 f"/-/aureacore/deps/{evil['sid']}?database=_internal",
+                 "/-/aureacore/deps/x/y?database=_memory",
+                 "/-/aureacore/deps/x/y?database=nope",
+                 "/-/aureacore/deps/x/nope", "/-/aureacore/deps/x/nope.json",
+                 "/-/aureacore/services/x/nope", "/-/aureacore/services/x/nope.json",
+                 "/-/aureacore/services/nope", "/-/aureacore/services/x/nope/diff",
+                 "/-/aureacore/services/x/nope/diff.json?from=zz&to=%ff",
+                 "/-/aureacore/services/%ff%fe/x", "/-/aureacore/commits/abcd",
+                 "/-/aureacore/commits/abcd.json", "/-/aureacore/services/x/nope/rollback"]:
+        answer = client.get(path)
+        assert 400 <= answer.status_code < 500 or answer.status_code in (301, 302), (
+            path, answer.status_code, answer.text[:300])
+        assert answer.status_code in (301, 302) or answer.text.strip(), path
