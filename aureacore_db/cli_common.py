@@ -168,14 +168,16 @@ def check_source(repo: str | os.PathLike, db: Path, branch: str, *,
 
     from .db import get_meta
     from .gitsource import SourceError, branch_tip, is_url, open_source
+    from .urls import public_url
 
     repo = str(repo)
     local = file_url_path(repo)
     if local is not None:
+        shown = public_url(repo)
         if not local.exists():
-            raise click.ClickException(f"{repo}: no such repository ({local} does not exist)")
+            raise click.ClickException(f"{shown}: no such repository ({local} does not exist)")
         if pygit2.discover_repository(str(local)) is None:
-            raise click.ClickException(f"{repo}: not a Git repository")
+            raise click.ClickException(f"{shown}: not a Git repository")
         return  # cloned by the ingest itself, which then checks the branch
     if is_url(repo):
         return

@@ -33,7 +33,7 @@ def _existing(db_path: Path, why: str) -> Path:
               help="Seconds before the first retry; doubles each retry.")
 @click.option("--max-backoff", default=60.0, show_default=True, type=click.FloatRange(0))
 @click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(0.01),
-              help="Seconds to wait for each answer.")
+              help="Seconds per attempt, connect to last byte of the answer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def deliver(db_path: Path, config: Path | None, only: tuple[str, ...], max_attempts: int,
             backoff: float, max_backoff: float, timeout: float, as_json: bool) -> None:
@@ -260,7 +260,8 @@ def _print_results(results: list, as_json: bool) -> None:
               help="With --interval: stop after this many rounds.")
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.01),
-              help="Seconds per probe (a service's health_check.timeout_s wins).")
+              help="Seconds per probe, connect to last byte (the ceiling: a service's "
+                   "shorter health_check.timeout_s wins).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list per round.")
 def health(db_path: Path, once: bool, interval: float | None, rounds: int | None,
            concurrency: int, timeout: float, as_json: bool) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pygit2
 
+from .urls import public_url, scrub
+
 URL = re.compile(r"^(file|https?|ssh|git)://")
 
 
@@ -22,7 +24,9 @@ def is_url(source: str) -> bool:
 
 
 def cache_dir_for(source: str, db_path: Path) -> Path:
-    """Where a URL is cloned: a folder beside the database, one per URL."""
+    """Where a URL is cloned: a folder beside the database, one per URL (without its
+    credentials: a rotated token, or none, finds the same clone)."""
+    source = public_url(source)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", source.rsplit("/", 1)[-1]).strip("-") or "repo"
     digest = hashlib.sha1(source.encode()).hexdigest()[:10]
     return db_path.parent / f"{db_path.name}.repos" / f"{slug}-{digest}"
@@ -42,12 +46,15 @@ def open_source(source: str, db_path: Path, branch: str) -> pygit2.Repository:
     try:
         if (target / "HEAD").exists():
             repo = pygit2.Repository(str(target))
+            if source != public_url(source) and repo.remotes["origin"].url != source:
+                repo.remotes.set_url("origin", source)  # new credentials: Git needs them
             remote = repo.remotes["origin"]
             try:
                 remote.fetch([f"+refs/heads/{branch}:refs/heads/{branch}"])
             except pygit2.GitError as exc:
                 if "not found" in str(exc) or "couldn't find remote ref" in str(exc):
-                    raise SourceError(f"branch {branch!r} not found at {source}") from exc
+                    raise SourceError(f"branch {branch!r} not found at "
+                                      f"{public_url(source)}") from exc
                 raise
             return repo
         created = not target.parent.exists()
@@ -59,14 +66,16 @@ def open_source(source: str, db_path: Path, branch: str) -> pygit2.Repository:
             shutil.rmtree(target, ignore_errors=True)
             if created:
                 shutil.rmtree(target.parent, ignore_errors=True)
-            raise SourceError(f"branch {branch!r} not found at {source}") from exc
+            raise SourceError(f"branch {branch!r} not found at "
+                              f"{public_url(source)}") from exc
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)  # no half clone left behind
             if created:
                 shutil.rmtree(target.parent, ignore_errors=True)
             raise
     except (pygit2.GitError, KeyError, ValueError) as exc:
-        raise SourceError(f"cannot fetch {source}: {exc}") from exc
+        raise SourceError(f"cannot fetch {public_url(source)}: "
+                          f"{scrub(str(exc), source)}") from None
 
 
 def branch_tip(repo: pygit2.Repository, branch: str) -> pygit2.Commit | None:

@@ -26,9 +26,11 @@ from typing import Any
 import httpx
 import sqlite_utils
 
+from .boundedhttp import DeadlineExceeded, client_limits, fetch
 from .db import connect
 from .events import HEALTH_CHANGED, record_event
 from .timestamps import now_iso
+from .urls import public_url, scrub
 
 PASSING, WARNING, CRITICAL = "passing", "warning", "critical"
 DEFAULT_TIMEOUT = 5.0
@@ -182,9 +184,13 @@ def last_checks(db: Any) -> dict[str, tuple[str, str]]:
     return {sid: (state, at) for sid, state, at in rows}
 
 
-def _error_text(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)):
+def _error_text(exc: BaseException, timeout: float, url: str) -> str:
+    if isinstance(exc, (DeadlineExceeded, httpx.TimeoutException, asyncio.TimeoutError)):
         return f"no answer within {timeout:g}s"
+    return scrub(_exc_text(exc), url)
+
+
+def _exc_text(exc: BaseException) -> str:
     if isinstance(exc, httpx.ConnectError):
         return f"cannot connect: {exc}" if str(exc) else "cannot connect"
     if isinstance(exc, httpx.UnsupportedProtocol):
@@ -193,22 +199,24 @@ def _error_text(exc: BaseException, timeout: float) -> str:
 
 
 async def probe(client: httpx.AsyncClient, target: Target, timeout: float) -> CheckResult:
-    """GET the target's URL; never raises."""
-    limit = target.timeout or timeout
+    """GET the target's URL, connect to last byte within the operator's ``timeout`` (a
+    shorter ``health_check.timeout_s`` wins, a longer one does not), reading at most
+    :data:`~aureacore_db.boundedhttp.MAX_BODY` bytes; never raises."""
+    limit = min(target.timeout or timeout, timeout)
     checked_at = now_iso(milliseconds=True)
     started = time.perf_counter()
     status: int | None = None
     error: str | None = None
     try:
-        response = await asyncio.wait_for(
-            client.get(target.url, timeout=httpx.Timeout(limit)), timeout=limit)
+        response = await fetch(client, "GET", target.url, deadline=limit,
+                               timeout=httpx.Timeout(limit))
         status = response.status_code
         if state_of(status, target.expected_status) != PASSING:
             error = f"HTTP {status} {response.reason_phrase}".strip()
     except Exception as exc:  # every failure is a critical check, with its reason
-        error = _error_text(exc, limit)
+        error = _error_text(exc, limit, target.url)
     latency = round((time.perf_counter() - started) * 1000, 1)
-    return CheckResult(target.service_id, target.url, checked_at,
+    return CheckResult(target.service_id, public_url(target.url), checked_at,
                        state_of(status, target.expected_status), status, latency, error)
 
 
@@ -216,7 +224,7 @@ async def probe_all(found: Iterable[Target], *, concurrency: int = DEFAULT_CONCU
                     timeout: float = DEFAULT_TIMEOUT) -> list[CheckResult]:
     """Probe every target, at most ``concurrency`` at a time."""
     gate = asyncio.Semaphore(max(1, concurrency))
-    limits = httpx.Limits(max_connections=max(1, concurrency), max_keepalive_connections=0)
+    limits = client_limits(concurrency)
     async with httpx.AsyncClient(limits=limits, follow_redirects=False,
                                  headers={"User-Agent": "aureacore-db-health"}) as client:
 

@@ -37,6 +37,7 @@ from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, prepared
 from .timestamps import git_time_iso, now_iso
 from .tree import BlobReader, Change, Entry, Step, TreeState, Verdict, service_ref
+from .urls import public_url, scrub
 from .validation import ConfigCheck, Problem, checked_config
 
 BATCH_COMMITS = 1000
@@ -153,7 +154,7 @@ class Ingest:
         self.db = db
         repo = self.repo
         repo_path = Path(repo.workdir or repo.path)
-        source = self.source if is_url(self.source) else str(repo_path)
+        source = public_url(self.source) if is_url(self.source) else str(repo_path)
         result = IngestResult(str(self.db_path), source, self.branch, None)
         with db.atomic():
             db.execute("update ingest_runs set outcome = 'interrupted' where outcome = 'running'")
@@ -171,7 +172,7 @@ class Ingest:
             outcome, message = "ok", None
         except BaseException as exc:
             outcome, message = ("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                                f"{type(exc).__name__}: {exc}")
+                                scrub(f"{type(exc).__name__}: {exc}", self.source))
             with db.atomic():
                 self._finish_run(run_id, result, outcome, message, started)
             raise
@@ -342,7 +343,7 @@ class Ingest:
         if existing and len(gone) == len(existing):
             raise SourceError(
                 f"{self.db_path} holds another history: none of its {len(existing):,} commits "
-                f"is on branch {self.branch} of {self.source}; use another --db")
+                f"is on branch {self.branch} of {public_url(self.source)}; use another --db")
         moved = [sha for sha, (seq, main) in existing.items()
                  if sha in seq_of and (seq_of[sha], main_of[sha]) != (seq, main)]
         if not gone and not moved:

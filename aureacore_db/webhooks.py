@@ -4,12 +4,14 @@ A webhook (``webhooks`` table, or a YAML file synced into it by name) has a URL,
 event kinds it wants (none: all), and a secret. :func:`deliver` sends each webhook the
 events after its cursor, in id order, one at a time: the body is the event row as JSON
 (``payload`` parsed), signed with ``X-AureaCore-Signature: sha256=<HMAC-SHA256 hex of
-the body>``. A failed attempt (no answer, timeout, 5xx, 408, 429) is retried with
-exponential backoff; other 4xx answers are not retried within the run. When an event
-cannot be delivered the webhook stops there and its cursor stays before it, so the next
-run starts with that event: a receiver that is down loses nothing. Each (webhook, event)
-has one ``webhook_deliveries`` row (attempts across runs, last status code and error,
-``delivered_at``).
+the body>``. Secrets (and a URL's credentials) live in the ``webhook_secrets`` table,
+which no Datasette connection can read (:func:`deny_secret_reads`); ``secret_env`` keeps
+the secret out of the database altogether. A failed attempt (no answer within the
+timeout, 5xx, 408, 429) is retried with exponential backoff; other 4xx answers are not
+retried within the run. When an event cannot be delivered the webhook stops there and
+its cursor stays before it, so the next run starts with that event: a receiver that is
+down loses nothing. Each (webhook, event) has one ``webhook_deliveries`` row (attempts
+across runs, last status code and error, ``delivered_at``).
 
 Config file::
 
@@ -27,6 +29,7 @@ import hashlib
 import hmac
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -38,10 +41,12 @@ import httpx
 import sqlite_utils
 import yaml
 
+from .boundedhttp import DeadlineExceeded, Reply, SyncClient
 from .db import connect
 from .events import EVENT_KINDS
 from .locks import file_lock
 from .timestamps import now_iso
+from .urls import has_credentials, public_url, scrub
 
 SIGNATURE_HEADER = "X-AureaCore-Signature"
 EVENT_HEADER = "X-AureaCore-Event"
@@ -49,10 +54,14 @@ DELIVERY_HEADER = "X-AureaCore-Delivery"
 PAGE = 200
 
 WEBHOOK_COLUMNS = {
-    "id": int, "name": str, "url": str, "kinds": str, "secret": str, "secret_env": str,
-    "active": int, "source": str, "cursor": int, "created_at": str, "updated_at": str,
+    "id": int, "name": str, "url": str, "kinds": str, "secret_env": str, "active": int,
+    "source": str, "cursor": int, "created_at": str, "updated_at": str,
     "last_run_at": str, "last_error": str,
 }
+# The secret of a webhook, and its URL when that carries credentials (``webhooks.url``
+# then holds it without them). Never readable through Datasette: see deny_secret_reads.
+SECRETS_TABLE = "webhook_secrets"
+SECRET_COLUMNS = {"webhook_id": int, "secret": str, "url": str}
 DELIVERY_COLUMNS = {
     "id": int, "webhook_id": int, "webhook": str, "event_id": int, "event_kind": str,
     "service_id": str, "commit_sha": str, "attempts": int, "status": str,
@@ -99,6 +108,12 @@ class Webhook:
     active: bool
     source: str
     cursor: int
+    target: str | None = None  # the URL with its credentials, when it has some
+
+    @property
+    def post_url(self) -> str:
+        """Where to POST: the URL as configured (credentials included)."""
+        return self.target or self.url
 
     def resolved_secret(self) -> str | None:
         if self.secret_env:
@@ -154,14 +169,53 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
 
 # -- configuration ----------------------------------------------------------------
 def ensure_webhook_schema(db: sqlite_utils.Database) -> None:
-    """Create the ``webhooks`` and ``webhook_deliveries`` tables."""
+    """Create the ``webhooks``, ``webhook_secrets`` and ``webhook_deliveries`` tables, and
+    move secrets of an older database out of ``webhooks`` (nothing is lost)."""
     with db.atomic():
         db["webhooks"].create(WEBHOOK_COLUMNS, pk="id", if_not_exists=True)
+        db[SECRETS_TABLE].create(SECRET_COLUMNS, pk="webhook_id", if_not_exists=True)
         db["webhooks"].create_index(["name"], unique=True, if_not_exists=True)
         db["webhook_deliveries"].create(DELIVERY_COLUMNS, pk="id", if_not_exists=True)
         db["webhook_deliveries"].create_index(["webhook_id", "event_id"], unique=True,
                                               if_not_exists=True)
         db["webhook_deliveries"].create_index(["status"], if_not_exists=True)
+    if "secret" in db["webhooks"].columns_dict:
+        _move_secrets(db)
+
+
+def _move_secrets(db: sqlite_utils.Database) -> None:
+    """Databases before ``webhook_secrets`` kept secrets in ``webhooks.secret`` and
+    credentials in ``webhooks.url``: move both there, then drop the column."""
+    db.execute("PRAGMA secure_delete = ON")  # the dropped values do not linger in pages
+    with db.atomic():
+        for hook_id, secret, url in db.execute(
+                "select id, secret, url from webhooks").fetchall():
+            target = url if url and has_credentials(url) else None
+            if secret or target:
+                db.execute(f"insert or replace into {SECRETS_TABLE} (webhook_id, secret, url) "
+                           "values (?, ?, ?)", [hook_id, secret, target])
+            if target:
+                db.execute("update webhooks set url = ? where id = ?", [public_url(url), hook_id])
+        db.execute("alter table webhooks drop column secret")
+
+
+def deny_secret_reads(conn: sqlite3.Connection) -> None:
+    """Make ``conn`` unable to read webhook secrets, whatever the SQL: any read of
+    ``webhook_secrets`` is refused (through a view, and a not-yet-moved
+    ``webhooks.secret``, it reads as NULL).
+    Datasette installs this on each of its connections (the plugin's
+    ``prepare_connection``)."""
+    conn.set_authorizer(_authorize)
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None,
+               view: str | None) -> int:
+    if action == sqlite3.SQLITE_READ:
+        if arg1 == SECRETS_TABLE:  # through a view (or no column: a count): NULLs
+            return sqlite3.SQLITE_IGNORE if view or not arg2 else sqlite3.SQLITE_DENY
+        if arg1 == "webhooks" and arg2 == "secret":
+            return sqlite3.SQLITE_IGNORE
+    return sqlite3.SQLITE_OK
 
 
 def _kinds(kinds: Any) -> list[str] | None:
@@ -184,11 +238,21 @@ def _check_url(url: Any) -> str:
     return url
 
 
+_SELECT = (f"select w.*, s.secret as secret, s.url as target from webhooks w "
+           f"left join {SECRETS_TABLE} s on s.webhook_id = w.id")
+
+
 def _from_row(row: dict[str, Any]) -> Webhook:
     return Webhook(row["id"], row["name"], row["url"],
                    json.loads(row["kinds"]) if row["kinds"] else None, row["secret"],
                    row["secret_env"], bool(row["active"]), row["source"] or "db",
-                   row["cursor"] or 0)
+                   row["cursor"] or 0, row["target"])
+
+
+def _select(db: sqlite_utils.Database, where: str, params: list[Any]) -> list[Webhook]:
+    cursor = db.execute(f"{_SELECT} where {where} order by w.id", params)
+    names = [d[0] for d in cursor.description]
+    return [_from_row(dict(zip(names, r, strict=True))) for r in cursor.fetchall()]
 
 
 def _max_event(db: sqlite_utils.Database) -> int:
@@ -202,13 +266,14 @@ def add_webhook(db: sqlite_utils.Database, url: str, *, name: str | None = None,
     unless ``from_start``."""
     ensure_webhook_schema(db)
     url = _check_url(url)
-    name = name or url
+    shown = public_url(url)
+    name = name or shown
     kinds_list = _kinds(kinds)
     stamp = now_iso(milliseconds=True)
     with db.atomic():
         found = list(db["webhooks"].rows_where("name = ?", [name]))
-        values = {"url": url, "kinds": json.dumps(kinds_list) if kinds_list else None,
-                  "secret": secret, "secret_env": secret_env, "active": 1, "source": source,
+        values = {"url": shown, "kinds": json.dumps(kinds_list) if kinds_list else None,
+                  "secret_env": secret_env, "active": 1, "source": source,
                   "updated_at": stamp}
         if found:
             db["webhooks"].update(found[0]["id"], values)
@@ -217,23 +282,26 @@ def add_webhook(db: sqlite_utils.Database, url: str, *, name: str | None = None,
             webhook_id = db["webhooks"].insert({
                 "name": name, **values, "created_at": stamp,
                 "cursor": 0 if from_start else _max_event(db)}).last_pk
+        db.execute(f"delete from {SECRETS_TABLE} where webhook_id = ?", [webhook_id])
+        target = url if url != shown else None
+        if secret or target:
+            db[SECRETS_TABLE].insert({"webhook_id": webhook_id, "secret": secret or None,
+                                      "url": target})
     return get_webhook(db, webhook_id)
 
 
 def get_webhook(db: sqlite_utils.Database, key: int | str) -> Webhook:
     """A webhook by id or name."""
     ensure_webhook_schema(db)
-    rows = list(db["webhooks"].rows_where("name = ? or cast(id as text) = ?",
-                                          [str(key), str(key)]))
-    if not rows:
+    found = _select(db, "w.name = ? or cast(w.id as text) = ?", [str(key), str(key)])
+    if not found:
         raise WebhookError(f"no webhook {key!r}")
-    return _from_row(rows[0])
+    return found[0]
 
 
 def list_webhooks(db: sqlite_utils.Database, *, active_only: bool = False) -> list[Webhook]:
     ensure_webhook_schema(db)
-    where = "active = 1" if active_only else None
-    return [_from_row(r) for r in db["webhooks"].rows_where(where, order_by="id")]
+    return _select(db, "w.active = 1" if active_only else "1", [])
 
 
 def remove_webhook(db: sqlite_utils.Database, key: int | str) -> Webhook:
@@ -241,6 +309,7 @@ def remove_webhook(db: sqlite_utils.Database, key: int | str) -> Webhook:
     webhook = get_webhook(db, key)
     with db.atomic():
         db["webhooks"].delete(webhook.id)
+        db.execute(f"delete from {SECRETS_TABLE} where webhook_id = ?", [webhook.id])
     return webhook
 
 
@@ -263,7 +332,7 @@ def load_config(path: str | Path) -> list[dict[str, Any]]:
             raise WebhookError(f"{path}: webhooks[{i}]: unknown key(s) {', '.join(unknown)}")
         _check_url(entry.get("url"))
         _kinds(entry.get("kinds"))
-        name = entry.get("name") or entry["url"]
+        name = entry.get("name") or public_url(entry["url"])
         if name in names:
             raise WebhookError(f"{path}: webhook name {name!r} appears twice")
         names.add(name)
@@ -304,7 +373,7 @@ def event_body(row: dict[str, Any]) -> bytes:
 _RETRY_STATUS = {408, 429}
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Reply) -> float | None:
     value = response.headers.get("retry-after")
     try:
         return float(value) if value is not None else None
@@ -312,9 +381,11 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def send(client: httpx.Client, webhook: Webhook, secret: str | None, row: dict[str, Any],
+def send(client: SyncClient, webhook: Webhook, secret: str | None, row: dict[str, Any],
          policy: Policy, sleep: Callable[[float], None] = time.sleep) -> Attempt:
-    """POST one event, retrying with backoff; never raises for network trouble."""
+    """POST one event, retrying with backoff; never raises for network trouble. Each
+    attempt, connect to last byte, ends within ``policy.timeout``; at most
+    :data:`~aureacore_db.boundedhttp.MAX_BODY` bytes of an answer are read."""
     body = event_body(row)
     headers = {"Content-Type": "application/json", EVENT_HEADER: row["kind"],
                DELIVERY_HEADER: f"{webhook.id}:{row['id']}",
@@ -333,13 +404,13 @@ def send(client: httpx.Client, webhook: Webhook, secret: str | None, row: dict[s
         attempt += 1
         wait = None
         try:
-            response = client.post(webhook.url, content=body, headers=headers,
-                                   timeout=policy.timeout)
-        except httpx.TimeoutException:
-            status, error = None, f"no answer within {policy.timeout:g}s"
+            response = client.fetch("POST", webhook.post_url, content=body, headers=headers,
+                                    deadline=policy.timeout, timeout=policy.timeout)
+        except DeadlineExceeded as exc:
+            status, error = None, str(exc)
             continue
         except httpx.HTTPError as exc:
-            status, error = None, f"{type(exc).__name__}: {exc}"
+            status, error = None, scrub(f"{type(exc).__name__}: {exc}", webhook.post_url)
             continue
         status = response.status_code
         if 200 <= status < 300:
@@ -427,7 +498,7 @@ def _pending(db: sqlite_utils.Database, webhook: Webhook, after: int,
         after = page[-1]["id"]
 
 
-def deliver_webhook(db: sqlite_utils.Database, webhook: Webhook, client: httpx.Client,
+def deliver_webhook(db: sqlite_utils.Database, webhook: Webhook, client: SyncClient,
                     policy: Policy, sleep: Callable[[float], None] = time.sleep) -> RunResult:
     """Send one webhook its pending events; stop at the first that cannot be delivered."""
     result = RunResult(webhook.name, cursor=webhook.cursor)
@@ -471,7 +542,7 @@ def deliver_lock(db_path: Path) -> AbstractContextManager[None]:
 def deliver(db_path: str | Path, *, config: str | Path | None = None,
             policy: Policy | None = None, only: list[str] | None = None,
             sleep: Callable[[float], None] = time.sleep,
-            transport: httpx.BaseTransport | None = None) -> list[RunResult]:
+            transport: httpx.AsyncBaseTransport | None = None) -> list[RunResult]:
     """Send every active webhook (or those named in ``only``) its undelivered events."""
     policy = policy or Policy()
     path = Path(db_path)
@@ -483,7 +554,7 @@ def deliver(db_path: str | Path, *, config: str | Path | None = None,
                 sync_config(db, config)
             hooks = [w for w in list_webhooks(db, active_only=True)
                      if not only or w.name in only or str(w.id) in only]
-            with httpx.Client(follow_redirects=False, transport=transport) as client:
+            with SyncClient(transport=transport) as client:
                 return [deliver_webhook(db, w, client, policy, sleep) for w in hooks]
         finally:
             db.close()

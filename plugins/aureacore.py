@@ -31,9 +31,14 @@ from jinja2 import FileSystemLoader
 from markupsafe import Markup, escape
 
 PLUGIN = "aureacore"
+SECRETS_TABLE = "webhook_secrets"
 PERMISSION = "aureacore-rollback"
 PREFIX = "/-/aureacore"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_FORM_BYTES = 4096  # a rollback form is a few short fields
+MAX_FIELD = {"to": 200, "expected_head": 40, "confirm": 8, "csrftoken": 512}
+_HEAD = re.compile(r"[0-9a-fA-F]{40}")
 TIMELINE_LIMIT = 200
 SERVICE_COLUMNS = {"service_id", "depends_on"}
 SERVICE_TABLES = {"services", "current_services", "services_in_error"}
@@ -333,14 +338,52 @@ def highlight_css() -> Markup:
 
 async def _page(datasette, request, template: str, data: dict[str, Any], fmt: str | None,
                 status: int = 200, **extra: Any) -> Response:
+    from aureacore_db.web import content_security_policy
+
     if fmt == "json":
         return Response.json(data, status=status, default=str)
     context = {**data, **extra, "data": data, "service_url": lambda sid, s="": service_url(
         datasette, sid, s), "commit_url": lambda sha, s="": commit_url(datasette, sha, s),
         "database": registry_name(datasette), "json_url": _json_url(request),
-        "subject": subject}
+        "subject": subject, "aureacore_js": datasette.urls.static_plugins(PLUGIN,
+                                                                          "aureacore.js")}
     html = await datasette.render_template(template, context, request=request)
-    return Response.html(html, status=status)
+    return Response.html(html, status=status,
+                         headers={"Content-Security-Policy": content_security_policy(datasette)})
+
+
+def _refuse(status: int, message: str, fmt: str | None) -> Response:
+    """A 4xx answer that writes nothing."""
+    if fmt == "json":
+        return Response.json({"ok": False, "error": message}, status=status)
+    return Response.text(message, status=status)
+
+
+async def _read_form(request, limit: int = MAX_FORM_BYTES) -> dict[str, str] | Response:
+    """The url-encoded form of a POST, read up to ``limit`` bytes (else 413); a body that
+    is not UTF-8 or a field longer than its limit is 400."""
+    from urllib.parse import parse_qsl
+
+    declared = request.headers.get("content-length") or "0"
+    if not declared.isdigit() or int(declared) > limit:
+        return _refuse(413, f"the form is larger than {limit} bytes", None)
+    body = bytearray()
+    more = True
+    while more:
+        message = await request.receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > limit:
+            return _refuse(413, f"the form is larger than {limit} bytes", None)
+    try:
+        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                              errors="strict", max_num_fields=len(MAX_FIELD) + 2))
+    except (UnicodeDecodeError, ValueError):
+        return _refuse(400, "the form is not UTF-8 url-encoded text", None)
+    for key, value in form.items():
+        if len(value) > MAX_FIELD.get(key, 0):
+            return _refuse(400, f"form field {key[:40]!r} is unknown or too long", None)
+    return form
 
 
 def _json_url(request) -> str:
@@ -415,7 +458,6 @@ async def rollback_view(datasette, request):
         RollbackResult,
         catch_up,
         normalize_actor,
-        record_attempt,
         rollback,
     )
 
@@ -424,18 +466,26 @@ async def rollback_view(datasette, request):
     if request.method != "POST":
         return Response.redirect(service_url(datasette, sid))
     db = await _registry_db(datasette, request)
-    form = await request.post_vars()
     actor = request.actor
-    to, expected = form.get("to") or "", form.get("expected_head") or None
     if not await datasette.permission_allowed(actor, PERMISSION, default=False):
-        refused = RollbackResult(service_id=sid, target_commit=to,
-                                 actor_id=str(normalize_actor(actor)["id"]),
-                                 expected_head=expected, outcome="forbidden",
-                                 message=f"not allowed: {PERMISSION}")
-        await asyncio.to_thread(record_attempt, db.path, refused, normalize_actor(actor), "web")
+        # refused before the body is read: such a request writes nothing at all
+        message = f"not allowed: {PERMISSION}"
         if fmt == "json":
-            return Response.json({**refused.as_dict(), "error": refused.message}, status=403)
+            return Response.json({"ok": False, "outcome": "forbidden", "error": message,
+                                  "service_id": sid}, status=403)
         raise Forbidden(f"You may not roll services back ({PERMISSION})")
+    form = await _read_form(request)
+    if isinstance(form, Response):
+        return _refuse(form.status, form.body, fmt) if fmt == "json" else form
+    to, expected = form.get("to") or "", form.get("expected_head") or ""
+    if not to.strip():
+        return _refuse(400, "say which version to roll back to (form field 'to')", fmt)
+    if not _HEAD.fullmatch(expected):
+        return _refuse(400, "expected_head must be the full 40-hex branch head the page "
+                            "showed", fmt)
+    if await db.execute_fn(lambda conn: conn.execute(
+            "select 1 from services where id = ?", [sid]).fetchone()) is None:
+        return _refuse(404, f"no service {sid}", fmt)
     repo = _config(datasette).get("repo")
     try:
         result = await asyncio.to_thread(
@@ -463,9 +513,14 @@ async def rollback_view(datasette, request):
 # --------------------------------------------------------------------------- hooks
 @hookimpl
 def register_routes(datasette):
+    from datasette.utils.asgi import asgi_static
+
     fmt = r"(\.(?P<format>json))?$"
     two = r"(?P<sid>[^/]+/[^/]+?)"
     return [
+        # the plugin's static/ folder (Datasette mounts it itself once the plugin is an
+        # installed package; a --plugins-dir module needs this route)
+        (rf"^/-/static-plugins/{PLUGIN}/(?P<path>.*)$", asgi_static(str(STATIC))),
         (rf"^{PREFIX}{fmt}", overview_view),
         (rf"^{PREFIX}/services/{two}/diff{fmt}", diff_view),
         (rf"^{PREFIX}/services/{two}/rollback{fmt}", rollback_view),
@@ -475,8 +530,60 @@ def register_routes(datasette):
 
 
 @hookimpl
+def asgi_wrapper(datasette):
+    """POSTs to the plugin's routes: the body is read here, before Datasette's CSRF check
+    reads it whole, up to MAX_FORM_BYTES (else 413) and must be UTF-8 (else 400)."""
+
+    def wrap(app):
+        async def guarded(scope, receive, send):
+            if scope.get("type") != "http" or scope.get("method") != "POST" or (
+                    f"{PREFIX}/" not in scope.get("path", "")):
+                return await app(scope, receive, send)
+            body = bytearray()
+            more = True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > MAX_FORM_BYTES:
+                    return await Response.text(f"the form is larger than {MAX_FORM_BYTES} "
+                                               "bytes", status=413).asgi_send(send)
+            try:
+                bytes(body).decode("utf-8")
+            except UnicodeDecodeError:
+                return await Response.text("the form is not UTF-8 text",
+                                           status=400).asgi_send(send)
+            sent = False
+
+            async def replay():
+                nonlocal sent
+                if sent:
+                    return await receive()  # a disconnect, when it comes
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+            return await app(scope, replay, send)
+
+        return guarded
+
+    return wrap
+
+
+@hookimpl
+def prepare_connection(conn):
+    """No Datasette connection can read webhook secrets (table pages, exports, ?sql=)."""
+    from aureacore_db.webhooks import deny_secret_reads
+
+    deny_secret_reads(conn)
+
+
+@hookimpl
 def permission_allowed(datasette, actor, action, resource):
-    """``aureacore-rollback``: only actors matched by the plugin's rollback allow block."""
+    """``aureacore-rollback``: only actors matched by the plugin's rollback allow block.
+    The webhook secrets table is not shown to anyone."""
+    if action == "view-table" and isinstance(resource, (tuple, list)) and len(resource) == 2 \
+            and resource[1] == SECRETS_TABLE:
+        return False
     if action != PERMISSION:
         return None
     allow = (_config(datasette).get("rollback") or {}).get("allow")
@@ -509,8 +616,23 @@ def startup(datasette):
 
             await db.execute_write_fn(
                 lambda conn: ensure_rollbacks_table(sqlite_utils.Database(conn)))
+        if db.is_mutable and db.path and "secret" in await db.table_columns("webhooks"):
+            await asyncio.to_thread(_move_webhook_secrets, db.path)
 
     return inner
+
+
+def _move_webhook_secrets(path: str) -> None:
+    """Move an older database's webhook secrets to their table (its own connection: the
+    Datasette ones cannot read them)."""
+    from aureacore_db.db import connect
+    from aureacore_db.webhooks import ensure_webhook_schema
+
+    db = connect(path)
+    try:
+        ensure_webhook_schema(db)
+    finally:
+        db.close()
 
 
 @hookimpl

@@ -15,7 +15,7 @@ import html
 import sqlite3
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from datasette import Forbidden, NotFound, Response, hookimpl
 
@@ -120,10 +120,11 @@ def canned_queries(datasette: Any, database: str, actor: Any) -> Any:
 # -- data -----------------------------------------------------------------------------
 async def _registry_database(datasette: Any, name: str | None) -> Any:
     if name:
-        try:
-            return datasette.get_database(name)
-        except KeyError:
-            raise NotFound(f"no database {name}") from None
+        db = datasette.databases.get(name)
+        if db is None or name.startswith("_") or not (
+                await db.table_exists("dependencies") and await db.table_exists("history")):
+            raise NotFound(f"no registry database {name}")
+        return db
     for db in datasette.databases.values():
         if db.name.startswith("_"):
             continue
@@ -324,7 +325,7 @@ async def deps_page(datasette: Any, request: Any) -> Response:
             "view-instance"])
     except Forbidden:
         raise
-    ref = request.url_vars["service"]
+    ref = unquote(request.url_vars["service"])  # the page's own links quote it
     at = request.args.get("at") or None
     try:
         depth = min(4, max(1, int(request.args.get("depth") or 2)))
@@ -353,4 +354,7 @@ async def deps_page(datasette: Any, request: Any) -> Response:
     }
     body = await datasette.render_template(await _template(datasette), context,
                                            request=request)
-    return Response.html(body)
+    from aureacore_db.web import content_security_policy
+
+    return Response.html(body, headers={
+        "Content-Security-Policy": content_security_policy(datasette)})

@@ -74,8 +74,7 @@ def test_anonymous_gets_403_and_nothing_is_written(setup):
     response = setup.client.post(POST, data={"to": setup.shas["scale"], "expected_head": head})
     assert response.status_code == 403
     assert setup.head() == head
-    assert [(r["actor_id"], r["outcome"]) for r in setup.rollbacks()] == [
-        ("anonymous", "forbidden")]
+    assert setup.rollbacks() == []  # a refused request writes nothing
 
 
 def test_actor_without_the_permission_gets_403(setup):
@@ -86,7 +85,7 @@ def test_actor_without_the_permission_gets_403(setup):
                           suffix=".json")
     assert response.status_code == 403 and response.json()["outcome"] == "forbidden"
     assert setup.head() == head
-    assert setup.rollbacks()[-1]["actor_id"] == "mallory"
+    assert setup.rollbacks() == []
 
 
 def test_post_without_csrf_token_is_refused(setup):

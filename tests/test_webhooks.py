@@ -296,7 +296,7 @@ webhooks:
     assert result.delivered == len(_events(db_path, ("status_changed",)))
     request = receiver.requests[0]
     assert request["headers"][SIGNATURE_HEADER] == sign("from-env", request["body"])
-    assert rows(db_path, "select secret from webhooks") == [{"secret": None}]
+    assert rows(db_path, "select * from webhook_secrets") == []  # nothing stored
 
     config.write_text("webhooks: []\n")
     db = connect(db_path)
