@@ -23,6 +23,7 @@ import sqlite_utils
 from . import __version__
 from .db import PER_COMMIT, connect, create_indexes, get_meta, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED
+from .gitpath import meta_text
 from .gitsource import (
     SourceError,
     branch_tip,
@@ -138,7 +139,7 @@ class Ingest:
             raise SourceError(f"folder {self.db_path.parent} (for the database) does not exist")
         # Open the repository and find the branch first: a bad source creates nothing.
         self.repo = open_source(self.source, self.db_path, self.branch)
-        tip = branch_tip(self.repo, self.branch)
+        tip = branch_tip(self.repo, self.branch, remote_first=is_url(self.source))
         with ingest_lock(self.db_path):
             db = connect(self.db_path, defer_indexes=True)
             self._indexes_deferred = not db.execute("select 1 from commits limit 1").fetchone()
@@ -386,14 +387,12 @@ class Ingest:
                 state: TreeState) -> None:
         sha = str(commit.id)
         committed_at = git_time_iso(commit.commit_time)
-        author = commit.author
+        meta = commit_meta(commit)
+        author = _Author(meta["author_name"], meta["author_email"])
         self._add("commits", {
             "sha": sha, "seq": seq, "mainline": mainline,
             "parents": json.dumps([str(p) for p in commit.parent_ids]),
-            "author_name": author.name, "author_email": author.email,
-            "authored_at": git_time_iso(author.time), "committer_name": commit.committer.name,
-            "committer_email": commit.committer.email, "committed_at": committed_at,
-            "message": commit.message, "services_changed": len(step.changes),
+            **meta, "committed_at": committed_at, "services_changed": len(step.changes),
         })
         common = {"commit_sha": sha, "seq": seq, "mainline": mainline}
         for change in step.changes:
@@ -403,7 +402,7 @@ class Ingest:
                 self._record_verdict(sid, new, old, common, committed_at, state)
 
     def _record_change(self, change: Change, common: dict, committed_at: str,
-                       author: pygit2.Signature, state: TreeState) -> None:
+                       author: _Author, state: TreeState) -> None:
         sid = change.service_id
         entry = change.entry
         config_id = entry.oid if entry else None
@@ -575,6 +574,29 @@ class Ingest:
             for chunk in _chunks(sorted(only), 500):
                 db.execute(first_last + f" where id in ({','.join('?' * len(chunk))})", chunk)
         set_meta(db, "tip", str(tip.id))
+
+
+@dataclass(frozen=True)
+class _Author:
+    name: str
+    email: str
+
+
+def commit_meta(commit: pygit2.Commit) -> dict[str, str]:
+    """Author, committer and message of a commit as storable text (never an error):
+    decoded with the commit's declared encoding when Python knows it, else UTF-8 with
+    replacement (:func:`~aureacore_db.gitpath.meta_text`); dates as
+    :func:`~aureacore_db.timestamps.git_time_iso` (any year)."""
+    encoding = commit.message_encoding
+    author, committer = commit.author, commit.committer
+    return {
+        "author_name": meta_text(author.raw_name, encoding),
+        "author_email": meta_text(author.raw_email, encoding),
+        "authored_at": git_time_iso(author.time),
+        "committer_name": meta_text(committer.raw_name, encoding),
+        "committer_email": meta_text(committer.raw_email, encoding),
+        "message": meta_text(commit.raw_message, encoding),
+    }
 
 
 def _insert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -> None:
