@@ -62,6 +62,8 @@ class IngestResult:
     services_in_error: int = 0
     duration_s: float = 0.0
     outcome: str = "ok"
+    shallow: bool = False  # the repository is a shallow clone: older history is missing
+    note: str | None = None  # shallow clone, or history re-ingested after an unshallow
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,9 +169,14 @@ class Ingest:
             set_meta(db, "tool_version", __version__)
         try:
             result.tip = str(tip.id) if tip else None
+            self._check_shallow(result)
             if tip is not None:
                 self._walk(tip, result)
-            outcome, message = "ok", None
+            if result.commits_removed and not result.rewrite_detected:  # re-ingested
+                with db.atomic():
+                    db.execute("update events set seq = c.seq, mainline = c.mainline "
+                               "from commits c where c.sha = events.commit_sha")
+            outcome, message = "ok", result.note
         except BaseException as exc:
             outcome, message = ("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                                 f"{type(exc).__name__}: {exc}")
@@ -185,6 +192,37 @@ class Ingest:
         result.commits, result.services, result.services_in_error = counts
         result.duration_s = round(time.monotonic() - started, 3)
         return result
+
+    def _check_shallow(self, result: IngestResult) -> None:
+        """Note a shallow clone; when its graft points changed (``git fetch --unshallow``
+        or ``--deepen``), forget the Git-derived rows so this run ingests the whole
+        history as it is now, exactly as a fresh ingest would."""
+        points = shallow_points(self.repo)
+        recorded = get_meta(self.db, "shallow_points")
+        db = self.db
+        if recorded is not None and recorded != points:
+            count = db.execute("select count(*) from commits").fetchone()[0]
+            with db.atomic():
+                for table in (*PER_COMMIT, "commits", "configs", "dependencies", "services"):
+                    if table == "events":  # ingest's own; rollback events stay
+                        kinds = sorted({*KIND_OF_CHANGE.values(), STATUS_CHANGED})
+                        db.execute(f"delete from events where kind in "
+                                   f"({','.join('?' * len(kinds))})", kinds)
+                    else:
+                        db.execute(f"delete from {table}")
+                db.execute("delete from aureacore_meta where key in ('complete_tip', "
+                           "'complete_count')")
+            result.commits_removed = count
+            result.note = ("the shallow clone's history changed (unshallowed or deepened): "
+                           f"re-ingested it in full (replacing {count:,} commits)")
+        with db.atomic():
+            set_meta(db, "shallow_points", points)
+        if points:
+            result.shallow = True
+            shallow = (f"shallow clone: history before {len(points.split())} commit(s) is "
+                       "not in the repository and is not ingested; run `git fetch "
+                       "--unshallow` and ingest again to add it")
+            result.note = f"{result.note}; {shallow}" if result.note else shallow
 
     def _finish_run(self, run_id: int, result: IngestResult, outcome: str,
                     message: str | None, started: float) -> None:
@@ -597,6 +635,17 @@ def commit_meta(commit: pygit2.Commit) -> dict[str, str]:
         "committer_email": meta_text(committer.raw_email, encoding),
         "message": meta_text(commit.raw_message, encoding),
     }
+
+
+def shallow_points(repo: pygit2.Repository) -> str:
+    """The graft points of a shallow clone (sorted shas, space-separated; "" if none)."""
+    if not repo.is_shallow:
+        return ""
+    try:
+        text = (Path(repo.path) / "shallow").read_text()
+    except OSError:
+        return "unknown"
+    return " ".join(sorted(text.split()))
 
 
 def _insert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -> None:
