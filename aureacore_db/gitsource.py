@@ -33,6 +33,14 @@ def clone_dir(source: str, db_path: Path) -> Path:
 cache_dir_for = clone_dir  # the name of earlier releases
 
 
+def drop_bare_cache(target: Path) -> None:
+    """Remove a bare cache clone an earlier release left at ``target`` (it is cloned
+    again as a working clone; it held nothing that is not at the URL)."""
+    if (target / "objects").is_dir() and (target / "HEAD").is_file() \
+            and not (target / ".git").exists():
+        shutil.rmtree(target)
+
+
 def open_source(source: str, db_path: Path, branch: str,
                 timeout: float = 60.0) -> pygit2.Repository:
     """Open ``source``; a URL is cloned once (a working clone, see :func:`clone_dir`) and
@@ -50,8 +58,7 @@ def open_source(source: str, db_path: Path, branch: str,
 
     target = clone_dir(source, db_path)
     provider = GitProvider(source, branch, workdir=target, timeout=timeout)
-    if (target / "HEAD").exists():  # a bare cache clone of an earlier release
-        shutil.rmtree(target)
+    drop_bare_cache(target)
     try:
         if (target / ".git").exists():
             provider.fetch()

@@ -49,7 +49,7 @@ import yaml
 from .configstore import ConfigStore, atomic_write
 from .db import connect, get_meta
 from .gitprovider import GitProvider, GitProviderError, PullResult
-from .gitsource import clone_dir, is_url
+from .gitsource import clone_dir, drop_bare_cache, is_url
 from .ingest import Ingest, IngestResult
 from .locks import file_lock
 from .models import Service, ServiceConfig, ServiceStatus
@@ -581,6 +581,7 @@ class ServiceRegistry:
                                [(st, msg, now, rid) for st, msg, rid in updates])
 
     def _ensure_clone(self) -> None:
+        drop_bare_cache(self.git.workdir)
         if not (self.git.workdir / ".git").exists():
             lock = self.git.workdir.with_name(self.git.workdir.name + ".clone.lock")
             lock.parent.mkdir(parents=True, exist_ok=True)

@@ -329,3 +329,19 @@ def test_unshallowed_clone_gets_its_older_history(repo, tmp_path, db_path):
     assert ingest(clone, db_path).commits_added == 0
     assert json.loads(json.dumps(rows(db_path, "select count(*) n from commits"))) == [
         {"n": 3}]
+
+
+def test_a_bare_cache_of_an_earlier_release_is_replaced_by_the_one_clone(repo, tmp_path,
+                                                                         db_path):
+    from aureacore_db.gitsource import clone_dir
+
+    bare = served_bare(repo, tmp_path / "served")
+    url = bare.as_uri()
+    old_cache = clone_dir(url, db_path)
+    old_cache.parent.mkdir()
+    subprocess.run(["git", "clone", "-q", "--bare", url, str(old_cache)], check=True)
+    assert ingest(url, db_path).commits_added == 2
+    assert (old_cache / ".git").is_dir()
+    first = git(bare, "rev-list", "--max-parents=0", "main")
+    assert rollback(db_path, "platform/auth", first, actor=ROOT).pushed
+    assert "1.0.0" in git(bare, "show", "main:services/platform/auth.yaml")
