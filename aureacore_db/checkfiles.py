@@ -34,21 +34,36 @@ class Finding:
 
 
 def _tree_from_folder(repo: pygit2.Repository, folder: Path) -> pygit2.Oid:
-    """Write ``folder`` (files and symlinks, not followed) into ``repo`` as a tree."""
-    builder = repo.TreeBuilder()
+    """Write ``folder`` (files and symlinks, not followed) into ``repo`` as a tree.
+
+    Names are taken as bytes, so a file name that is not UTF-8 is kept as it is
+    (an index, unlike a tree builder, takes any bytes)."""
+    index = pygit2.Index()
+    for path, mode in _files(os.fsencode(folder)):
+        if mode == pygit2.GIT_FILEMODE_LINK:
+            oid = repo.create_blob(os.readlink(path))
+        else:
+            oid = repo.create_blob_fromdisk(os.fsdecode(path))
+        index.add(pygit2.IndexEntry(_rel_of(folder, path), oid, mode))
+    return index.write_tree(repo)
+
+
+def _rel_of(folder: Path, path: bytes) -> str:
+    rel = path[len(os.fsencode(folder)) + 1:]
+    return rel.decode("utf-8", "surrogateescape")  # how pygit2 takes a non-UTF-8 path
+
+
+def _files(folder: bytes) -> list[tuple[bytes, int]]:
+    found: list[tuple[bytes, int]] = []
     for item in sorted(os.scandir(folder), key=lambda e: e.name):
         if item.is_symlink():
-            target = os.readlink(item.path).encode()
-            builder.insert(item.name, repo.create_blob(target), pygit2.GIT_FILEMODE_LINK)
+            found.append((item.path, pygit2.GIT_FILEMODE_LINK))
         elif item.is_dir():
-            if item.name in SKIP_DIRS:
-                continue
-            builder.insert(item.name, _tree_from_folder(repo, Path(item.path)),
-                           pygit2.GIT_FILEMODE_TREE)
+            if os.fsdecode(item.name) not in SKIP_DIRS:
+                found.extend(_files(item.path))
         elif item.is_file():
-            oid = repo.create_blob_fromdisk(item.path)
-            builder.insert(item.name, oid, pygit2.GIT_FILEMODE_BLOB)
-    return builder.write()
+            found.append((item.path, pygit2.GIT_FILEMODE_BLOB))
+    return found
 
 
 def check_folder(folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Finding]:

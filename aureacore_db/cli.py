@@ -94,6 +94,8 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
     if result.rewrite_detected:
         click.secho(f"Branch was rewritten: removed {result.commits_removed} commits that are "
                     "no longer reachable.", fg="yellow", err=True)
+    if result.note:
+        click.secho(f"Note: {result.note}.", fg="yellow", err=True)
     click.echo(
         f"{result.db}: {result.commits_added} new commits ({result.commits} in all), "
         f"{result.services} services, {result.services_in_error} in ERROR "

@@ -218,11 +218,17 @@ class GitProvider:
         """Fetch the branch and fast-forward to it (no remote: nothing to do)."""
         repo = self.open()
         self._check_head(repo)
-        old = self.tip(repo)
         if not self.has_remote():
+            old = self.tip(repo)
             return PullResult(old, old, False)
         self.fetch()
+        return self.fast_forward()
+
+    def fast_forward(self) -> PullResult:
+        """Fast-forward the branch (and the working tree) to what was last fetched."""
         repo = self.open()
+        self._check_head(repo)
+        old = self.tip(repo)
         remote_ref = f"refs/remotes/{self.remote_name}/{self.branch}"
         theirs = _read_ref(repo, remote_ref)
         if theirs is None or theirs == old:

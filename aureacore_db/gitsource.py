@@ -23,17 +23,33 @@ def is_url(source: str) -> bool:
     return bool(URL.match(source))
 
 
-def cache_dir_for(source: str, db_path: Path) -> Path:
-    """Where a URL is cloned: a folder beside the database, one per URL (without its
-    credentials: a rotated token, or none, finds the same clone)."""
+def clone_dir(source: str, db_path: Path) -> Path:
+    """The one home of the working clone of a URL (or bare repository) made for a
+    database: ``<db>.repos/<name>-<hash>`` beside it. Ingest reads it, and rollback
+    and the registry commit in it and push to the URL. Keyed by the URL without its
+    credentials: a rotated token, or none, finds the same clone."""
     source = public_url(source)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", source.rsplit("/", 1)[-1]).strip("-") or "repo"
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", source.rstrip("/").rsplit("/", 1)[-1]).strip("-")
     digest = hashlib.sha1(source.encode()).hexdigest()[:10]
-    return db_path.parent / f"{db_path.name}.repos" / f"{slug}-{digest}"
+    return db_path.parent / f"{db_path.name}.repos" / f"{slug or 'repo'}-{digest}"
 
 
-def open_source(source: str, db_path: Path, branch: str) -> pygit2.Repository:
-    """Open ``source``; a URL is cloned once (bare) and fetched on later calls."""
+cache_dir_for = clone_dir  # the name of earlier releases
+
+
+def drop_bare_cache(target: Path) -> None:
+    """Remove a bare cache clone an earlier release left at ``target`` (it is cloned
+    again as a working clone; it held nothing that is not at the URL)."""
+    if (target / "objects").is_dir() and (target / "HEAD").is_file() \
+            and not (target / ".git").exists():
+        shutil.rmtree(target)
+
+
+def open_source(source: str, db_path: Path, branch: str,
+                timeout: float = 60.0) -> pygit2.Repository:
+    """Open ``source``; a URL is cloned once (a working clone, see :func:`clone_dir`) and
+    fetched on later calls, its branch fast-forwarded when it can be (never losing
+    local work). Network calls end by ``timeout`` seconds."""
     if not is_url(source):
         path = Path(source).expanduser()
         if not path.exists():
@@ -42,45 +58,46 @@ def open_source(source: str, db_path: Path, branch: str) -> pygit2.Repository:
         if found is None:
             raise SourceError(f"{source}: not a Git repository")
         return pygit2.Repository(found)
-    target = cache_dir_for(source, db_path)
+    from .gitprovider import GitProvider, GitProviderError
+
+    target = clone_dir(source, db_path)
+    provider = GitProvider(source, branch, workdir=target, timeout=timeout)
+    drop_bare_cache(target)
     try:
-        if (target / "HEAD").exists():
+        if (target / ".git").exists():
             repo = pygit2.Repository(str(target))
             if source != public_url(source) and repo.remotes["origin"].url != source:
                 repo.remotes.set_url("origin", source)  # new credentials: Git needs them
-            remote = repo.remotes["origin"]
+            provider.fetch()
             try:
-                remote.fetch([f"+refs/heads/{branch}:refs/heads/{branch}"])
-            except pygit2.GitError as exc:
-                if "not found" in str(exc) or "couldn't find remote ref" in str(exc):
-                    raise SourceError(f"branch {branch!r} not found at "
-                                      f"{public_url(source)}") from exc
+                provider.fast_forward()  # so rollbacks start from the fetched tip
+            except GitProviderError:
+                pass  # local work, or another branch checked out: ingest reads origin's
+        else:
+            created = not target.parent.exists()
+            try:
+                provider.clone_repo()
+            except BaseException:
+                shutil.rmtree(target, ignore_errors=True)  # no half clone left behind
+                if created:
+                    shutil.rmtree(target.parent, ignore_errors=True)
                 raise
-            return repo
-        created = not target.parent.exists()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return pygit2.clone_repository(source, str(target), bare=True,
-                                           checkout_branch=branch)
-        except KeyError as exc:  # the branch does not exist there
-            shutil.rmtree(target, ignore_errors=True)
-            if created:
-                shutil.rmtree(target.parent, ignore_errors=True)
-            raise SourceError(f"branch {branch!r} not found at "
-                              f"{public_url(source)}") from exc
-        except BaseException:
-            shutil.rmtree(target, ignore_errors=True)  # no half clone left behind
-            if created:
-                shutil.rmtree(target.parent, ignore_errors=True)
-            raise
-    except (pygit2.GitError, KeyError, ValueError) as exc:
-        raise SourceError(f"cannot fetch {public_url(source)}: "
-                          f"{scrub(str(exc), source)}") from None
+        return pygit2.Repository(str(target))
+    except GitProviderError as exc:
+        text = f"{exc} {exc.__cause__ or ''}".lower()
+        if isinstance(exc.__cause__, KeyError) or "couldn't find remote ref" in text \
+                or "reference 'refs/remotes/origin/" in text:
+            raise SourceError(f"branch {branch!r} not found at {public_url(source)}") from None
+        raise SourceError(f"cannot fetch {public_url(source)}: {scrub(str(exc), source)}") \
+            from None
 
 
-def branch_tip(repo: pygit2.Repository, branch: str) -> pygit2.Commit | None:
-    """The commit at the tip of ``branch`` (None for a branch with no commits yet)."""
-    for ref in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):
+def branch_tip(repo: pygit2.Repository, branch: str,
+               remote_first: bool = False) -> pygit2.Commit | None:
+    """The commit at the tip of ``branch`` (None for a branch with no commits yet);
+    ``remote_first``: as last fetched from ``origin`` (a URL's clone), if known."""
+    refs = [f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"]
+    for ref in refs[::-1] if remote_first else refs:
         try:
             return repo.lookup_reference(ref).peel(pygit2.Commit)
         except (KeyError, pygit2.InvalidSpecError):

@@ -23,6 +23,7 @@ import sqlite_utils
 from . import __version__
 from .db import PER_COMMIT, connect, create_indexes, get_meta, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED, STATUS_MESSAGE_CHANGED
+from .gitpath import meta_text
 from .gitsource import (
     SourceError,
     branch_tip,
@@ -62,6 +63,8 @@ class IngestResult:
     services_in_error: int = 0
     duration_s: float = 0.0
     outcome: str = "ok"
+    shallow: bool = False  # the repository is a shallow clone: older history is missing
+    note: str | None = None  # shallow clone, or history re-ingested after an unshallow
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,7 +142,7 @@ class Ingest:
             raise SourceError(f"folder {self.db_path.parent} (for the database) does not exist")
         # Open the repository and find the branch first: a bad source creates nothing.
         self.repo = open_source(self.source, self.db_path, self.branch)
-        tip = branch_tip(self.repo, self.branch)
+        tip = branch_tip(self.repo, self.branch, remote_first=is_url(self.source))
         with ingest_lock(self.db_path):
             db = connect(self.db_path, defer_indexes=True)
             self._indexes_deferred = not db.execute("select 1 from commits limit 1").fetchone()
@@ -167,9 +170,14 @@ class Ingest:
             set_meta(db, "tool_version", __version__)
         try:
             result.tip = str(tip.id) if tip else None
+            self._check_shallow(result)
             if tip is not None:
                 self._walk(tip, result)
-            outcome, message = "ok", None
+            if result.commits_removed and not result.rewrite_detected:  # re-ingested
+                with db.atomic():
+                    db.execute("update events set seq = c.seq, mainline = c.mainline "
+                               "from commits c where c.sha = events.commit_sha")
+            outcome, message = "ok", result.note
         except BaseException as exc:
             outcome, message = ("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                                 scrub(f"{type(exc).__name__}: {exc}", self.source))
@@ -185,6 +193,37 @@ class Ingest:
         result.commits, result.services, result.services_in_error = counts
         result.duration_s = round(time.monotonic() - started, 3)
         return result
+
+    def _check_shallow(self, result: IngestResult) -> None:
+        """Note a shallow clone; when its graft points changed (``git fetch --unshallow``
+        or ``--deepen``), forget the Git-derived rows so this run ingests the whole
+        history as it is now, exactly as a fresh ingest would."""
+        points = shallow_points(self.repo)
+        recorded = get_meta(self.db, "shallow_points")
+        db = self.db
+        if recorded is not None and recorded != points:
+            count = db.execute("select count(*) from commits").fetchone()[0]
+            with db.atomic():
+                for table in (*PER_COMMIT, "commits", "configs", "dependencies", "services"):
+                    if table == "events":  # ingest's own; rollback events stay
+                        kinds = sorted({*KIND_OF_CHANGE.values(), STATUS_CHANGED})
+                        db.execute(f"delete from events where kind in "
+                                   f"({','.join('?' * len(kinds))})", kinds)
+                    else:
+                        db.execute(f"delete from {table}")
+                db.execute("delete from aureacore_meta where key in ('complete_tip', "
+                           "'complete_count')")
+            result.commits_removed = count
+            result.note = ("the shallow clone's history changed (unshallowed or deepened): "
+                           f"re-ingested it in full (replacing {count:,} commits)")
+        with db.atomic():
+            set_meta(db, "shallow_points", points)
+        if points:
+            result.shallow = True
+            shallow = (f"shallow clone: history before {len(points.split())} commit(s) is "
+                       "not in the repository and is not ingested; run `git fetch "
+                       "--unshallow` and ingest again to add it")
+            result.note = f"{result.note}; {shallow}" if result.note else shallow
 
     def _finish_run(self, run_id: int, result: IngestResult, outcome: str,
                     message: str | None, started: float) -> None:
@@ -387,14 +426,12 @@ class Ingest:
                 state: TreeState) -> None:
         sha = str(commit.id)
         committed_at = git_time_iso(commit.commit_time)
-        author = commit.author
+        meta = commit_meta(commit)
+        author = _Author(meta["author_name"], meta["author_email"])
         self._add("commits", {
             "sha": sha, "seq": seq, "mainline": mainline,
             "parents": json.dumps([str(p) for p in commit.parent_ids]),
-            "author_name": author.name, "author_email": author.email,
-            "authored_at": git_time_iso(author.time), "committer_name": commit.committer.name,
-            "committer_email": commit.committer.email, "committed_at": committed_at,
-            "message": commit.message, "services_changed": len(step.changes),
+            **meta, "committed_at": committed_at, "services_changed": len(step.changes),
         })
         common = {"commit_sha": sha, "seq": seq, "mainline": mainline}
         for change in step.changes:
@@ -404,7 +441,7 @@ class Ingest:
                 self._record_verdict(sid, new, old, common, committed_at, state)
 
     def _record_change(self, change: Change, common: dict, committed_at: str,
-                       author: pygit2.Signature, state: TreeState) -> None:
+                       author: _Author, state: TreeState) -> None:
         sid = change.service_id
         entry = change.entry
         config_id = entry.oid if entry else None
@@ -578,6 +615,40 @@ class Ingest:
             for chunk in _chunks(sorted(only), 500):
                 db.execute(first_last + f" where id in ({','.join('?' * len(chunk))})", chunk)
         set_meta(db, "tip", str(tip.id))
+
+
+@dataclass(frozen=True)
+class _Author:
+    name: str
+    email: str
+
+
+def commit_meta(commit: pygit2.Commit) -> dict[str, str]:
+    """Author, committer and message of a commit as storable text (never an error):
+    decoded with the commit's declared encoding when Python knows it, else UTF-8 with
+    replacement (:func:`~aureacore_db.gitpath.meta_text`); dates as
+    :func:`~aureacore_db.timestamps.git_time_iso` (any year)."""
+    encoding = commit.message_encoding
+    author, committer = commit.author, commit.committer
+    return {
+        "author_name": meta_text(author.raw_name, encoding),
+        "author_email": meta_text(author.raw_email, encoding),
+        "authored_at": git_time_iso(author.time),
+        "committer_name": meta_text(committer.raw_name, encoding),
+        "committer_email": meta_text(committer.raw_email, encoding),
+        "message": meta_text(commit.raw_message, encoding),
+    }
+
+
+def shallow_points(repo: pygit2.Repository) -> str:
+    """The graft points of a shallow clone (sorted shas, space-separated; "" if none)."""
+    if not repo.is_shallow:
+        return ""
+    try:
+        text = (Path(repo.path) / "shallow").read_text()
+    except OSError:
+        return "unknown"
+    return " ".join(sorted(text.split()))
 
 
 def _insert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -> None:

@@ -34,10 +34,8 @@ per database, and SQLite runs in WAL mode, so Datasette keeps reading during a s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -51,7 +49,7 @@ import yaml
 from .configstore import ConfigStore, atomic_write
 from .db import connect, get_meta
 from .gitprovider import GitProvider, GitProviderError, PullResult
-from .gitsource import is_url
+from .gitsource import clone_dir, drop_bare_cache, is_url
 from .ingest import Ingest, IngestResult
 from .locks import file_lock
 from .models import Service, ServiceConfig, ServiceStatus
@@ -583,6 +581,7 @@ class ServiceRegistry:
                                [(st, msg, now, rid) for st, msg, rid in updates])
 
     def _ensure_clone(self) -> None:
+        drop_bare_cache(self.git.workdir)
         if not (self.git.workdir / ".git").exists():
             lock = self.git.workdir.with_name(self.git.workdir.name + ".clone.lock")
             lock.parent.mkdir(parents=True, exist_ok=True)
@@ -665,10 +664,9 @@ def ensure_registry_schema(db: sqlite_utils.Database) -> None:
 
 
 def default_workdir(repo: str, db_path: Path) -> Path:
-    """Where a URL (or bare repository) is cloned for editing: beside the database."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", repo.rstrip("/").rsplit("/", 1)[-1]).strip("-")
-    digest = hashlib.sha1(repo.encode()).hexdigest()[:10]
-    return db_path.parent / f"{db_path.name}.work" / f"{slug or 'repo'}-{digest}"
+    """Where a URL (or bare repository) is cloned for editing: the one clone that
+    ingest uses too (:func:`~aureacore_db.gitsource.clone_dir`)."""
+    return clone_dir(repo, db_path)
 
 
 def _needs_clone(repo: str) -> bool:

@@ -24,6 +24,8 @@ import sqlite_utils
 from pygit2.enums import CheckoutStrategy, FileMode, FileStatus
 
 from .db import connect, get_meta
+from .gitpath import git_path, path_bytes
+from .gitpath import path_text as shown_path
 from .gitprovider import GitProvider, GitProviderError
 from .timestamps import now_iso
 
@@ -44,6 +46,7 @@ OUTCOME_STATUS = {
     "stale_head": 409,
     "dirty": 409,
     "push_rejected": 409,
+    "unsafe_path": 400,
     "error": 500,
 }
 
@@ -231,6 +234,10 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
     result.target_status = target["status"]
     result.from_config = service[0]
     result.path = service[1] or target["path"]
+    if not _safe_path(result.path):
+        raise _Refuse("unsafe_path", f"{sid} has no file inside the repository (its path "
+                      f"{result.path!r} leaves it; fix config_path in the root file); "
+                      "nothing was written")
     ref_name = f"refs/heads/{branch}"
     try:
         ref = repo.references[ref_name]
@@ -252,11 +259,16 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
                       "was ERROR; confirm to roll back to it anyway")
     checked_out = _checked_out(repo, ref_name)
     if checked_out:
-        dirty = _uncommitted(repo, result.path)
+        dirty = _uncommitted(repo, git_path(result.path))
         if dirty:
-            listed = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
+            listed = ", ".join(map(shown_path, dirty[:5])) + (" …" if len(dirty) > 5 else "")
             raise _Refuse("dirty", f"the working tree at {repo.workdir} has uncommitted "
                           f"changes ({listed}); commit or stash them first. Nothing was "
+                          "written.")
+        linked = _linked_folder(repo.workdir, result.path)
+        if linked:
+            raise _Refuse("unsafe_path", f"{linked} in the working tree is a symbolic link; "
+                          f"writing {result.path} would leave the repository. Nothing was "
                           "written.")
     new_commit = _commit(repo, head, result, actor, target)
     if repo.references[ref_name].resolve().target != head:
@@ -277,7 +289,10 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
                           f"local commit was undone, nothing changed. {advice}")
         result.pushed = True
     if checked_out:
-        repo.checkout_head(strategy=CheckoutStrategy.FORCE, paths=[result.path])
+        on_disk = os.path.join(os.fsencode(repo.workdir), path_bytes(result.path))
+        if os.path.islink(on_disk):  # libgit2 would write through it
+            os.unlink(on_disk)
+        repo.checkout_head(strategy=CheckoutStrategy.FORCE, paths=[_RawPath(result.path)])
     result.outcome = "ok"
     result.message = (f"rolled back {sid} to {result.target_commit[:7]} as commit "
                       f"{result.new_commit[:7]}" + (" (pushed to origin)" if result.pushed
@@ -359,16 +374,18 @@ def _commit(repo: pygit2.Repository, head: pygit2.Oid, result: RollbackResult, a
     head_commit = repo[head].peel(pygit2.Commit)
     index = pygit2.Index()
     index.read_tree(head_commit.tree)
-    mode = FileMode.BLOB
-    existing = index[result.path] if result.path in index else None
-    if existing is not None:
-        mode = existing.mode
-    else:
+    path = git_path(result.path)
+    existing = index[path] if path in index else None
+    if existing is None:
         try:
-            mode = repo[result.target_commit].peel(pygit2.Tree)[target["path"]].filemode
+            existing = repo[result.target_commit].peel(pygit2.Tree)[git_path(target["path"])]
         except (KeyError, TypeError):
             pass
-    index.add(pygit2.IndexEntry(result.path, blob.id, mode))
+    # a regular file, whatever the path is now (a symlink or submodule there would
+    # turn the YAML text into a link target); only the executable bit is kept
+    mode = FileMode.BLOB_EXECUTABLE if existing is not None and \
+        _mode_of(existing) == FileMode.BLOB_EXECUTABLE else FileMode.BLOB
+    index.add(pygit2.IndexEntry(path, blob.id, mode))
     tree = index.write_tree(repo)
     signature = actor_signature(actor)
     message = (f"Roll back {result.service_id} to {result.target_commit[:7]}\n\n"
@@ -376,6 +393,42 @@ def _commit(repo: pygit2.Repository, head: pygit2.Oid, result: RollbackResult, a
                f"(config {result.to_config[:7]}).\n\n"
                f"Rolled-back-by: {actor['id']}\n")
     return repo.create_commit(None, signature, signature, message, tree, [head])
+
+
+class _RawPath:
+    """A stored path as the exact bytes pygit2 passes on (it takes no str that is not
+    UTF-8, but any path-like)."""
+
+    def __init__(self, text: str) -> None:
+        self.raw = path_bytes(text)
+
+    def __fspath__(self) -> bytes:
+        return self.raw
+
+
+def _linked_folder(workdir: str, path: str) -> str | None:
+    """The first folder of ``path`` that is a symbolic link in the working tree."""
+    parts = path_bytes(path).split(b"/")[:-1]
+    current = os.fsencode(workdir)
+    for i, part in enumerate(parts):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            return shown_path(b"/".join(parts[:i + 1]))
+    return None
+
+
+def _mode_of(entry: pygit2.IndexEntry | pygit2.Object) -> int:
+    return entry.mode if isinstance(entry, pygit2.IndexEntry) else entry.filemode
+
+
+def _safe_path(path: str | None) -> bool:
+    """Whether a stored service path names a file inside the repository."""
+    if not path or path.startswith("<unsafe:"):
+        return False
+    raw = path_bytes(path)
+    parts = raw.split(b"/")
+    return not raw.startswith(b"/") and all(p not in (b"", b".", b"..", b".git")
+                                             for p in parts)
 
 
 def _push(repo: pygit2.Repository, branch: str) -> str | None:

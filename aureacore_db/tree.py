@@ -21,6 +21,7 @@ from typing import Any
 import pygit2
 import semantic_version
 
+from .gitpath import git_path, path_text
 from .parsing import (
     DEFAULT_MAX_BYTES,
     ParseResult,
@@ -260,16 +261,19 @@ Updates = dict[str, "tuple[str, str] | None"]  # path -> (blob id, kind), None i
 
 
 def tree_updates(parent_tree: pygit2.Tree, tree: pygit2.Tree) -> Updates:
-    """Paths that differ between two trees, with their new blob id and kind."""
+    """Paths (stored form, see :mod:`.gitpath`) that differ between two trees, with
+    their new blob id and kind."""
     updates: Updates = {}
     for delta in parent_tree.diff_to_tree(tree).deltas:
+        old_path = path_text(delta.old_file.raw_path)
         if delta.status == pygit2.GIT_DELTA_DELETED:
-            updates[delta.old_file.path] = None
+            updates[old_path] = None
         else:
-            if delta.old_file.path != delta.new_file.path:
-                updates[delta.old_file.path] = None
             side = delta.new_file
-            updates[side.path] = (str(side.id), _kind_of(side.mode))
+            new_path = path_text(side.raw_path)
+            if old_path != new_path:
+                updates[old_path] = None
+            updates[new_path] = (str(side.id), _kind_of(side.mode))
     return updates
 
 
@@ -278,9 +282,11 @@ def _kind_of(mode: int) -> str:
 
 
 def walk_tree(tree: pygit2.Tree, prefix: str) -> Iterable[tuple[str, str, str]]:
-    """(path, oid, kind) of every entry below ``tree``, recursively."""
+    """(path, oid, kind) of every entry below ``tree``, recursively (``prefix`` and the
+    paths in stored form, see :mod:`.gitpath`)."""
     for obj in tree:
-        path = f"{prefix}/{obj.name}" if prefix else obj.name
+        name = path_text(obj.raw_name)
+        path = f"{prefix}/{name}" if prefix else name
         kind = _kind_of(obj.filemode)
         if kind == "tree":
             yield from walk_tree(obj, path)  # type: ignore[arg-type]
@@ -290,7 +296,7 @@ def walk_tree(tree: pygit2.Tree, prefix: str) -> Iterable[tuple[str, str, str]]:
 
 def _subtree(tree: pygit2.Tree, path: str) -> pygit2.Tree | None:
     try:
-        obj = tree[path]
+        obj = tree[git_path(path)]
     except KeyError:
         return None
     return obj if isinstance(obj, pygit2.Tree) else None
@@ -357,7 +363,8 @@ class TreeState:
         folders = {}
         for key, default in (("config_dir", SERVICES_DIR), ("schema_dir", DEFAULT_SCHEMA_DIR)):
             value = glob.get(key) or default
-            folders[key] = _safe_relpath(value)
+            safe = _safe_relpath(value)
+            folders[key] = None if safe is None else path_text(safe)
             if folders[key] is None:
                 folders[key] = default
                 problems.append(Problem(
@@ -369,13 +376,15 @@ class TreeState:
         listing = []
         unsafe = []
         for index, item in enumerate(check.content.get("services") or []):
-            path = _safe_relpath(posixpath.join(config_dir, item["config_path"]))
+            path = _safe_relpath(posixpath.join(git_path(config_dir), item["config_path"]))
             if path is None:
-                path = f"<unsafe:{item['config_path']}>"
+                path = f"<unsafe:{path_text(item['config_path'])}>"
                 unsafe.append((path, Problem(
                     "error", "parse",
                     f"config_path {item['config_path']!r} leaves the repository; not followed",
                     f"$.services[{index}].config_path", name)))
+            else:
+                path = path_text(path)
             listing.append((item.get("namespace"), item["name"], path))
         return Layout("root", name, config_dir, default_ns, folders["schema_dir"],
                       tuple(listing), tuple(problems), tuple(unsafe))
@@ -401,7 +410,7 @@ class TreeState:
                     found[path] = (None, "unsafe")
                     continue
                 try:
-                    obj = tree[path]
+                    obj = tree[git_path(path)]
                     found[path] = (str(obj.id), _kind_of(obj.filemode))
                 except KeyError:
                     found[path] = (None, "missing")

@@ -43,19 +43,49 @@ class GitDaemon:
     def url(self, name: str) -> str:
         return f"git://127.0.0.1:{self.port}/{name}"
 
-    def start(self) -> GitDaemon:
-        self.proc = subprocess.Popen(
-            ["git", "daemon", "--reuseaddr", f"--base-path={self.base}", "--export-all",
-             "--enable=receive-pack", f"--port={self.port}", "--listen=127.0.0.1",
-             str(self.base)],
-            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
+    def start(self, deadline_s: float = 15.0) -> GitDaemon:
+        """Start the daemon and wait until it answers the Git protocol.
+
+        A bare TCP connect is no proof: on a port in the ephemeral range, connecting
+        while nobody listens can connect the socket to itself (a TCP self-connect),
+        which then holds the port so the daemon fails to bind and exits. So readiness
+        is "the daemon process is alive and a real ``git ls-remote`` through it
+        answers"; a daemon that died (port taken) is started again until the deadline.
+        """
+        deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
+            if self.proc is None or self.proc.poll() is not None:
+                self.proc = subprocess.Popen(
+                    ["git", "daemon", "--reuseaddr", f"--base-path={self.base}",
+                     "--export-all", "--enable=receive-pack", f"--port={self.port}",
+                     "--listen=127.0.0.1", str(self.base)],
+                    start_new_session=True, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
+            if self._answers():
+                return self
             time.sleep(0.05)
-        raise RuntimeError("git daemon did not start")
+        self.kill()
+        raise RuntimeError(f"git daemon on port {self.port} did not answer within "
+                           f"{deadline_s:g}s")
+
+    def _answers(self) -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            try:
+                sock.connect(("127.0.0.1", self.port))
+            except OSError:
+                return False
+            if sock.getsockname() == sock.getpeername():
+                return False  # connected to itself: nobody listens
+        probe = next((p for p in sorted(self.base.glob("*.git"))), None)
+        if probe is None:
+            return self.proc is not None and self.proc.poll() is None
+        try:
+            answer = subprocess.run(["git", "ls-remote", self.url(probe.name)],
+                                    capture_output=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            return False
+        return answer.returncode == 0 and self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
         """SIGKILL the daemon and the upload/receive-pack children it forked."""
