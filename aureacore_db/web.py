@@ -19,6 +19,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "sql_time_limit_ms": 3000,
     "facet_time_limit_ms": 300,
     "allow_download": False,
+    # suggestions count every column of a table page: seconds on a long history
+    "suggest_facets": False,
 }
 
 DbPaths = str | os.PathLike | Sequence[str | os.PathLike]

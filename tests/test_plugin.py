@@ -31,8 +31,12 @@ def two(tmp_path_factory) -> dict[str, Any]:
     other = GitRepo(base / "other-configs")
     other.service("solo", namespace="edge", version="9.0.0")
     other.commit("Add solo")
+    other.service("solo", namespace="edge", version="9.0.1",
+                  description="Edge proxy. " + "It terminates TLS for every team. " * 12)
+    patched = other.commit("edge: patch CVE-2024-1234 in solo\n\nUpgrade the TLS library.")
     ingest(other.path, base / "other.db")
-    return {"db": base / "registry.db", "other": base / "other.db", "shas": shas}
+    return {"db": base / "registry.db", "other": base / "other.db", "shas": shas,
+            "patched": patched}
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +136,66 @@ def test_serve_several_databases(two):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_rows_link_to_each_other_through_foreign_keys(plain, two):
+    shas = two["shas"]
+    row = plain.get(f"/registry/commits/{shas['scale']}")
+    assert "Links from other tables" in row.text
+    assert f'href="/registry/history?commit_sha={shas["scale"]}"' in row.text
+    history = plain.get(f"/registry/history.json?_shape=array&commit_sha={shas['scale']}")
+    config_id = history.json()[0]["config_id"]
+    table = plain.get(f"/registry/history?commit_sha={shas['scale']}")
+    assert f'href="/registry/configs/{config_id}"' in table.text  # config_id is a link
+    commits = plain.get("/registry/commits")
+    assert (f'<a href="/registry/-/aureacore/commits/{shas["initial"]}" title='
+            f'"{shas["initial"]}">{shas["initial"][:10]}</a>') in commits.text  # parents
+
+
+def test_full_text_search_finds_the_commit(two):
+    client = Client(Datasette([str(two["other"])]))
+    try:
+        found = client.get("/other/commits.json?_shape=array&_search=CVE-2024-1234").json()
+        assert [row["sha"] for row in found] == [two["patched"]]
+        assert client.get("/other/commits.json?_shape=array&_search=CVE-2024-9999").json() == []
+        assert 'name="_search"' in client.get("/other/configs").text  # Datasette's box
+        tls = client.get("/other/configs.json?_shape=array&_search=terminates").json()
+        assert len(tls) == 1 and "9.0.1" in tls[0]["raw"]
+    finally:
+        client.loop.close()
+
+
+def test_long_configs_are_previews_on_table_pages_and_full_on_row_pages(two):
+    client = Client(Datasette([str(two["other"])]))
+    try:
+        table = client.get("/other/configs")
+        assert "full on the row page" in table.text
+        assert "It terminates TLS for every team. " * 12 not in table.text
+        config_id = client.get("/other/configs.json?_shape=array&_search=terminates").json()[
+            0]["id"]
+        row = client.get(f"/other/configs/{config_id}")
+        assert "full on the row page" not in row.text
+        assert ("It terminates TLS for every team. " * 12).strip() in row.text
+    finally:
+        client.loop.close()
+
+
+def test_search_index_is_added_to_an_older_database(tmp_path):
+    """A database from before full-text search gets it, with its old rows, on ingest."""
+    import sqlite_utils
+
+    repo = GitRepo(tmp_path / "configs")
+    repo.service("auth", version="1.0.0")
+    repo.commit("auth: first, fixes CVE-2023-0001")
+    db_path = tmp_path / "registry.db"
+    ingest(repo.path, db_path)
+    db = sqlite_utils.Database(db_path)
+    for table in ("commits", "configs"):
+        db[table].disable_fts()
+    db.conn.close()
+    repo.service("auth", version="1.0.1")
+    repo.commit("auth: bump for CVE-2024-1234")
+    ingest(repo.path, db_path)
+    db = sqlite_utils.Database(db_path)
+    assert sorted(r["message"].strip() for r in db["commits"].search("CVE*")) == [
+        "auth: bump for CVE-2024-1234", "auth: first, fixes CVE-2023-0001"]

@@ -545,7 +545,7 @@ def _shipped() -> dict[str, Any]:
         section = dict((metadata.get("databases") or {}).get(METADATA_DATABASE) or {})
         queries = section.pop("queries", None) or {}
         _SHIPPED = {"plugin": (metadata.get("plugins") or {}).get(PLUGIN) or {},
-                    "section": section, "queries": queries}
+                    "section_json": json.dumps(section), "queries": queries}
     return _SHIPPED
 
 
@@ -568,10 +568,10 @@ def get_metadata(datasette, key, database, table):
     """Titles, descriptions, facets and sort orders of the shipped metadata.yml for every
     registry database (metadata given to Datasette takes precedence)."""
     names = registries(datasette)
-    if not names or key == "queries":
+    if not names or key in ("queries", "plugins"):  # those come from elsewhere
         return None
-    section = _shipped()["section"]
-    return {"databases": {name: copy.deepcopy(section) for name in names}}
+    # a fresh copy each call: Datasette merges local metadata into what it gets
+    return {"databases": {name: json.loads(_shipped()["section_json"]) for name in names}}
 
 
 @hookimpl
