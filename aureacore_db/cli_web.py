@@ -17,29 +17,42 @@ REPO_HELP = "Config repository to commit to (default: the one the database was i
 
 
 @click.command()
-@click.argument("db", default="registry.db", required=False,
-                type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("dbs", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--db", "db_opts", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Registry database (repeat for several; default registry.db).")
 @click.option("--repo", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help=REPO_HELP)
+              help=REPO_HELP + " Only with one database.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
               help="Port to listen on.")
 @click.option("--root", is_flag=True,
               help="Print a URL that logs you in as root (may roll services back).")
-def serve(db: Path, repo: Path | None, host: str, port: int, root: bool) -> None:
-    """Browse the database in Datasette, with service pages and rollback.
+def serve(dbs: tuple[Path, ...], db_opts: tuple[Path, ...], repo: Path | None, host: str,
+          port: int, root: bool) -> None:
+    """Browse registry databases in Datasette, with service pages and rollback.
 
-    Opens http://HOST:PORT/-/aureacore (services overview); canned queries are at
+    \b
+    aureacore-db serve registry.db
+    aureacore-db serve team-a.db team-b.db     (or --db team-a.db --db team-b.db)
+
+    A convenience around plain `datasette registry.db`, which serves the same pages and
+    canned queries (the plugin comes with aureacore-db). Opens
+    http://HOST:PORT/<db>/-/aureacore (services overview); canned queries are at
     /<db>/<query> and every page and query is also available as .json / .csv.
     """
     from .web import serve as run
 
-    require_registry(db, writable="serve brings its schema up to date and records "
-                                  "rollbacks there")
+    paths = list(dict.fromkeys([*dbs, *db_opts])) or [Path("registry.db")]
+    for path in paths:
+        require_registry(path, writable="serve brings its schema up to date and records "
+                                        "rollbacks there")
     if repo is not None:  # rollbacks commit there, then ingest it into this database
-        check_source(repo, db, "main", need_commits=False)
+        if len(paths) > 1:
+            raise click.UsageError("--repo needs a single database (each database rolls "
+                                   "back in the repository it was ingested from)")
+        check_source(repo, paths[0], "main", need_commits=False)
     _check_port(host, port)
-    run(db, host=host, port=port, repo=repo, root=root, echo=click.echo)
+    run(paths, host=host, port=port, repo=repo, root=root, echo=click.echo)
 
 
 def _check_port(host: str, port: int) -> None:

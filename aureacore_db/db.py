@@ -26,6 +26,8 @@ TABLES: dict[str, dict] = {
             "first_commit": str, "last_commit": str, "last_updated": str,
         },
         "pk": "id",
+        "foreign_keys": [("config_id", "configs", "id"), ("first_commit", "commits", "sha"),
+                         ("last_commit", "commits", "sha")],
     },
     "configs": {
         "columns": {
@@ -44,6 +46,9 @@ TABLES: dict[str, dict] = {
             "author_name": str, "author_email": str,
         },
         "pk": "id",
+        "foreign_keys": [("service_id", "services", "id"), ("commit_sha", "commits", "sha"),
+                         ("config_id", "configs", "id"),
+                         ("previous_config_id", "configs", "id")],
     },
     "status": {
         "columns": {
@@ -51,6 +56,7 @@ TABLES: dict[str, dict] = {
             "status": str, "previous_status": str, "message": str, "checked_at": str,
         },
         "pk": "id",
+        "foreign_keys": [("service_id", "services", "id"), ("commit_sha", "commits", "sha")],
     },
     "validation_errors": {
         "columns": {
@@ -59,6 +65,8 @@ TABLES: dict[str, dict] = {
             "json_path": str, "message": str, "schema": str,
         },
         "pk": "id",
+        "foreign_keys": [("status_id", "status", "id"), ("service_id", "services", "id"),
+                         ("commit_sha", "commits", "sha"), ("config_id", "configs", "id")],
     },
     "parameter_changes": {
         "columns": {
@@ -67,6 +75,8 @@ TABLES: dict[str, dict] = {
             "committed_at": str, "author_name": str,
         },
         "pk": "id",
+        "foreign_keys": [("history_id", "history", "id"), ("service_id", "services", "id"),
+                         ("commit_sha", "commits", "sha")],
     },
     "dependencies": {
         "columns": {
@@ -76,6 +86,7 @@ TABLES: dict[str, dict] = {
         # one config may serve two services (same bytes in two namespaces), and a
         # dependency without a namespace resolves against each service's own
         "pk": ("config_id", "service_id", "position"),
+        "foreign_keys": [("config_id", "configs", "id"), ("service_id", "services", "id")],
     },
     "ingest_runs": {
         "columns": {
@@ -91,6 +102,7 @@ TABLES: dict[str, dict] = {
             "mainline": int, "occurred_at": str, "payload": str,
         },
         "pk": "id",
+        "foreign_keys": [("commit_sha", "commits", "sha")],
     },
     "aureacore_meta": {"columns": {"key": str, "value": str}, "pk": "key"},
 }
@@ -105,21 +117,33 @@ INDEXES: list[tuple[str, list[str]]] = [
     ("history", ["service_id", "seq"]),
     ("history", ["commit_sha"]),
     ("history", ["mainline", "seq"]),
+    ("history", ["seq"]),  # sort_desc: seq (paging a table or a CSV export)
+    ("history", ["config_id"]),  # "links from other tables" on a config's row page
     ("status", ["service_id", "seq"]),
     ("status", ["commit_sha"]),
+    ("status", ["seq"]),
     ("validation_errors", ["service_id", "seq"]),
     ("validation_errors", ["commit_sha"]),
     ("validation_errors", ["status_id"]),
+    ("validation_errors", ["seq"]),
     ("parameter_changes", ["service_id", "key"]),
     ("parameter_changes", ["key"]),
     ("parameter_changes", ["commit_sha"]),
     ("parameter_changes", ["history_id"]),
+    ("parameter_changes", ["seq"]),
     ("dependencies", ["depends_on"]),
     ("events", ["kind", "id"]),
     ("events", ["service_id", "id"]),
     ("events", ["commit_sha"]),
     ("dependencies", ["service_id"]),
+    # facets of metadata.yml: counted from a small index instead of the wide rows
+    ("configs", ["format"]),
+    ("configs", ["schema_version"]),
+    ("history", ["change"]),
 ]
+
+# Full-text search (Datasette shows a search box): table -> columns, FTS5 with triggers.
+FTS: dict[str, list[str]] = {"commits": ["message"], "configs": ["raw"]}
 
 VIEWS = {
     "current_services": """
@@ -170,7 +194,8 @@ def connect(path: str | Path, *, defer_indexes: bool = False) -> sqlite_utils.Da
     db = sqlite_utils.Database(conn)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA foreign_keys = OFF")
+    db.execute("PRAGMA foreign_keys = OFF")  # declared for Datasette's links, not enforced
+    db.execute("PRAGMA recursive_triggers = ON")  # "insert or replace" keeps FTS in step
     empty = "commits" not in db.table_names() or not db.execute(
         "select 1 from commits limit 1").fetchone()
     ensure_schema(db, indexes=WRITE_INDEXES if defer_indexes and empty else INDEXES)
@@ -178,13 +203,20 @@ def connect(path: str | Path, *, defer_indexes: bool = False) -> sqlite_utils.Da
 
 
 def ensure_schema(db: sqlite_utils.Database, indexes: list | None = None) -> None:
-    """Create missing tables, indexes and views; leave existing data alone."""
+    """Create missing tables, indexes and views; leave existing data alone.
+
+    Foreign keys are declared on tables created here; a table made by an older version
+    keeps its definition (no foreign keys: Datasette then just shows fewer links).
+    Full-text search is added with the read indexes (``indexes`` = all of them).
+    """
     with db.atomic():
-        for name, spec in TABLES.items():
+        for name in _creation_order():
+            spec = TABLES[name]
             if name in AUTOINCREMENT:
-                _create_autoincrement(db, name, spec["columns"])
+                _create_autoincrement(db, name, spec["columns"], spec.get("foreign_keys", []))
             else:
-                db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
+                db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True,
+                                foreign_keys=spec.get("foreign_keys"))
         create_indexes(db, INDEXES if indexes is None else indexes)
         for name, sql in VIEWS.items():
             db.create_view(name, sql.strip(), replace=True)
@@ -194,6 +226,32 @@ def create_indexes(db: sqlite_utils.Database, indexes: list | None = None) -> No
     """Create the missing ones of ``indexes`` (default: all of them)."""
     for table, columns in INDEXES if indexes is None else indexes:
         db[table].create_index(columns, if_not_exists=True)
+    if indexes is None or indexes is INDEXES:
+        ensure_fts(db)
+
+
+def ensure_fts(db: sqlite_utils.Database) -> None:
+    """Full-text indexes on commit messages and raw configs, kept up to date by triggers
+    (built from the existing rows when missing)."""
+    for table, columns in FTS.items():
+        if db[table].detect_fts() is None:
+            db[table].enable_fts(columns, create_triggers=True)
+
+
+def _creation_order() -> list[str]:
+    """Table names, each after the tables its foreign keys point to."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in order:
+            for _, other, _ in TABLES[name].get("foreign_keys", []):
+                if other != name:
+                    visit(other)
+            order.append(name)
+
+    for name in TABLES:
+        visit(name)
+    return order
 
 
 # Tables whose ids must never be reused (event consumers keep cursors on them).
@@ -201,10 +259,12 @@ AUTOINCREMENT = ("events",)
 _SQL_TYPES = {int: "INTEGER", str: "TEXT", float: "REAL"}
 
 
-def _create_autoincrement(db: sqlite_utils.Database, name: str, columns: dict) -> None:
+def _create_autoincrement(db: sqlite_utils.Database, name: str, columns: dict,
+                          foreign_keys: list) -> None:
     """sqlite-utils cannot declare AUTOINCREMENT, so this one table is plain SQL."""
-    rest = ", ".join(f"[{col}] {_SQL_TYPES[kind]}" for col, kind in columns.items()
-                     if col != "id")
+    rest = ", ".join(f"[{col}] {_SQL_TYPES[kind]}" + "".join(
+        f" REFERENCES [{other}]([{other_col}])" for fk_col, other, other_col in foreign_keys
+        if fk_col == col) for col, kind in columns.items() if col != "id")
     db.execute(f"CREATE TABLE IF NOT EXISTS [{name}] "
                f"([id] INTEGER PRIMARY KEY AUTOINCREMENT, {rest})")
 

@@ -1,4 +1,4 @@
-"""Locate the files shipped beside the package: schemas/, plugins/, metadata.yml.
+"""Locate the files shipped beside the package: schemas/ and metadata.yml.
 
 An installed wheel carries them in ``aureacore_db/_data/``; a source checkout (or an
 editable install) keeps them at the project root.
@@ -22,7 +22,7 @@ def data_path(name: str) -> Path:
     return _PACKAGE.parent / name
 
 
-# The database key of metadata.yml's section; `serve` re-keys it to the real name.
+# The database key of metadata.yml's section; the plugin applies it to every registry.
 METADATA_DATABASE = "registry"
 
 

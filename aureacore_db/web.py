@@ -1,24 +1,29 @@
-"""Datasette on a registry database, with the aureacore plugin and metadata.
+"""Datasette on registry databases, as ``aureacore-db serve`` runs it.
 
-Used by ``aureacore-db serve``, the demo command and the tests. The plugin and
-``metadata.yml`` are found with :func:`aureacore_db.resources.data_path`, so an
-installed (non-editable) copy works too.
+The plugin (``datasette_aureacore``, registered through a ``datasette`` entry point)
+brings the pages, canned queries, titles and facets to every registry database by
+itself, so plain ``datasette registry.db`` works too; this module only adds the
+instance's title, settings and (optionally) the repository rollbacks commit to.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .resources import METADATA_DATABASE, data_path, read_metadata
+from .resources import read_metadata
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "sql_time_limit_ms": 3000,
     "facet_time_limit_ms": 300,
     "allow_download": False,
+    # suggestions count every column of a table page: seconds on a long history
+    "suggest_facets": False,
 }
+
+DbPaths = str | os.PathLike | Sequence[str | os.PathLike]
 
 
 _CSP: dict[int, str] = {}
@@ -54,23 +59,19 @@ def database_name(db_path: str | os.PathLike) -> str:
     return Path(db_path).stem
 
 
-def load_metadata(db_name: str, *, repo: str | os.PathLike | None = None) -> dict[str, Any]:
-    """``metadata.yml`` with its ``registry`` database section re-keyed to ``db_name``.
+def load_metadata(*, repo: str | os.PathLike | None = None,
+                  database: str | None = None) -> dict[str, Any]:
+    """The instance part of ``metadata.yml`` (title, description, plugin settings).
 
-    Datasette 0.65 has no wildcard database key, so titles, facets and canned queries
-    are moved to the actual database name here. ``repo`` (the repository to roll back
-    in) goes to the plugin's configuration.
+    The ``registry`` section (titles, facets, canned queries) is not needed: the plugin
+    gives it to every registry database. ``repo`` (the repository to roll back in) goes
+    to ``database``'s plugin configuration.
     """
     metadata = read_metadata()
-    databases = metadata.get("databases") or {}
-    section = databases.pop(METADATA_DATABASE, None)
-    if section is not None:
-        databases[db_name] = section
-    metadata["databases"] = databases
-    plugin = metadata.setdefault("plugins", {}).setdefault("aureacore", {})
-    plugin["database"] = db_name
-    if repo is not None:
-        plugin["repo"] = str(Path(repo).resolve())
+    metadata.pop("databases", None)
+    if repo is not None and database is not None:
+        metadata["databases"] = {database: {"plugins": {"aureacore": {
+            "repo": str(Path(repo).resolve())}}}}
     return metadata
 
 
@@ -87,31 +88,36 @@ def prepare_database(db_path: str | os.PathLike) -> None:
 
 
 def make_datasette(
-    db_path: str | os.PathLike,
+    db_paths: DbPaths,
     *,
     repo: str | os.PathLike | None = None,
     settings: dict[str, Any] | None = None,
     secret: str | None = None,
     metadata: dict[str, Any] | None = None,
 ):
-    """A :class:`datasette.app.Datasette` serving ``db_path`` with the plugin.
+    """A :class:`datasette.app.Datasette` serving one or more registry databases.
 
-    ``metadata`` is merged into the shipped metadata (e.g. another rollback allow block).
+    ``repo`` is where rollbacks of the (single) database commit. ``metadata`` is merged
+    into the shipped instance metadata (e.g. another rollback allow block).
     """
     from datasette.app import Datasette
 
-    path = Path(db_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such database (run aureacore-db ingest first)")
-    prepare_database(path)
-    meta = _merge(load_metadata(database_name(path), repo=repo), metadata or {})
-    return Datasette(
-        [str(path)],
-        metadata=meta,
-        plugins_dir=str(data_path("plugins")),
-        settings={**DEFAULT_SETTINGS, **(settings or {})},
-        secret=secret,
-    )
+    paths = _paths(db_paths)
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such database (run aureacore-db ingest first)")
+        prepare_database(path)
+    if repo is not None and len(paths) != 1:
+        raise ValueError("a rollback repository can only be given for one database")
+    meta = _merge(load_metadata(repo=repo, database=database_name(paths[0])), metadata or {})
+    return Datasette([str(p) for p in paths], metadata=meta,
+                     settings={**DEFAULT_SETTINGS, **(settings or {})}, secret=secret)
+
+
+def _paths(db_paths: DbPaths) -> list[Path]:
+    if isinstance(db_paths, (str, os.PathLike)):
+        return [Path(db_paths)]
+    return [Path(p) for p in db_paths]
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +132,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def serve(
-    db_path: str | os.PathLike,
+    db_paths: DbPaths,
     *,
     host: str = "127.0.0.1",
     port: int = 8001,
@@ -139,10 +145,12 @@ def serve(
 
     import uvicorn
 
-    ds = make_datasette(db_path, repo=repo)
+    ds = make_datasette(db_paths, repo=repo)
     asyncio.run(ds.invoke_startup())
     base = f"http://{host}:{port}"
-    echo(f"Serving {db_path} at {base}{ds.urls.path('/-/aureacore')}")
+    for name, db in ds.databases.items():
+        if name not in ("_internal", "_memory"):
+            echo(f"Serving {db.path} at {base}{ds.urls.database(name)}/-/aureacore")
     if root:
         echo(f"{base}{ds.urls.path('-/auth-token')}?token={ds._root_token}")
     uvicorn.run(ds.app(), host=host, port=port, log_level="warning", lifespan="on")

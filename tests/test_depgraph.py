@@ -1,11 +1,10 @@
 """The dependency graph at mainline commits (real Git repos, real ingest), the ``deps``
-command, and the Datasette page and canned queries of ``plugins/aureacore_deps.py``."""
+command, and the Datasette page and canned queries of ``datasette_aureacore.deps``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,8 +14,6 @@ from datasette.app import Datasette
 from aureacore_db.cli import cli
 from aureacore_db.db import connect
 from aureacore_db.depgraph import Cycle, DepGraphError, load_graph
-
-PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 
 
 def req(service: str) -> dict:
@@ -185,18 +182,8 @@ def test_deps_command(story, db_path):
 
 
 # -- Datasette -------------------------------------------------------------------------
-def only_this_plugin(folder: Path) -> Path:
-    """A plugins folder with just the deps plugin (the others are tested on their own)."""
-    folder.mkdir(exist_ok=True)
-    for name in ("aureacore_deps.py", "templates"):
-        if not (folder / name).exists():
-            (folder / name).symlink_to(PLUGINS / name)
-    return folder
-
-
 async def _get(db_path, *paths: str):
-    plugins = only_this_plugin(Path(db_path).parent / "plugins")
-    ds = Datasette(files=[str(db_path)], plugins_dir=str(plugins))
+    ds = Datasette(files=[str(db_path)])  # the plugin comes through its entry point
     await ds.invoke_startup()
     return [await ds.client.get(p) for p in paths]
 

@@ -8,13 +8,11 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import LocalServer, rows, run_ingest
 from datasette.app import Datasette
-from test_depgraph import only_this_plugin
 
 from aureacore_db.cli import cli
 from aureacore_db.db import connect
@@ -224,8 +222,7 @@ def test_datasette_page_shows_health(fleet, db_path):
     check_once(db_path, timeout=0.3)
 
     async def fetch():
-        plugins = only_this_plugin(Path(db_path).parent / "plugins")
-        ds = Datasette(files=[str(db_path)], plugins_dir=str(plugins))
+        ds = Datasette(files=[str(db_path)])
         await ds.invoke_startup()
         return (await ds.client.get("/-/aureacore/deps/platform/busy"),
                 await ds.client.get("/-/aureacore/deps/platform/busy.json"),

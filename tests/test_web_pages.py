@@ -105,8 +105,8 @@ def test_overview_counts_per_status_and_namespace(client, sample):
     assert data["tip"] == sample["shas"]["ledger"]
     page = client.get("/-/aureacore")
     assert page.status_code == 200
-    assert "Services overview" in page.text and 'href="/-/aureacore/services/payments/billing"' \
-        in page.text
+    assert "Services overview" in page.text
+    assert 'href="/myreg/-/aureacore/services/payments/billing"' in page.text
     assert "/myreg/services?namespace=payments" in page.text
 
 
@@ -206,22 +206,24 @@ def test_table_and_row_pages_link_to_plugin_pages(client, sample):
     shas = sample["shas"]
     services = client.get("/myreg/services")
     assert services.status_code == 200
-    assert f'<a href="/-/aureacore/services/{AUTH}">auth</a>' in services.text  # name column
-    assert f'href="/-/aureacore/commits/{shas["fixed"]}"' in services.text
+    assert f'<a href="/myreg/-/aureacore/services/{AUTH}">auth</a>' in services.text  # name column
+    assert f'href="/myreg/-/aureacore/commits/{shas["fixed"]}"' in services.text
     history = client.get("/myreg/history")
-    assert f'href="/-/aureacore/commits/{shas["broken"]}"' in history.text
+    assert f'href="/myreg/-/aureacore/commits/{shas["broken"]}"' in history.text
     row = client.get("/myreg/services/platform~2Fauth")
     assert row.status_code == 200
-    assert f'href="/-/aureacore/services/{AUTH}"' in row.text
+    assert f'href="/myreg/-/aureacore/services/{AUTH}"' in row.text
     commit_row = client.get(f"/myreg/commits/{shas['initial']}")
-    assert f'href="/-/aureacore/commits/{shas["initial"]}"' in commit_row.text
+    assert f'href="/myreg/-/aureacore/commits/{shas["initial"]}"' in commit_row.text
     assert "Services overview" in services.text  # table action / menu
 
 
-def test_metadata_is_rekeyed_to_the_database_name(client):
+def test_plugin_gives_titles_facets_and_canned_queries_to_the_database(client):
     metadata = client.get("/-/metadata.json").json()
-    assert list(metadata["databases"]) == ["myreg"]
-    assert "errors_now" in metadata["databases"]["myreg"]["queries"]
+    assert metadata["databases"]["myreg"]["title"] == "Service registry"
+    assert "queries" not in metadata["databases"]["myreg"]  # those come from the hook
+    queries = {q["name"] for q in client.get("/myreg.json").json()["queries"]}
+    assert {"errors_now", "state_as_of", "transitive_dependents"} <= queries
     page = client.get("/myreg/services")
     assert "Services" in page.text and "facet" in page.text
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import sqlite3
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
@@ -22,7 +21,6 @@ from datasette import Forbidden, NotFound, Response, hookimpl
 from aureacore_db.depgraph import DepGraph, DepGraphError, edges_of
 
 TEMPLATE = "aureacore_deps_service.html"
-TEMPLATE_FILE = Path(__file__).parent / "templates" / TEMPLATE
 MAX_NODES = 150
 
 NODE_W, NODE_H, COL_GAP, ROW_GAP, MARGIN = 210, 46, 90, 18, 24
@@ -310,13 +308,6 @@ def _node_svg(node: dict, at: tuple[float, float], focus: bool, link: Any) -> st
 
 
 # -- the page -------------------------------------------------------------------------
-async def _template(datasette: Any) -> Any:
-    try:
-        return datasette.jinja_env.select_template([TEMPLATE])
-    except Exception:  # loaded with --plugins-dir: its templates folder is not searched
-        return datasette.jinja_env.from_string(TEMPLATE_FILE.read_text(encoding="utf-8"))
-
-
 async def deps_page(datasette: Any, request: Any) -> Response:
     db = await _registry_database(datasette, request.args.get("database"))
     try:
@@ -352,8 +343,7 @@ async def deps_page(datasette: Any, request: Any) -> Response:
         "db_url": datasette.urls.database(db.name),
         "health_colours": HEALTH_COLOURS,
     }
-    body = await datasette.render_template(await _template(datasette), context,
-                                           request=request)
+    body = await datasette.render_template(TEMPLATE, context, request=request)
     from aureacore_db.web import content_security_policy
 
     return Response.html(body, headers={

@@ -1,44 +1,51 @@
 """Datasette plugin for aureacore-db: service pages, links, and the rollback action.
 
-Pages (each also as ``.json``)::
+Installed with aureacore-db and registered through a ``datasette`` entry point, so plain
+``datasette registry.db`` serves it. It works on every attached database that is an
+aureacore registry (has an ``aureacore_meta`` table). Pages, under ``/<db>/-/aureacore``
+(each also as ``.json``; ``/-/aureacore/...`` is the same for the first registry)::
 
-    /-/aureacore                          services overview
-    /-/aureacore/services/<ns>/<name>     one service (config, status, timeline, deps)
-    /-/aureacore/services/<ns>/<name>/diff?from=<commit>&to=<commit>
-    /-/aureacore/commits/<sha>            one commit (what it changed, statuses moved)
-    POST /-/aureacore/services/<ns>/<name>/rollback
+    /<db>/-/aureacore                          services overview
+    /<db>/-/aureacore/services/<ns>/<name>     one service (config, status, timeline, deps)
+    /<db>/-/aureacore/services/<ns>/<name>/diff?from=<commit>&to=<commit>
+    /<db>/-/aureacore/commits/<sha>            one commit (what it changed, statuses moved)
+    POST /<db>/-/aureacore/services/<ns>/<name>/rollback
+
+For each registry it also provides the canned queries, table titles, descriptions and
+facets of the shipped ``metadata.yml`` (its ``registry`` section; local metadata wins).
 
 Rolling back needs the ``aureacore-rollback`` permission, granted only by the allow
-block at ``plugins: aureacore: rollback: allow:`` in metadata.
+block at ``plugins: aureacore: rollback: allow:`` in metadata (default: the shipped
+metadata.yml's, i.e. the root actor).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import copy
 import difflib
 import json
 import re
 import sqlite3
 import weakref
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 from datasette import Forbidden, NotFound, hookimpl
-from datasette.utils import actor_matches_allow
+from datasette.utils import actor_matches_allow, tilde_decode
 from datasette.utils.asgi import Response
-from jinja2 import FileSystemLoader
 from markupsafe import Markup, escape
 
 PLUGIN = "aureacore"
 SECRETS_TABLE = "webhook_secrets"
 PERMISSION = "aureacore-rollback"
 PREFIX = "/-/aureacore"
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-STATIC = Path(__file__).resolve().parent / "static"
+DISTRIBUTION = "aureacore-db"  # Datasette serves our static/ at /-/static-plugins/<this>/
 MAX_FORM_BYTES = 4096  # a rollback form is a few short fields
 MAX_FIELD = {"to": 200, "expected_head": 40, "confirm": 8, "csrftoken": 512}
 _HEAD = re.compile(r"[0-9a-fA-F]{40}")
+MARKER_TABLE = "aureacore_meta"  # a database with this table is a registry
 TIMELINE_LIMIT = 200
 SERVICE_COLUMNS = {"service_id", "depends_on"}
 SERVICE_TABLES = {"services", "current_services", "services_in_error"}
@@ -46,43 +53,69 @@ COMMIT_COLUMNS = {"commit_sha", "first_commit", "last_commit", "target_commit", 
                   "head_before"}
 _SHA = re.compile(r"[0-9a-f]{40}")
 LINK_COLUMNS = SERVICE_COLUMNS | COMMIT_COLUMNS | {"id", "sha", "name"}
+PREVIEW_COLUMNS = {"raw", "content", "parameters", "dependencies", "problems", "payload",
+                   "old_value", "new_value", "message", "status_message"}
+PREVIEW_CHARS = 160
 
-_REGISTRY_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# registry database names per Datasette instance, in attach order (found at startup)
+_REGISTRIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# the path of the request being answered (render_cell gets no request in Datasette 0.65)
+_REQUEST_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("aureacore_path",
+                                                                    default="")
 
 
 # --------------------------------------------------------------------------- helpers
-def _config(datasette) -> dict[str, Any]:
-    return datasette.plugin_config(PLUGIN) or {}
+def _config(datasette, database: str | None = None) -> dict[str, Any]:
+    return datasette.plugin_config(PLUGIN, database=database) or {}
+
+
+def registries(datasette) -> list[str]:
+    """Names of the attached registry databases (cheap: used per table cell)."""
+    return list(_REGISTRIES.get(datasette, ()))
+
+
+def is_registry(datasette, database: str | None) -> bool:
+    return database in _REGISTRIES.get(datasette, ())
 
 
 def registry_name(datasette) -> str | None:
-    """Name of the registry database: plugin config ``database``, else the one found."""
-    found = _REGISTRY_NAMES.get(datasette)  # set at startup; cheap, used per table cell
-    if found is not None:
-        return found
-    configured = _config(datasette).get("database")
-    if configured:
-        return configured
+    """The first registry database (the one ``/-/aureacore`` is about)."""
+    found = registries(datasette)
+    return found[0] if found else None
+
+
+async def find_registries(datasette) -> list[str]:
+    """Detect the registries among the attached databases (again, if that set changed)."""
     names = [n for n in datasette.databases if n not in ("_internal", "_memory")]
-    return names[0] if names else None
+    known = _REGISTRIES.get(datasette)
+    if known is not None and getattr(known, "among", None) == names:
+        return list(known)
+    found = _Found([n for n in names
+                    if await datasette.get_database(n).table_exists(MARKER_TABLE)])
+    found.among = names
+    _REGISTRIES[datasette] = found
+    return list(found)
 
 
-async def _find_registry(datasette) -> str | None:
-    for name, db in datasette.databases.items():
-        if name in ("_internal", "_memory"):
-            continue
-        tables = set(await db.table_names())
-        if {"services", "commits", "history"} <= tables:
-            return name
-    return None
+class _Found(tuple):
+    """A tuple of registry names that remembers which databases it was chosen among."""
+
+    among: list[str]
 
 
-def service_url(datasette, sid: str, suffix: str = "") -> str:
-    return datasette.urls.path(f"{PREFIX}/services/{quote(sid, safe='/')}{suffix}")
+def aureacore_url(datasette, database: str | None = None, suffix: str = "") -> str:
+    """``/<db>/-/aureacore<suffix>``; without a database, the first registry's short form."""
+    if database is None:
+        return datasette.urls.path(f"{PREFIX}{suffix}")
+    return f"{datasette.urls.database(database)}{PREFIX}{suffix}"
 
 
-def commit_url(datasette, sha: str, suffix: str = "") -> str:
-    return datasette.urls.path(f"{PREFIX}/commits/{sha}{suffix}")
+def service_url(datasette, sid: str, suffix: str = "", database: str | None = None) -> str:
+    return aureacore_url(datasette, database, f"/services/{quote(sid, safe='/')}{suffix}")
+
+
+def commit_url(datasette, sha: str, suffix: str = "", database: str | None = None) -> str:
+    return aureacore_url(datasette, database, f"/commits/{sha}{suffix}")
 
 
 def subject(message: str | None) -> str:
@@ -337,16 +370,18 @@ def highlight_css() -> Markup:
 
 
 async def _page(datasette, request, template: str, data: dict[str, Any], fmt: str | None,
-                status: int = 200, **extra: Any) -> Response:
+                status: int = 200, *, database: str, **extra: Any) -> Response:
     from aureacore_db.web import content_security_policy
 
     if fmt == "json":
         return Response.json(data, status=status, default=str)
     context = {**data, **extra, "data": data, "service_url": lambda sid, s="": service_url(
-        datasette, sid, s), "commit_url": lambda sha, s="": commit_url(datasette, sha, s),
-        "database": registry_name(datasette), "json_url": _json_url(request),
-        "subject": subject, "aureacore_js": datasette.urls.static_plugins(PLUGIN,
-                                                                          "aureacore.js")}
+        datasette, sid, s, database), "commit_url": lambda sha, s="": commit_url(
+        datasette, sha, s, database), "aureacore_url": aureacore_url(datasette, database),
+        "database": database, "registries": [
+            (name, aureacore_url(datasette, name)) for name in registries(datasette)],
+        "json_url": _json_url(request), "subject": subject,
+        "aureacore_js": datasette.urls.static_plugins(DISTRIBUTION, "aureacore.js")}
     html = await datasette.render_template(template, context, request=request)
     return Response.html(html, status=status,
                          headers={"Content-Security-Policy": content_security_policy(datasette)})
@@ -392,9 +427,18 @@ def _json_url(request) -> str:
 
 
 async def _registry_db(datasette, request):
-    """The registry database, after the view permissions of Datasette itself."""
-    name = registry_name(datasette)
-    if name is None or name not in datasette.databases:
+    """The page's registry database (``/<db>/-/aureacore``, else the first), after the
+    view permissions of Datasette itself."""
+    found = await find_registries(datasette)
+    route = request.url_vars.get("database")
+    if route is not None:
+        name = next((n for n, db in datasette.databases.items()
+                     if db.route == tilde_decode(route)), None)
+        if name not in found:
+            raise NotFound(f"{tilde_decode(route)} is not an aureacore registry database")
+    else:
+        name = found[0] if found else None
+    if name is None:
         raise NotFound("no aureacore registry database is attached")
     await datasette.ensure_permissions(request.actor, [("view-database", name),
                                                        "view-instance"])
@@ -407,7 +451,7 @@ async def overview_view(datasette, request):
     data = await db.execute_fn(overview_data)
     data["database"] = db.name
     return await _page(datasette, request, "aureacore_overview.html", data,
-                       request.url_vars.get("format"))
+                       request.url_vars.get("format"), database=db.name)
 
 
 async def service_view(datasette, request):
@@ -423,7 +467,8 @@ async def service_view(datasette, request):
                        request.url_vars.get("format"),
                        highlighted=highlight(config.get("raw"), config.get("format")),
                        highlight_css=highlight_css(),
-                       rollback_url=service_url(datasette, sid, "/rollback"))
+                       rollback_url=service_url(datasette, sid, "/rollback", db.name),
+                       database=db.name)
 
 
 async def diff_view(datasette, request):
@@ -434,7 +479,7 @@ async def diff_view(datasette, request):
     if data is None:
         raise NotFound(f"no service {sid}")
     return await _page(datasette, request, "aureacore_diff.html", data,
-                       request.url_vars.get("format"))
+                       request.url_vars.get("format"), database=db.name)
 
 
 async def commit_view(datasette, request):
@@ -444,7 +489,7 @@ async def commit_view(datasette, request):
     if data is None:
         raise NotFound(f"no commit {sha} (or more than one starts with it)")
     return await _page(datasette, request, "aureacore_commit.html", data,
-                       request.url_vars.get("format"))
+                       request.url_vars.get("format"), database=db.name)
 
 
 def _truthy(value: str | None) -> bool:
@@ -463,9 +508,9 @@ async def rollback_view(datasette, request):
 
     sid = unquote(request.url_vars["sid"])
     fmt = request.url_vars.get("format")
-    if request.method != "POST":
-        return Response.redirect(service_url(datasette, sid))
     db = await _registry_db(datasette, request)
+    if request.method != "POST":
+        return Response.redirect(service_url(datasette, sid, database=db.name))
     actor = request.actor
     if not await datasette.permission_allowed(actor, PERMISSION, default=False):
         # refused before the body is read: such a request writes nothing at all
@@ -486,7 +531,7 @@ async def rollback_view(datasette, request):
     if await db.execute_fn(lambda conn: conn.execute(
             "select 1 from services where id = ?", [sid]).fetchone()) is None:
         return _refuse(404, f"no service {sid}", fmt)
-    repo = _config(datasette).get("repo")
+    repo = _config(datasette, db.name).get("repo")
     try:
         result = await asyncio.to_thread(
             rollback, db.path, sid, to, actor=actor, repo_path=repo, expected_head=expected,
@@ -503,70 +548,68 @@ async def rollback_view(datasette, request):
         return Response.json(result.as_dict(), status=result.http_status, default=str)
     if result.ok:
         datasette.add_message(request, result.message, datasette.INFO)
-        return Response.redirect(service_url(datasette, sid), status=303)
+        return Response.redirect(service_url(datasette, sid, database=db.name), status=303)
     return await _page(datasette, request, "aureacore_rollback.html", {"result":
-                       result.as_dict()}, None, status=result.http_status,
-                       rollback_url=service_url(datasette, sid, "/rollback"),
+                       result.as_dict()}, None, status=result.http_status, database=db.name,
+                       rollback_url=service_url(datasette, sid, "/rollback", db.name),
                        service_id=sid, form={"to": to, "expected_head": expected or ""})
 
 
 # --------------------------------------------------------------------------- hooks
 @hookimpl
 def register_routes(datasette):
-    from datasette.utils.asgi import asgi_static
-
     fmt = r"(\.(?P<format>json))?$"
     two = r"(?P<sid>[^/]+/[^/]+?)"
-    return [
-        # the plugin's static/ folder (Datasette mounts it itself once the plugin is an
-        # installed package; a --plugins-dir module needs this route)
-        (rf"^/-/static-plugins/{PLUGIN}/(?P<path>.*)$", asgi_static(str(STATIC))),
-        (rf"^{PREFIX}{fmt}", overview_view),
-        (rf"^{PREFIX}/services/{two}/diff{fmt}", diff_view),
-        (rf"^{PREFIX}/services/{two}/rollback{fmt}", rollback_view),
-        (rf"^{PREFIX}/services/(?P<sid>.+?){fmt}", service_view),
-        (rf"^{PREFIX}/commits/(?P<sha>[0-9a-fA-F]{{4,40}}){fmt}", commit_view),
+    pages = [
+        (rf"{PREFIX}{fmt}", overview_view),
+        (rf"{PREFIX}/services/{two}/diff{fmt}", diff_view),
+        (rf"{PREFIX}/services/{two}/rollback{fmt}", rollback_view),
+        (rf"{PREFIX}/services/(?P<sid>.+?){fmt}", service_view),
+        (rf"{PREFIX}/commits/(?P<sha>[0-9a-fA-F]{{4,40}}){fmt}", commit_view),
     ]
+    return ([(rf"^/(?P<database>[^/]+){path}", view) for path, view in pages]
+            + [(rf"^{path}", view) for path, view in pages])
 
 
 @hookimpl
 def asgi_wrapper(datasette):
+    """Guard the plugin's POSTs (:func:`_guard_posts`) and remember each request's path."""
+    return lambda app: _remember_path(_guard_posts(app))
+
+
+def _guard_posts(app):
     """POSTs to the plugin's routes: the body is read here, before Datasette's CSRF check
     reads it whole, up to MAX_FORM_BYTES (else 413) and must be UTF-8 (else 400)."""
+    async def guarded(scope, receive, send):
+        if scope.get("type") != "http" or scope.get("method") != "POST" or (
+                f"{PREFIX}/" not in scope.get("path", "")):
+            return await app(scope, receive, send)
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_FORM_BYTES:
+                return await Response.text(f"the form is larger than {MAX_FORM_BYTES} "
+                                           "bytes", status=413).asgi_send(send)
+        try:
+            bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            return await Response.text("the form is not UTF-8 text",
+                                       status=400).asgi_send(send)
+        sent = False
 
-    def wrap(app):
-        async def guarded(scope, receive, send):
-            if scope.get("type") != "http" or scope.get("method") != "POST" or (
-                    f"{PREFIX}/" not in scope.get("path", "")):
-                return await app(scope, receive, send)
-            body = bytearray()
-            more = True
-            while more:
-                message = await receive()
-                body += message.get("body", b"")
-                more = message.get("more_body", False)
-                if len(body) > MAX_FORM_BYTES:
-                    return await Response.text(f"the form is larger than {MAX_FORM_BYTES} "
-                                               "bytes", status=413).asgi_send(send)
-            try:
-                bytes(body).decode("utf-8")
-            except UnicodeDecodeError:
-                return await Response.text("the form is not UTF-8 text",
-                                           status=400).asgi_send(send)
-            sent = False
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()  # a disconnect, when it comes
+            sent = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
 
-            async def replay():
-                nonlocal sent
-                if sent:
-                    return await receive()  # a disconnect, when it comes
-                sent = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
+        return await app(scope, replay, send)
 
-            return await app(scope, replay, send)
-
-        return guarded
-
-    return wrap
+    return guarded
 
 
 @hookimpl
@@ -586,19 +629,65 @@ def permission_allowed(datasette, actor, action, resource):
         return False
     if action != PERMISSION:
         return None
-    allow = (_config(datasette).get("rollback") or {}).get("allow")
+    rollback = _config(datasette).get("rollback")
+    if rollback is None:  # not configured: the shipped metadata.yml's allow block
+        rollback = _shipped()["plugin"].get("rollback") or {}
+    allow = (rollback or {}).get("allow")
     if allow is None:
         return False
     return actor_matches_allow(actor, allow)
 
 
+def _shipped() -> dict[str, Any]:
+    """The shipped metadata.yml, split: plugin defaults, registry section, its queries."""
+    global _SHIPPED
+    if _SHIPPED is None:
+        from aureacore_db.resources import METADATA_DATABASE, read_metadata
+
+        metadata = read_metadata()
+        section = dict((metadata.get("databases") or {}).get(METADATA_DATABASE) or {})
+        queries = section.pop("queries", None) or {}
+        _SHIPPED = {"plugin": (metadata.get("plugins") or {}).get(PLUGIN) or {},
+                    "section_json": json.dumps(section), "queries": queries}
+    return _SHIPPED
+
+
+_SHIPPED: dict[str, Any] | None = None
+
+
 @hookimpl
-def prepare_jinja2_environment(env, datasette):
-    """Put this plugin's templates first (a --plugins-dir plugin gets none otherwise)."""
-    loaders = getattr(env.loader, "loaders", None)
-    if loaders is not None and not any(getattr(lo, "searchpath", None) == [str(TEMPLATES)]
-                                       for lo in loaders):
-        loaders.insert(0, FileSystemLoader(str(TEMPLATES)))
+def canned_queries(datasette, database, actor):
+    """The shipped metadata.yml's canned queries, on every registry database."""
+    async def inner():
+        if database not in await find_registries(datasette):
+            return None
+        return copy.deepcopy(_shipped()["queries"])
+
+    return inner
+
+
+@hookimpl
+def get_metadata(datasette, key, database, table):
+    """Titles, descriptions, facets and sort orders of the shipped metadata.yml for every
+    registry database (metadata given to Datasette takes precedence)."""
+    names = registries(datasette)
+    if not names or key in ("queries", "plugins"):  # those come from elsewhere
+        return None
+    # a fresh copy each call: Datasette merges local metadata into what it gets
+    return {"databases": {name: json.loads(_shipped()["section_json"]) for name in names}}
+
+
+def _remember_path(app):
+    """Remember each request's path, so that render_cell can tell table from row pages."""
+    async def remember_path(scope, receive, send):
+        token = _REQUEST_PATH.set(scope.get("path", "") if scope.get("type") == "http"
+                                  else "")
+        try:
+            await app(scope, receive, send)
+        finally:
+            _REQUEST_PATH.reset(token)
+
+    return remember_path
 
 
 @hookimpl
@@ -606,18 +695,15 @@ def startup(datasette):
     async def inner():
         from aureacore_db.rollback import ensure_rollbacks_table
 
-        name = _config(datasette).get("database") or await _find_registry(datasette)
-        if name is None:
-            return
-        _REGISTRY_NAMES[datasette] = name
-        db = datasette.get_database(name)
-        if db.is_mutable and not await db.table_exists("rollbacks"):
-            import sqlite_utils
+        for name in await find_registries(datasette):
+            db = datasette.get_database(name)
+            if db.is_mutable and not await db.table_exists("rollbacks"):
+                import sqlite_utils
 
-            await db.execute_write_fn(
-                lambda conn: ensure_rollbacks_table(sqlite_utils.Database(conn)))
-        if db.is_mutable and db.path and "secret" in await db.table_columns("webhooks"):
-            await asyncio.to_thread(_move_webhook_secrets, db.path)
+                await db.execute_write_fn(
+                    lambda conn: ensure_rollbacks_table(sqlite_utils.Database(conn)))
+            if db.is_mutable and db.path and "secret" in await db.table_columns("webhooks"):
+                await asyncio.to_thread(_move_webhook_secrets, db.path)
 
     return inner
 
@@ -637,16 +723,25 @@ def _move_webhook_secrets(path: str) -> None:
 
 @hookimpl
 def menu_links(datasette, actor, request):
-    if registry_name(datasette) is None:
+    names = registries(datasette)
+    if len(names) == 1:
+        return [{"href": aureacore_url(datasette, names[0]), "label": "Services overview"}]
+    return [{"href": aureacore_url(datasette, name), "label": f"Services overview: {name}"}
+            for name in names] or None
+
+
+@hookimpl
+def database_actions(datasette, actor, database, request):
+    if not is_registry(datasette, database):
         return None
-    return [{"href": datasette.urls.path(PREFIX), "label": "Services overview"}]
+    return [{"href": aureacore_url(datasette, database), "label": "Services overview"}]
 
 
 @hookimpl
 def table_actions(datasette, actor, database, table, request):
-    if database != registry_name(datasette):
+    if not is_registry(datasette, database):
         return None
-    links = [{"href": datasette.urls.path(PREFIX), "label": "Services overview"}]
+    links = [{"href": aureacore_url(datasette, database), "label": "Services overview"}]
     if table in SERVICE_TABLES:
         links.append({"href": datasette.urls.table(database, "services") + "?" + urlencode(
             {"status": "ERROR", "removed": 0}), "label": "Services in ERROR"})
@@ -665,14 +760,54 @@ def _row_value(row: Any, key: str) -> Any:
         return None
 
 
+def _is_row_page(datasette) -> bool:
+    """Whether the request is for a row page (/<db>/<table>/<pk>), where cells are full."""
+    path = _REQUEST_PATH.get()
+    base = datasette.urls.path("/")
+    if path.startswith(base):
+        path = path[len(base):]
+    return path.count("/") >= 2 and "/-/" not in f"/{path}"
+
+
+def _preview(value: str) -> Markup | None:
+    """A long text cell on a table page: its start, and its length."""
+    if len(value) <= PREVIEW_CHARS:
+        return None
+    start = value[:PREVIEW_CHARS].rstrip()
+    return Markup(f'<span class="aureacore-preview">{escape(start)}…</span> '
+                  f'<small>({len(value):,} chars; full on the row page)</small>')
+
+
+def _parents(datasette, database: str, value: str) -> Markup | None:
+    try:
+        parents = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(parents, list) or not all(
+            isinstance(p, str) and _SHA.fullmatch(p) for p in parents):
+        return None
+    return Markup(", ".join(
+        f'<a href="{escape(commit_url(datasette, p, database=database))}" title="{p}">'
+        f'{p[:10]}</a>' for p in parents) or "[] (root)")
+
+
 @hookimpl
 def render_cell(row, value, column, table, database, datasette):
-    """Link service ids and commit ids in the registry's tables, rows and queries."""
-    if column not in LINK_COLUMNS or not isinstance(value, str) or not value:
+    """Link service ids and commit ids in the registry's tables, rows and queries; link
+    commits.parents; shorten long config/JSON text on table pages."""
+    if isinstance(value, dict) and column in LINK_COLUMNS:  # an expanded foreign key
+        value = value.get("value")
+    if not isinstance(value, str) or not value:
         return None  # the common case, kept cheap: this runs for every cell shown
-    if database != registry_name(datasette):
+    if column not in LINK_COLUMNS and column not in PREVIEW_COLUMNS and column != "parents":
         return None
-    base = datasette.urls.path(PREFIX)
+    if not is_registry(datasette, database):
+        return None
+    if column == "parents" and table == "commits":
+        return _parents(datasette, database, value)
+    if column in PREVIEW_COLUMNS:
+        return None if _is_row_page(datasette) else _preview(value)
+    base = aureacore_url(datasette, database)
     if column in SERVICE_COLUMNS or (column in ("id", "name") and table in SERVICE_TABLES):
         # the table page links its primary key to the row page, so "name" links here too
         sid = value if column != "name" else _row_value(row, "id")
@@ -682,10 +817,4 @@ def render_cell(row, value, column, table, database, datasette):
     if column in COMMIT_COLUMNS or (column == "sha" and table == "commits"):
         if _SHA.fullmatch(value):  # hex: nothing to escape
             return Markup(f'<a href="{base}/commits/{value}" title="{value}">{value[:10]}</a>')
-    return None
-    if column in SERVICE_COLUMNS or (column == "id" and table in SERVICE_TABLES):
-        return _link(service_url(datasette, value), value)
-    if column in COMMIT_COLUMNS or (column == "sha" and table == "commits"):
-        if _SHA.fullmatch(value):
-            return _link(commit_url(datasette, value), value[:10], value)
     return None
