@@ -3,19 +3,26 @@
 A folder is checked exactly as ingest checks a commit: its files are written into a
 throwaway in-memory Git tree and walked by :class:`~aureacore_db.tree.TreeState`, so
 duplicates, dependencies and cycles are found too. A single file is checked on its own.
+
+Only files that can be configs are read: those with a config suffix, and those a root
+file lists. A config over the size limit, or one that is not a regular file (a FIFO,
+a device), is never opened: it goes into the tree as a placeholder whose check says why.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
 
-from .parsing import DEFAULT_MAX_BYTES, parse_config, too_large
-from .tree import BlobReader, TreeState
+from .parsing import DEFAULT_MAX_BYTES, ParseResult, file_format, is_config_path, parse_config, \
+    too_large
+from .tree import ROOT_FILES, SERVICES_DIR, BlobReader, TreeState
 from .validation import Problem, check_config
 
 SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv"}
@@ -33,20 +40,67 @@ class Finding:
         return f"{self.path}: {self.problem.json_path}: {prefix}{self.problem.message}"
 
 
-def _tree_from_folder(repo: pygit2.Repository, folder: Path) -> pygit2.Oid:
-    """Write ``folder`` (files and symlinks, not followed) into ``repo`` as a tree."""
+class _FolderReader(BlobReader):
+    """A :class:`BlobReader` that knows the placeholders of files it must not read."""
+
+    def __init__(self, repo: pygit2.Repository, max_bytes: int) -> None:
+        super().__init__(repo, max_bytes=max_bytes)
+        self.notes: dict[str, tuple[str, int | None]] = {}  # placeholder oid -> why, size
+
+    def placeholder(self, rel: str, why: str, size: int | None) -> pygit2.Oid:
+        oid = self.repo.create_blob(f"aureacore placeholder: {rel}: {why}".encode())
+        self.notes[str(oid)] = (why, size)
+        return oid
+
+    def read(self, oid: str, path: str) -> ParseResult:
+        note = self.notes.get(oid)
+        if note is not None:
+            return ParseResult(file_format(path), None, None, note[0], size=note[1])
+        return super().read(oid, path)
+
+
+def _listed_paths(folder: Path, max_bytes: int) -> set[str]:
+    """Paths a root file at the top of ``folder`` lists (whatever their suffix)."""
+    for name in ROOT_FILES:
+        path = folder / name
+        if path.is_file() and not path.is_symlink() and path.stat().st_size <= max_bytes:
+            content = parse_config(path.read_bytes(), name, max_bytes=max_bytes).content or {}
+            glob = content.get("global") if isinstance(content.get("global"), dict) else {}
+            base = glob.get("config_dir") if isinstance(glob.get("config_dir"), str) \
+                else SERVICES_DIR
+            items = content.get("services") if isinstance(content.get("services"), list) else []
+            return {posixpath.normpath(posixpath.join(base, item["config_path"]))
+                    for item in items if isinstance(item, dict)
+                    and isinstance(item.get("config_path"), str)}
+    return set()
+
+
+def _tree_from_folder(reader: _FolderReader, folder: Path, listed: set[str],
+                      rel: str = "") -> pygit2.Oid:
+    """Write ``folder`` into the reader's repo as a tree: symlinks as links (not
+    followed), config files as blobs (placeholders when too big or not regular files);
+    other files are left out unread."""
+    repo = reader.repo
     builder = repo.TreeBuilder()
     for item in sorted(os.scandir(folder), key=lambda e: e.name):
+        path = f"{rel}/{item.name}" if rel else item.name
         if item.is_symlink():
             target = os.readlink(item.path).encode()
             builder.insert(item.name, repo.create_blob(target), pygit2.GIT_FILEMODE_LINK)
-        elif item.is_dir():
+        elif item.is_dir(follow_symlinks=False):
             if item.name in SKIP_DIRS:
                 continue
-            builder.insert(item.name, _tree_from_folder(repo, Path(item.path)),
+            builder.insert(item.name, _tree_from_folder(reader, Path(item.path), listed, path),
                            pygit2.GIT_FILEMODE_TREE)
-        elif item.is_file():
-            oid = repo.create_blob_fromdisk(item.path)
+        elif is_config_path(item.name) or path in listed:
+            info = item.stat(follow_symlinks=False)
+            if not stat.S_ISREG(info.st_mode):
+                oid = reader.placeholder(path, f"{path} is not a regular file; not read", None)
+            elif info.st_size > reader.max_bytes:
+                oid = reader.placeholder(path, too_large(info.st_size, reader.max_bytes),
+                                         info.st_size)
+            else:
+                oid = repo.create_blob_fromdisk(item.path)
             builder.insert(item.name, oid, pygit2.GIT_FILEMODE_BLOB)
     return builder.write()
 
@@ -55,8 +109,9 @@ def check_folder(folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Fi
     """Every problem of every service declared by a config repository's working tree."""
     with tempfile.TemporaryDirectory(prefix="aureacore-validate-") as scratch:
         repo = pygit2.init_repository(scratch, bare=True)
-        tree = repo[_tree_from_folder(repo, folder)]
-        state = TreeState(BlobReader(repo, max_bytes=max_bytes))
+        reader = _FolderReader(repo, max_bytes)
+        tree = repo[_tree_from_folder(reader, folder, _listed_paths(folder, max_bytes))]
+        state = TreeState(reader)
         state.advance(None, tree)
         findings = []
         for sid, verdict in sorted(state.verdicts.items()):
@@ -70,6 +125,8 @@ def check_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Findin
     """Problems of one service file on its own (no whole-tree checks)."""
     if path.is_symlink():
         return [Finding(str(path), Problem("error", "parse", "is a symbolic link; not followed"))]
+    if not path.is_file():
+        return [Finding(str(path), Problem("error", "parse", "is not a regular file; not read"))]
     size = path.stat().st_size
     if size > max_bytes:
         return [Finding(str(path), Problem("error", "parse", too_large(size, max_bytes)))]
