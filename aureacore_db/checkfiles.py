@@ -20,8 +20,14 @@ from pathlib import Path
 
 import pygit2
 
-from .parsing import DEFAULT_MAX_BYTES, ParseResult, file_format, is_config_path, parse_config, \
-    too_large
+from .parsing import (
+    DEFAULT_MAX_BYTES,
+    ParseResult,
+    file_format,
+    is_config_path,
+    parse_config,
+    too_large,
+)
 from .tree import ROOT_FILES, SERVICES_DIR, BlobReader, TreeState
 from .validation import Problem, check_config
 
