@@ -10,14 +10,14 @@ import json
 import re
 from typing import Any
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Change = tuple[str, str, "str | None", "str | None"]  # key, change, old JSON, new JSON
 
 
 def child_path(parent: str, key: str) -> str:
     """``$.a.b`` for identifier keys, ``$.a["odd key"]`` otherwise."""
-    if _IDENT.match(key):
+    if _IDENT.fullmatch(key):
         return f"{parent}.{key}"
     return f"{parent}[{json.dumps(key)}]"
 

@@ -147,14 +147,34 @@ class ServiceConfig:
         return config
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        return self.dumps("yaml")
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        return self.dumps("json")
 
     def dumps(self, fmt: str = "yaml") -> str:
-        """The file text in ``yaml`` or ``json``."""
-        return self.to_json() if fmt == "json" else self.to_yaml()
+        """The file text in ``yaml`` or ``json``, checked to read back (with the ingest
+        parser) as exactly this config; raises :class:`ConfigError` when it cannot be.
+
+        YAML is written with readable Unicode unless that does not round-trip (U+0085
+        is a YAML line break), then with escapes.
+        """
+        data = self.to_dict()
+        try:
+            expected = json.dumps(data, sort_keys=True, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"config cannot be written as a file: {exc}") from exc
+        if fmt == "json":
+            candidates = [lambda: json.dumps(data, indent=2, ensure_ascii=False) + "\n"]
+        else:
+            candidates = [lambda unicode=unicode: yaml.safe_dump(  # type: ignore[misc]
+                data, sort_keys=False, allow_unicode=unicode) for unicode in (True, False)]
+        for make in candidates:
+            text = make()
+            if _reads_back(text, fmt) == expected:
+                return text
+        raise ConfigError("config cannot be written so that it reads back unchanged "
+                          f"(as {fmt}); check its values for invalid Unicode")
 
     @classmethod
     def loads(cls, text: str | bytes, path: str = "service.yaml") -> ServiceConfig:
@@ -207,12 +227,27 @@ class ServiceConfig:
         checks that need the whole tree are :meth:`ServiceRegistry.validate_service`'s.
         """
         path = "service.json" if fmt == "json" else "service.yaml"
-        parsed = parse_config(self.dumps(fmt).encode("utf-8"), path)
+        try:
+            text = self.dumps(fmt)
+        except ConfigError as exc:
+            return [Problem("error", "parse", str(exc))]
+        parsed = parse_config(text.encode("utf-8"), path)
         return list(check_config(parsed).problems)
 
     def copy(self, **changes: Any) -> ServiceConfig:
         clone = ServiceConfig.from_dict(json.loads(json.dumps(self.to_dict())))
         return replace(clone, **changes) if changes else clone
+
+
+def _reads_back(text: str, fmt: str) -> str | None:
+    """The canonical JSON of ``text`` parsed as a service file, None if unreadable."""
+    try:
+        parsed = parse_config(text.encode("utf-8"), f"service.{fmt}")
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
+    if parsed.content is None:
+        return None
+    return json.dumps(parsed.content, sort_keys=True, ensure_ascii=False)
 
 
 @dataclass(frozen=True)

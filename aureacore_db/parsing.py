@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
+
+from .leafdiff import child_path
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000  # expanded nodes allowed in one document (alias bombs)
@@ -45,6 +48,7 @@ class ParseResult:
     line: int | None = None  # 1-based, where the parser says
     column: int | None = None
     size: int | None = None  # bytes of the file
+    json_path: str = "$"  # where in the document the error is, when known
 
 
 def file_format(path: str) -> str:
@@ -61,55 +65,136 @@ class _TooBig(ValueError):
     pass
 
 
-def _normalise(value: Any, budget: list[int], depth: int = 0) -> Any:
-    """Copy a loaded document into plain JSON types, bounding its expanded size.
+class ContentError(ValueError):
+    """Content that parses but cannot be stored as the file says (a lone surrogate, a
+    duplicate key): the message names the JSON path of the offending value."""
 
-    Aliases make a YAML document a graph; expanding it (as JSON must) can explode,
-    so every node visited costs one unit of ``budget``.
-    """
+    def __init__(self, message: str, json_path: str = "$") -> None:
+        super().__init__(message)
+        self.message = message
+        self.json_path = json_path
+
+
+def _surrogate(text: str) -> str | None:
+    """``U+D800`` for the first lone surrogate in ``text``, else None."""
+    match = _SURROGATE.search(text)
+    return None if match is None else f"U+{ord(match.group()):04X}"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_unicode(value: Any, path: str = "$") -> None:
+    """Raise :class:`ContentError` at the first string or key holding a lone surrogate
+    (JSON ``"\\ud800"`` escapes make them; they are not Unicode and cannot be stored)."""
+    if isinstance(value, str):
+        found = _surrogate(value)
+        if found:
+            raise ContentError(f"string at {path} contains a lone surrogate ({found}), "
+                               "not valid Unicode", path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            child = child_path(path, key)
+            found = _surrogate(key)
+            if found:
+                raise ContentError(f"key at {child} contains a lone surrogate ({found}), "
+                                   "not valid Unicode", child)
+            check_unicode(item, child)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_unicode(item, f"{path}[{index}]")
+
+
+class _DuplicateKey(dict):
+    """A JSON object with a repeated key (made by :func:`_json_object`)."""
+
+    key = ""
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                dup = _DuplicateKey(out)
+                dup.key = key
+                return dup
+            seen.add(key)
+    return out
+
+
+def _normalise(value: Any, budget: list[int], depth: int = 0, path: str = "$") -> Any:
+    """Copy a loaded JSON document into plain JSON types, bounding its size and depth,
+    refusing duplicate keys (``path`` is the JSON path of ``value``, for messages)."""
     budget[0] -= 1
     if budget[0] < 0:
-        raise _TooBig(f"document expands to more than {MAX_NODES:,} nodes (YAML alias bomb?)")
+        raise _TooBig(f"document expands to more than {MAX_NODES:,} nodes")
     if depth > MAX_DEPTH:
         raise _TooBig(f"document is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if isinstance(key, bool) or key is None:
-                key = json.dumps(key)
-            elif not isinstance(key, str | int | float):
-                raise ValueError(f"mapping key {key!r} is not a string")
-            out[str(key)] = _normalise(item, budget, depth + 1)
-        return out
-    if isinstance(value, list | tuple):
-        return [_normalise(item, budget, depth + 1) for item in value]
+        if type(value) is _DuplicateKey:
+            raise ContentError(f"duplication of key {json.dumps(value.key, ensure_ascii=False)}"
+                               f" in the object at {path}", path)
+        return {key: _normalise(item, budget, depth + 1, child_path(path, key))
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_normalise(item, budget, depth + 1, f"{path}[{index}]")
+                for index, item in enumerate(value)]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, bytes):
-        raise ValueError("binary (!!binary) values are not allowed")
-    return str(value)
+    return value
 
 
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
+_SET = "tag:yaml.org,2002:set"
+_OMAP = "tag:yaml.org,2002:omap"
+_PAIRS = "tag:yaml.org,2002:pairs"
+_MERGE = "tag:yaml.org,2002:merge"
+_NULL = "tag:yaml.org,2002:null"
+_BINARY = "tag:yaml.org,2002:binary"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _SCALARS = {
     "tag:yaml.org,2002:int": "construct_yaml_int",
     "tag:yaml.org,2002:float": "construct_yaml_float",
     "tag:yaml.org,2002:bool": "construct_yaml_bool",
-    "tag:yaml.org,2002:null": "construct_yaml_null",
 }
+_NULL_FORMS = frozenset(("", "~", "null", "Null", "NULL"))
+_ScalarNode, _MappingNode, _SequenceNode = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
+_KIND = {_ScalarNode: "a scalar", _MappingNode: "a mapping", _SequenceNode: "a sequence"}
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") \
+        else tag
+
+
+def _refuse(node: yaml.Node, problem: str) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
 
 
 class _Builder:
     """Turns the node graph of the C composer into JSON values in one pass.
 
-    It gives what ``yaml.load`` with the safe loader followed by :func:`_normalise`
-    gives, about twice as fast: plain strings, maps and lists (most of a config) skip
-    PyYAML's generic constructor; other scalars use its own ``construct_yaml_*``; rare
-    tags (``!!set``, ``!!omap``…) take the generic path; unknown tags are refused.
+    Total: every node either becomes a JSON value or raises a ``ConstructorError``
+    with its line and column, whatever its tag. What each tag gives:
+
+    * ``!!str``, ``!!int``, ``!!float``, ``!!bool``, ``!!null``: the value the YAML 1.1
+      safe loader gives; a scalar that its tag cannot hold (``!!int _``, ``!!bool maybe``,
+      ``!!null x``) and a tag on the wrong kind of node (``!!seq x``, ``!!str [1]``) are
+      refused. Non-finite floats become the strings ``"nan"``, ``"inf"``, ``"-inf"``.
+    * ``!!timestamp``: the text as written, once it reads as a timestamp.
+    * ``!!set``: a JSON list of its members, sorted by their JSON text (so the stored
+      value never depends on hash order); ``!!omap`` / ``!!pairs``: a list of
+      ``[key, value]`` lists in file order.
+    * mapping keys become JSON object keys (``1`` -> ``"1"``, ``true`` -> ``"true"``,
+      ``null`` -> ``"null"``); two keys of one mapping that are equal after that are
+      refused as duplicates (yamllint's key-duplicates), merge keys (``<<``) excepted:
+      keys of the mapping override merged ones, as YAML says.
+    * ``!!binary``, local and unknown tags: refused.
+
     Aliases are expanded as copies, each node costing one unit of the size budget.
     """
 
@@ -124,34 +209,133 @@ class _Builder:
                           "(YAML alias bomb?)")
         if depth > MAX_DEPTH:
             raise _TooBig(f"document is nested deeper than {MAX_DEPTH} levels")
-        tag = node.tag
-        if tag == _STR:
-            return node.value
-        if tag == _MAP:
-            self.loader.flatten_mapping(node)  # merge keys (<<), as the safe loader does
-            out = {}
-            for key_node, value_node in node.value:
-                out[self._key(key_node, depth)] = self.build(value_node, depth + 1)
-            return out
-        if tag == _SEQ:
-            return [self.build(item, depth + 1) for item in node.value]
+        tag, kind = node.tag, type(node)
+        if kind is _ScalarNode:
+            if tag == _STR:
+                return node.value
+            return self._scalar(node, tag)
+        if kind is _MappingNode:
+            if tag == _MAP:
+                return self._mapping(node, depth)
+            if tag == _SET:
+                return self._set(node, depth)
+        elif kind is _SequenceNode:
+            if tag == _SEQ:
+                return [self.build(item, depth + 1) for item in node.value]
+            if tag == _OMAP or tag == _PAIRS:
+                return self._pairs(node, depth)
+        return self._unknown(node, tag)
+
+    def _unknown(self, node: yaml.Node, tag: str) -> Any:
+        if tag in _SCALARS or tag in (_STR, _NULL, _TIMESTAMP, _BINARY, _MAP, _SEQ, _SET,
+                                      _OMAP, _PAIRS):
+            raise _refuse(node, f"{_short_tag(tag)} cannot tag {_KIND[type(node)]}")
+        raise _refuse(node, f"could not determine a constructor for the tag {tag!r}")
+
+    def _scalar(self, node: yaml.ScalarNode, tag: str) -> Any:
         method = _SCALARS.get(tag)
         if method is not None:
-            value = getattr(self.loader, method)(node)
+            try:
+                value = getattr(self.loader, method)(node)
+            except (ValueError, IndexError, KeyError, TypeError, AttributeError):
+                value = None
+            if value is None or value == "":
+                raise _refuse(node, f"{node.value!r} is not a valid {_short_tag(tag)}")
             if isinstance(value, float) and not math.isfinite(value):
                 return str(value)
             return value
-        # anything else: PyYAML's safe constructor decides (and refuses unknown tags)
-        return _normalise(self.loader.construct_object(node, deep=True), [self.budget], depth)
+        if tag == _NULL:
+            if node.value not in _NULL_FORMS:
+                raise _refuse(node, f"{node.value!r} is not a valid !!null")
+            return None
+        if tag == _TIMESTAMP:
+            try:
+                self.loader.construct_yaml_timestamp(node)
+            except (ValueError, TypeError, AttributeError, OverflowError):
+                raise _refuse(node, f"{node.value!r} is not a valid !!timestamp") from None
+            return node.value
+        if tag == _BINARY:
+            raise _refuse(node, "binary (!!binary) values are not allowed")
+        return self._unknown(node, tag)
 
     def _key(self, node: yaml.Node, depth: int) -> str:
-        key = self.build(node, depth + 1)
+        key = node.value if node.tag == _STR and type(node) is _ScalarNode \
+            else self.build(node, depth + 1)
+        if isinstance(key, str):
+            return key
         if isinstance(key, dict | list):
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", None, "found unhashable key", node.start_mark)
+            raise _refuse(node, "found unhashable key: a mapping key must be a scalar, "
+                                "not a mapping or a list")
         if isinstance(key, bool) or key is None:
             return json.dumps(key)
         return str(key)
+
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        merged: dict[str, Any] | None = None
+        key_nodes: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged = self._merge(merged if merged is not None else {}, value_node, depth)
+                continue
+            key = self._key(key_node, depth)
+            if key in out:
+                raise _refuse(key_node, _duplicate_message(key, key_nodes[key], key_node))
+            key_nodes[key] = key_node
+            out[key] = self.build(value_node, depth + 1)
+        if merged:
+            merged.update(out)
+            return merged
+        return out
+
+    def _merge(self, into: dict[str, Any], node: yaml.Node, depth: int) -> dict[str, Any]:
+        """``<<: *a`` or ``<<: [*a, *b]`` (earlier mappings win), as YAML's merge key."""
+        sources = node.value[::-1] if type(node) is _SequenceNode else [node]
+        for source in sources:
+            value = self.build(source, depth + 1)
+            if not isinstance(value, dict):
+                raise _refuse(source, "a merge key (<<) needs a mapping or a list of mappings")
+            into.update(value)
+        return into
+
+    def _set(self, node: yaml.MappingNode, depth: int) -> list[Any]:
+        members: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if self.build(value_node, depth + 1) is not None:
+                raise _refuse(value_node, "a !!set member cannot have a value")
+            member = self.build(key_node, depth + 1)
+            text = json.dumps(member, sort_keys=True, ensure_ascii=False)
+            if text in members:
+                raise _refuse(key_node, f"duplication of member {text} in !!set")
+            members[text] = member
+        return [members[text] for text in sorted(members)]
+
+    def _pairs(self, node: yaml.SequenceNode, depth: int) -> list[list[Any]]:
+        out = []
+        for item in node.value:
+            if type(item) is not _MappingNode or len(item.value) != 1:
+                raise _refuse(item, f"each entry of {_short_tag(node.tag)} must be a "
+                                    "mapping of one key")
+            key_node, value_node = item.value[0]
+            out.append([self.build(key_node, depth + 1), self.build(value_node, depth + 1)])
+        return out
+
+
+def _duplicate_message(key: str, first: yaml.Node, second: yaml.Node) -> str:
+    """yamllint's wording, saying how two different spellings meet."""
+    message = f"duplication of key {json.dumps(key, ensure_ascii=False)} in mapping"
+    spellings = [_spelling(n) for n in (first, second)]
+    if spellings[0] != spellings[1]:
+        message += (f" ({spellings[0]} at line {first.start_mark.line + 1} and "
+                    f"{spellings[1]} both become the JSON key {json.dumps(key)})")
+    return message
+
+
+def _spelling(node: yaml.Node) -> str:
+    if type(node) is not _ScalarNode:
+        return "a key"
+    quote = {"'": "'", '"': '"'}.get(node.style or "", "")
+    return f"{quote}{node.value}{quote}"
 
 
 def load_yaml(text: str) -> Any:
@@ -203,9 +387,13 @@ def _parse(data: bytes, path: str, max_bytes: int) -> ParseResult:
     line = column = None
     try:
         if fmt == "json":
-            content = _normalise(json.loads(text), [MAX_NODES])
+            content = _normalise(json.loads(text, object_pairs_hook=_json_object), [MAX_NODES])
         else:
             content = load_yaml(text)
+        if "\\u" in text or "\\U" in text:  # only escapes can make lone surrogates
+            check_unicode(content)
+    except ContentError as exc:
+        return ParseResult(fmt, text, None, exc.message, json_path=exc.json_path)
     except json.JSONDecodeError as exc:
         return ParseResult(fmt, text, None, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)
     except yaml.YAMLError as exc:

@@ -35,14 +35,19 @@ from .validation import (
     Problem,
     check_config,
     compile_parameter_schema,
-    schema_problems,
+    parameter_problems,
 )
 
 ROOT_FILES = ("aureacore.yaml", "aureacore.yml", "aureacore.json")
 SERVICES_DIR = "services"
 DEFAULT_SCHEMA_DIR = "schemas"
 DEFAULT_NAMESPACE = "default"
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # use fullmatch: "a\n" is no label
+
+
+def is_dns_label(value: object) -> bool:
+    """True for a DNS label (lowercase, digits, inner '-', at most 63 characters)."""
+    return isinstance(value, str) and len(value) <= 63 and DNS_LABEL.fullmatch(value) is not None
 
 PENDING, CONFIGURED, ERROR = "PENDING", "CONFIGURED", "ERROR"
 
@@ -250,7 +255,7 @@ class BlobReader:
             )
         else:
             params = check.parameters if check.parameters is not None else {}
-            problems = tuple(schema_problems(validator, params, schema_path, "$.parameters"))
+            problems = tuple(parameter_problems(validator, params, schema_path))
         self._param_problems[key] = (check, problems)  # type: ignore[assignment]
         if len(self._param_problems) > self.cache_size:
             self._param_problems.popitem(last=False)
@@ -466,11 +471,11 @@ class TreeState:
             return problems
         if check.content is None:
             return problems
-        if not check.name and not DNS_LABEL.match(name):
+        if not check.name and not is_dns_label(name):
             problems.append(Problem(
                 "error", "schema", f"service name {name!r} (from the file name) is not a "
                 "valid DNS label", "$.name"))
-        if not check.namespace and (not DNS_LABEL.match(namespace) or len(namespace) > 63):
+        if not check.namespace and not is_dns_label(namespace):
             problems.append(Problem(
                 "error", "schema", f"namespace {namespace!r} (from the folder) is not a "
                 "valid DNS label", "$.namespace"))

@@ -20,11 +20,19 @@ from jsonschema import Draft202012Validator
 from .leafdiff import flatten
 from .parsing import ParseResult, location
 from .resources import data_path
+from .safeschema import (
+    NO_RETRIEVAL,
+    SchemaRunError,
+    compile_untrusted,
+    ecma_to_python,
+    ecma_validator,
+    run_untrusted,
+)
 
 DEFAULT_SCHEMA_VERSION = "1.0.0"
 MAX_MESSAGE = 300
-_SCHEMA_FILE = re.compile(r"^(?P<kind>[a-z]+)-v(?P<major>\d+)\.schema\.json$")
-_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
+_SCHEMA_FILE = re.compile(r"(?P<kind>[a-z]+)-v(?P<major>[0-9]+)\.schema\.json")  # fullmatch
+_VERSION = re.compile(r"([0-9]+)\.([0-9]+)(?:\.([0-9]+))?")  # fullmatch: no "1.0.0\n"
 
 
 @dataclass(frozen=True)
@@ -94,14 +102,18 @@ class FastValidator:
 
     Most configs are valid, so a code-generated check (fastjsonschema, ~15x quicker)
     answers them; anything it rejects goes to ``jsonschema``, which is authoritative
-    and reports every error with its path.
+    and reports every error with its path. Only for the built-in (trusted) schemas:
+    fastjsonschema generates code and matches with unbounded ``re``. It never writes
+    ``default`` values into the instance (``use_default=False``): validation reads the
+    parsed file, it does not change it.
     """
 
     def __init__(self, schema: dict[str, Any], validator: Draft202012Validator) -> None:
         self.validator = validator
         try:
-            quick_schema = {k: v for k, v in schema.items() if k != "$schema"}
-            self._quick = fastjsonschema.compile(quick_schema, formats=_QUICK_FORMATS)
+            quick_schema = {k: v for k, v in _python_patterns(schema).items() if k != "$schema"}
+            self._quick = fastjsonschema.compile(quick_schema, formats=_QUICK_FORMATS,
+                                                 use_default=False)
         except Exception:  # noqa: BLE001 - a schema it cannot compile takes the slow path
             self._quick = None
 
@@ -113,6 +125,23 @@ class FastValidator:
             except fastjsonschema.JsonSchemaException:
                 pass
         return self.validator.iter_errors(instance)
+
+
+def _python_patterns(schema: Any) -> Any:
+    """A copy of a schema with its ECMA-262 patterns written for Python's ``re``."""
+    if isinstance(schema, list):
+        return [_python_patterns(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key == "pattern" and isinstance(value, str):
+            out[key] = ecma_to_python(value)
+        elif key == "patternProperties" and isinstance(value, dict):
+            out[key] = {ecma_to_python(k): _python_patterns(v) for k, v in value.items()}
+        else:
+            out[key] = _python_patterns(value)
+    return out
 
 
 # Formats the quick check must not reject on its own: jsonschema decides them.
@@ -128,16 +157,16 @@ def builtin_schemas(kind: str) -> dict[int, tuple[str, Draft202012Validator, tup
     """
     found = {}
     for path in sorted(data_path("schemas").glob("*.schema.json")):
-        match = _SCHEMA_FILE.match(path.name)
+        match = _SCHEMA_FILE.fullmatch(path.name)
         if not match or match["kind"] != kind:
             continue
         major = int(match["major"])
         schema = json.loads(path.read_text("utf-8"))
         Draft202012Validator.check_schema(schema)
-        validator = FastValidator(
-            schema, Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-        )
-        newest = _VERSION.match(str(schema.get("x-schema-version", f"{major}.0")))
+        full = ecma_validator(Draft202012Validator)(
+            schema, registry=NO_RETRIEVAL, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        validator = FastValidator(schema, full)
+        newest = _VERSION.fullmatch(str(schema.get("x-schema-version", f"{major}.0")))
         newest_pair = (int(newest[1]), int(newest[2])) if newest else (major, 0)
         found[major] = (schema.get("$id", path.name), validator, newest_pair)
     return found
@@ -150,8 +179,12 @@ def schema_problems(
     prefix: str = "$",
 ) -> list[Problem]:
     """Every error of ``instance`` against a compiled schema, each with its JSON path."""
+    return _as_problems(validator.iter_errors(instance), schema_id, prefix)
+
+
+def _as_problems(errors: Any, schema_id: str, prefix: str) -> list[Problem]:
     problems = []
-    for error in validator.iter_errors(instance):
+    for error in errors:
         path = error.json_path
         if prefix != "$":
             path = prefix + path[1:]
@@ -164,7 +197,7 @@ def _version_problems(
     schema_version: Any, kind: str
 ) -> tuple[Problem | None, FastValidator | None, str | None]:
     known = builtin_schemas(kind)
-    match = _VERSION.match(str(schema_version))
+    match = _VERSION.fullmatch(str(schema_version))
     if not isinstance(schema_version, str) or not match:
         return (
             Problem("error", "version", f"schema_version {schema_version!r} is not like '1.0.0'",
@@ -222,7 +255,7 @@ def check_config(parse: ParseResult, kind: str = "service") -> ConfigCheck:
     if parse.content is None:
         where = location(parse)
         message = f"{parse.error} ({where})" if where else str(parse.error)
-        return ConfigCheck(parse, (Problem("error", "parse", message),))
+        return ConfigCheck(parse, (Problem("error", "parse", message, parse.json_path),))
     content = parse.content
     schema_version = content.get("schema_version", DEFAULT_SCHEMA_VERSION)
     problems: list[Problem] = []
@@ -257,12 +290,24 @@ def checked_config(
 def compile_parameter_schema(
     parse: ParseResult,
 ) -> tuple[Draft202012Validator | None, str | None]:
-    """Compile a service-specific parameter schema, or say why it cannot be used."""
+    """Compile a service-specific parameter schema (untrusted: see
+    :mod:`aureacore_db.safeschema`), or say why it cannot be used."""
     if parse.content is None:
         return None, f"cannot be read: {parse.error}"
     try:
-        cls = jsonschema.validators.validator_for(parse.content, default=Draft202012Validator)
-        cls.check_schema(parse.content)
-        return cls(parse.content, format_checker=cls.FORMAT_CHECKER), None
+        return compile_untrusted(parse.content), None
     except jsonschema.SchemaError as exc:
         return None, f"is not a valid JSON Schema: {_short(exc.message)}"
+    except RecursionError:
+        return None, "is not a valid JSON Schema: nested too deeply"
+
+
+def parameter_problems(validator: Any, parameters: Any, schema_path: str) -> list[Problem]:
+    """Errors of a config's ``parameters`` against a repo schema; a schema that cannot
+    be applied (slow pattern, unresolvable ``$ref``…) is one error of the service."""
+    try:
+        errors = run_untrusted(validator, parameters)
+    except SchemaRunError as exc:
+        return [Problem("error", "schema", _short(f"parameter schema {schema_path} {exc}"),
+                        "$.parameters", schema_path)]
+    return _as_problems(errors, schema_path, "$.parameters")

@@ -10,8 +10,15 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import settings
 
 from aureacore_db.ingest import ingest
+
+# Property-based tests (tests/test_fuzz.py): quick by default, thorough on request with
+# ``pytest --hypothesis-profile=long``.
+settings.register_profile("default", max_examples=40, deadline=None)
+settings.register_profile("long", max_examples=2000, deadline=None)
+settings.load_profile("default")
 
 
 class GitRepo:
