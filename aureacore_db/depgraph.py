@@ -21,6 +21,7 @@ from typing import Any
 
 import networkx as nx
 
+from . import revisions
 from .tree import service_ref
 
 
@@ -79,29 +80,21 @@ def _conn(db: Any) -> sqlite3.Connection:
     return getattr(db, "conn", db)
 
 
-def resolve_commit(db: Any, at: str | None = None) -> tuple[str | None, int | None]:
-    """(sha, seq) of mainline commit ``at`` (a sha or unique prefix; None: the tip)."""
+def resolve_commit(db: Any, at: str | None = None, repo_path: str | None = None
+                   ) -> tuple[str | None, int | None]:
+    """(sha, seq) of mainline commit ``at`` (any reference :mod:`.revisions` accepts;
+    None or empty: the tip; (None, None) in an empty database)."""
     conn = _conn(db)
-    if at is None:
-        row = conn.execute(
-            "select sha, seq from commits where mainline = 1 order by seq desc limit 1"
-        ).fetchone()
-        return (row[0], row[1]) if row else (None, None)
-    prefix = at.strip().lower()
-    if not prefix or any(c not in "0123456789abcdef" for c in prefix):
-        raise DepGraphError(f"not a commit sha: {at!r}")
-    found = conn.execute(
-        "select sha, seq, mainline from commits where sha >= ? and sha < ? order by sha limit 2",
-        [prefix, prefix + "g"],
-    ).fetchall()
-    if not found:
-        raise DepGraphError(f"no ingested commit {at!r}")
-    if len(found) > 1:
-        raise DepGraphError(f"commit prefix {at!r} is ambiguous")
-    sha, seq, mainline = found[0]
-    if not mainline:
-        raise DepGraphError(f"commit {sha[:12]} is not on the mainline (first-parent chain)")
-    return sha, seq
+    if not (at or "").strip() and revisions.tip(conn) is None:
+        return None, None
+    try:
+        found = revisions.resolve_commit(conn, at, repo_path)
+    except revisions.UnknownCommit as exc:
+        raise DepGraphError(str(exc)) from None
+    if not found.mainline:
+        raise DepGraphError(f"commit {found.sha[:12]} is not on the mainline "
+                            "(first-parent chain)")
+    return found.sha, found.seq
 
 
 _PRESENT_SQL = """
@@ -157,10 +150,10 @@ class DepGraph:
 
     # -- building -----------------------------------------------------------
     @classmethod
-    def load(cls, db: Any, at: str | None = None) -> DepGraph:
+    def load(cls, db: Any, at: str | None = None, repo_path: str | None = None) -> DepGraph:
         """The graph as of mainline commit ``at`` (default: the latest mainline commit)."""
         conn = _conn(db)
-        sha, seq = resolve_commit(conn, at)
+        sha, seq = resolve_commit(conn, at, repo_path)
         graph = nx.DiGraph()
         if seq is None:
             return cls(graph, None, None)

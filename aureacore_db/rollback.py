@@ -23,6 +23,7 @@ import pygit2
 import sqlite_utils
 from pygit2.enums import CheckoutStrategy, FileMode, FileStatus
 
+from . import revisions
 from .db import connect, get_meta
 from .gitpath import git_path, path_bytes
 from .gitpath import path_text as shown_path
@@ -310,33 +311,17 @@ def _open_repo(path: str) -> pygit2.Repository:
 def _resolve_target(db: sqlite_utils.Database, repo: pygit2.Repository, sid: str,
                     to: str) -> dict[str, Any]:
     """The history row giving the service's version at commit ``to``."""
-    sha = None
-    text = to.strip().lower()
-    if len(text) >= 4 and all(c in "0123456789abcdef" for c in text):
-        found = db.execute("select sha from commits where sha >= ? and sha < ? limit 2",
-                           [text, text + "g"]).fetchall()
-        if len(found) == 1:
-            sha = found[0][0]
-    if sha is None:
-        try:
-            sha = str(repo.revparse_single(to).peel(pygit2.Commit).id)
-        except (KeyError, ValueError, pygit2.GitError):
-            raise _Refuse("not_found", f"no commit {to!r}") from None
-    commit = db.execute("select seq, mainline from commits where sha = ?", [sha]).fetchone()
-    if commit is None:
-        raise _Refuse("not_found", f"commit {sha[:7]} is not ingested (not on the branch?)")
-    columns = "commit_sha, config_id, path, status, change"
-    row = db.execute(f"select {columns} from history where service_id = ? and commit_sha = ? "
-                     "order by id desc limit 1", [sid, sha]).fetchone()
+    if not to.strip():
+        raise _Refuse("not_found", "say which commit to roll back to")
+    try:
+        at = revisions.resolve_commit(db, to, repo.workdir or repo.path)
+    except revisions.UnknownCommit as exc:
+        raise _Refuse("not_found", str(exc)) from None
+    row = revisions.version_at(db, sid, at)
     if row is None:
-        row = db.execute(f"select {columns} from history where service_id = ? and mainline = 1 "
-                         "and seq <= ? order by seq desc, id desc limit 1",
-                         [sid, commit[0]]).fetchone()
-    if row is None:
-        raise _Refuse("not_found", f"{sid} did not exist at {sha[:7]}")
-    target = dict(zip(["commit_sha", "config_id", "path", "status", "change"], row,
-                      strict=True))
-    target["commit_sha"] = sha
+        raise _Refuse("not_found", f"{sid} did not exist at {at.sha[:7]}")
+    target = {key: row[key] for key in ("commit_sha", "config_id", "path", "status", "change")}
+    target["commit_sha"] = at.sha
     return target
 
 

@@ -377,7 +377,7 @@ def test_rollback_unknown_service_or_commit_changes_nothing(ingested, db_path):
     unknown = invoke("rollback", "platform/nope", "--to", "HEAD", "--db", db_path, "--yes")
     assert_clean_error(unknown, "no service 'platform/nope'")
     commit = invoke("rollback", SERVICE, "--to", "deadbeef", "--db", db_path, "--yes")
-    assert_clean_error(commit, "no commit 'deadbeef'")
+    assert_clean_error(commit, "unknown commit 'deadbeef'")
     assert ingested.head() == head and ingested.git("status", "--porcelain") == ""
 
 
@@ -403,7 +403,7 @@ def test_deps_unknown_service_or_commit(ingested, db_path):
     assert_clean_error(invoke("deps", "platform/nope", "--db", db_path),
                        "no service platform/nope")
     assert_clean_error(invoke("deps", SERVICE, "--at", "deadbeef", "--db", db_path),
-                       "no ingested commit 'deadbeef'")
+                       "unknown commit 'deadbeef'")
     assert_clean_error(invoke("deps", "--db", db_path), "give a SERVICE", code=2)
 
 

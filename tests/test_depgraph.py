@@ -130,10 +130,17 @@ def test_cycles_required_then_optional(story, db_path):
 def test_commit_lookup_errors(story, db_path):
     with pytest.raises(DepGraphError, match="not on the mainline"):
         graph_at(db_path, story["side"])
-    with pytest.raises(DepGraphError, match="no ingested commit"):
+    with pytest.raises(DepGraphError, match="unknown commit 'deadbeef'"):
         graph_at(db_path, "deadbeef")
-    with pytest.raises(DepGraphError, match="not a commit sha"):
-        graph_at(db_path, "HEAD~1")
+    with pytest.raises(DepGraphError, match="unknown commit 'no-such-branch'"):
+        graph_at(db_path, "no-such-branch")
+
+
+def test_commits_are_named_as_git_names_them(story, repo, db_path):
+    repo.git("tag", "v2", story["second"])
+    for ref in ("HEAD~2", "main~2", "v2", story["second"][:7], f" {story['second']} "):
+        assert graph_at(db_path, ref).commit == story["second"], ref
+    assert graph_at(db_path, "").commit == graph_at(db_path, "HEAD").commit == story["third"]
     with pytest.raises(DepGraphError, match="no service"):
         graph_at(db_path).impact("platform/nope")
     assert graph_at(db_path).resolve("frontend") == "web/frontend"

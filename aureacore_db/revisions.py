@@ -1,0 +1,157 @@
+"""One home for "which commit is meant": commit references and a service's version at one.
+
+A reference is what a person types where a commit is asked for (pages, canned queries,
+``deps --at``, ``rollback --to``):
+
+- empty (or None): the tip of the mainline;
+- a full or short sha (4+ hex digits) of an ingested commit; an ambiguous short sha is
+  an error that says so;
+- ``HEAD``, ``HEAD~3``, ``HEAD^``: counted along the database's mainline;
+- anything else Git accepts (branch and tag names, ``main~2``, ``v1.2^``), through the
+  repository's ``revparse`` (pygit2) when the repository is reachable.
+
+The commit found must be ingested, else :class:`UnknownCommit`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+MAX_REF = 200
+_HEX = re.compile(r"[0-9a-fA-F]{4,40}")
+_HEAD = re.compile(r"HEAD((?:~\d*|\^1?)*)")
+_STEP = re.compile(r"~(\d*)|\^1?")
+
+
+class UnknownCommit(LookupError):
+    """A commit reference that names no ingested commit (or is ambiguous)."""
+
+    def __str__(self) -> str:  # LookupError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class Revision:
+    """An ingested commit."""
+
+    sha: str
+    seq: int
+    mainline: bool
+
+
+def _conn(db: Any) -> sqlite3.Connection:
+    """A sqlite3 connection from a connection or a ``sqlite_utils.Database``."""
+    return getattr(db, "conn", db)
+
+
+def _by_sha(conn: sqlite3.Connection, sha: str) -> Revision | None:
+    row = conn.execute("select sha, seq, mainline from commits where sha = ?",
+                       [sha]).fetchone()
+    return Revision(row[0], row[1], bool(row[2])) if row else None
+
+
+def tip(db: Any) -> Revision | None:
+    """The newest mainline commit (None in an empty database)."""
+    row = _conn(db).execute("select sha, seq, mainline from commits where mainline = 1 "
+                            "order by seq desc limit 1").fetchone()
+    return Revision(row[0], row[1], True) if row else None
+
+
+def repo_path_of(db: Any) -> str | None:
+    """The repository the database was ingested from, when it says so."""
+    try:
+        row = _conn(db).execute("select value from aureacore_meta where key = 'repo_path'"
+                                ).fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row and row[0] else None
+
+
+def resolve_commit(db: Any, ref: str | None, repo_path: str | os.PathLike | None = None
+                   ) -> Revision:
+    """The ingested commit ``ref`` names (see the module docstring); raises
+    :class:`UnknownCommit` with a readable reason otherwise."""
+    conn = _conn(db)
+    text = (ref or "").strip()
+    if not text:
+        found = tip(conn)
+        if found is None:
+            raise UnknownCommit("the database has no commits yet (run aureacore-db ingest)")
+        return found
+    if len(text) > MAX_REF:
+        raise UnknownCommit(f"unknown commit {text[:40]!r}…: too long for a commit reference")
+    if _HEX.fullmatch(text):
+        low = text.lower()
+        rows = conn.execute("select sha, seq, mainline from commits where sha >= ? and sha < ? "
+                            "order by sha limit 2", [low, low + "g"]).fetchall()
+        if len(rows) > 1:
+            raise UnknownCommit(f"commit {text!r} is ambiguous: more than one commit starts "
+                                "with it; give more characters")
+        if rows:
+            return Revision(rows[0][0], rows[0][1], bool(rows[0][2]))
+    head = _HEAD.fullmatch(text)
+    if head:
+        return _back_from_tip(conn, text, head.group(1))
+    sha = _revparse(repo_path or repo_path_of(conn), text)
+    if sha is None:
+        raise UnknownCommit(f"unknown commit {text!r}")
+    found = _by_sha(conn, sha)
+    if found is None:
+        raise UnknownCommit(f"commit {text!r} ({sha[:10]}) is not ingested (not on the "
+                            "ingested branch, or ingest has not run since)")
+    return found
+
+
+def _back_from_tip(conn: sqlite3.Connection, text: str, steps: str) -> Revision:
+    """``HEAD~n`` / ``HEAD^``: n first parents back from the tip, along the mainline."""
+    back = 0
+    for step in _STEP.finditer(steps):
+        back += int(step.group(1) or 1) if step.group(0).startswith("~") else 1
+    row = conn.execute("select sha, seq from commits where mainline = 1 "
+                       "order by seq desc limit 1 offset ?", [back]).fetchone()
+    if row is None:
+        raise UnknownCommit(f"unknown commit {text!r}: the mainline has fewer than "
+                            f"{back + 1} commits")
+    return Revision(row[0], row[1], True)
+
+
+def _revparse(repo_path: str | os.PathLike | None, text: str) -> str | None:
+    """Git's answer for a reference (None: no repository, or Git does not know it)."""
+    if not repo_path or text.startswith("-"):
+        return None
+    import pygit2
+
+    try:
+        found = pygit2.discover_repository(str(repo_path))
+        if found is None:
+            return None
+        return str(pygit2.Repository(found).revparse_single(text).peel(pygit2.Commit).id)
+    except (KeyError, ValueError, TypeError, pygit2.GitError, pygit2.InvalidSpecError):
+        return None
+
+
+VERSION_COLUMNS = ("h.id, h.commit_sha, h.seq, h.committed_at, h.author_name, h.change, "
+                   "h.path, h.status, h.config_id, c.raw, c.content, c.version, c.format")
+
+
+def version_at(db: Any, service_id: str, at: Revision) -> dict[str, Any] | None:
+    """The service's ``history`` row (with its config) at commit ``at``: the change made
+    in that commit, else the latest mainline change up to it; None if it never existed
+    by then. A removal is returned too (``config_id`` None)."""
+    conn = _conn(db)
+    sql = (f"select {VERSION_COLUMNS} from history h left join configs c "
+           "on c.id = h.config_id where h.service_id = ? and ")
+    cursor = conn.execute(sql + "h.commit_sha = ? order by h.id desc limit 1",
+                          [service_id, at.sha])
+    row = cursor.fetchone()
+    if row is None:
+        cursor = conn.execute(sql + "h.mainline = 1 and h.seq <= ? "
+                              "order by h.seq desc, h.id desc limit 1", [service_id, at.seq])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
