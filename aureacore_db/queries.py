@@ -18,6 +18,7 @@ from typing import Any
 
 from .db import open_read_only
 from .resources import METADATA_DATABASE, read_metadata
+from .revisions import commit_parameter_error, register_sql_function
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _STRING = re.compile(r"'(?:[^']|'')*'")
@@ -86,6 +87,10 @@ def run_query(db_path: str | os.PathLike, name: str,
         prepare_database(path)
     conn = open_read_only(path)
     try:
+        register_sql_function(conn)
+        unknown_commit = commit_parameter_error(conn, sql, values)
+        if unknown_commit:
+            raise QueryError(f"{name}: {unknown_commit}")
         cursor = conn.execute(sql, values)
         columns = [d[0] for d in cursor.description]
         return QueryResult(name, columns, [tuple(row) for row in cursor.fetchall()])

@@ -155,3 +155,31 @@ def version_at(db: Any, service_id: str, at: Revision) -> dict[str, Any] | None:
     if row is None:
         return None
     return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+
+# -- SQL --------------------------------------------------------------------------------
+SQL_FUNCTION = "aureacore_commit"
+COMMIT_PARAM = re.compile(r"aureacore_commit\(\s*:(\w+)\s*\)")
+
+
+def register_sql_function(conn: sqlite3.Connection,
+                          repo_path: str | os.PathLike | None = None) -> None:
+    """SQL ``aureacore_commit(ref)``: the full sha of the ingested commit ``ref`` names
+    (empty: the mainline tip); an unknown reference fails the query."""
+    def aureacore_commit(ref: Any) -> str:
+        return resolve_commit(conn, None if ref is None else str(ref), repo_path).sha
+
+    conn.create_function(SQL_FUNCTION, 1, aureacore_commit)
+
+
+def commit_parameter_error(conn: sqlite3.Connection, sql: str, values: dict[str, Any],
+                           repo_path: str | os.PathLike | None = None) -> str | None:
+    """Why a query's ``aureacore_commit(:param)`` would fail with these values (SQLite
+    itself only says "user-defined function raised exception"); None when it would not."""
+    for param in dict.fromkeys(COMMIT_PARAM.findall(sql)):
+        value = values.get(param)
+        try:
+            resolve_commit(conn, None if value is None else str(value), repo_path)
+        except UnknownCommit as exc:
+            return f"{param}: {exc}"
+    return None

@@ -208,7 +208,7 @@ def test_datasette_page_draws_the_neighbourhood(story, db_path):
     assert 'data-service="platform/db"' in html and 'data-service="web/frontend"' in html
     assert 'class="node status-configured"' in html
     assert "stroke-dasharray" in html  # optional edges are dashed
-    assert 'href="/-/aureacore/deps/platform/users"' in html
+    assert 'href="/registry/-/aureacore/deps/platform/users"' in html
     assert "No health checks recorded" in html
 
     assert data.status_code == 200

@@ -37,6 +37,13 @@ from datasette.utils import actor_matches_allow, tilde_decode
 from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 
+from aureacore_db.revisions import (
+    COMMIT_PARAM,
+    UnknownCommit,
+    commit_parameter_error,
+    register_sql_function,
+)
+
 PLUGIN = "aureacore"
 SECRETS_TABLE = "webhook_secrets"
 PERMISSION = "aureacore-rollback"
@@ -143,11 +150,6 @@ def _meta(conn: sqlite3.Connection, key: str) -> str | None:
     return found[0] if found else None
 
 
-def _prefix_range(text: str) -> tuple[str, str]:
-    text = text.strip().lower()
-    return text, text + "g"
-
-
 SUBJECT_SQL = "substr(m.message, 1, instr(m.message || char(10), char(10)) - 1)"
 
 
@@ -252,31 +254,12 @@ def service_data(conn: sqlite3.Connection, sid: str) -> dict[str, Any] | None:
     }
 
 
-def _version_at(conn: sqlite3.Connection, sid: str, commit: str) -> dict[str, Any] | None:
-    """The service's history row at (or, on the mainline, as of) a commit."""
-    low, high = _prefix_range(commit)
-    found = _rows(conn, "select sha, seq from commits where sha >= ? and sha < ? limit 2",
-                  [low, high])
-    if len(found) != 1:
-        return None
-    sha, seq = found[0]["sha"], found[0]["seq"]
-    columns = ("h.id, h.commit_sha, h.seq, h.committed_at, h.author_name, h.change, h.path, "
-               "h.status, h.config_id, c.raw, c.content, c.version, c.format")
-    row = _row(conn, f"select {columns} from history h left join configs c on c.id = h.config_id "
-                     "where h.service_id = ? and h.commit_sha = ? order by h.id desc limit 1",
-               [sid, sha])
-    if row is None:
-        row = _row(conn, f"select {columns} from history h "
-                         "left join configs c on c.id = h.config_id "
-                         "where h.service_id = ? and h.mainline = 1 and h.seq <= ? "
-                         "order by h.seq desc, h.id desc limit 1", [sid, seq])
-    return row
-
-
 def diff_data(conn: sqlite3.Connection, sid: str, old: str | None,
-              new: str | None) -> dict[str, Any] | None:
-    """Text diff and per-key changes between two versions of a service."""
+              new: str | None, repo_path: str | None = None) -> dict[str, Any] | None:
+    """Text diff and per-key changes between two versions of a service (None: no such
+    service; an unknown commit raises :class:`~aureacore_db.revisions.UnknownCommit`)."""
     from aureacore_db.leafdiff import leaf_changes
+    from aureacore_db.revisions import UnknownCommit, resolve_commit, version_at
 
     if conn.execute("select 1 from services where id = ?", [sid]).fetchone() is None:
         return None
@@ -290,8 +273,16 @@ def diff_data(conn: sqlite3.Connection, sid: str, old: str | None,
         new = versions[0]["commit_sha"]
     if old is None and len(versions) > 1:
         old = versions[1]["commit_sha"]
-    before = _version_at(conn, sid, old) if old else None
-    after = _version_at(conn, sid, new) if new else None
+    ends = {}
+    for label, ref in (("from", old), ("to", new)):
+        if ref is None:
+            ends[label] = None
+            continue
+        at = resolve_commit(conn, ref, repo_path)
+        ends[label] = version_at(conn, sid, at)
+        if ends[label] is None:
+            raise UnknownCommit(f"{sid} did not exist yet at {ref!r} ({at.sha[:10]})")
+    before, after = ends["from"], ends["to"]
     old_raw = (before or {}).get("raw") or ""
     new_raw = (after or {}).get("raw") or ""
     text = list(difflib.unified_diff(
@@ -314,14 +305,14 @@ def diff_data(conn: sqlite3.Connection, sid: str, old: str | None,
     }
 
 
-def commit_data(conn: sqlite3.Connection, sha: str) -> dict[str, Any] | None:
-    """What a commit changed and which statuses it moved."""
-    low, high = _prefix_range(sha)
-    found = _rows(conn, "select * from commits where sha >= ? and sha < ? limit 2", [low, high])
-    if len(found) != 1:
-        return None
-    commit = found[0]
-    sha = commit["sha"]
+def commit_data(conn: sqlite3.Connection, ref: str,
+                repo_path: str | None = None) -> dict[str, Any]:
+    """What a commit changed and which statuses it moved (an unknown commit raises
+    :class:`~aureacore_db.revisions.UnknownCommit`)."""
+    from aureacore_db.revisions import resolve_commit
+
+    sha = resolve_commit(conn, ref, repo_path).sha
+    commit = _row(conn, "select * from commits where sha = ?", [sha]) or {}
     commit["parents"] = json.loads(commit["parents"] or "[]")
     commit["subject"] = subject(commit["message"])
     children = _rows(conn, "select sha from commits where parents like ? order by seq",
@@ -475,7 +466,11 @@ async def diff_view(datasette, request):
     db = await _registry_db(datasette, request)
     sid = unquote(request.url_vars["sid"])
     old, new = request.args.get("from") or None, request.args.get("to") or None
-    data = await db.execute_fn(lambda conn: diff_data(conn, sid, old, new))
+    repo = _config(datasette, db.name).get("repo")
+    try:
+        data = await db.execute_fn(lambda conn: diff_data(conn, sid, old, new, repo))
+    except UnknownCommit as exc:
+        raise NotFound(str(exc)) from None
     if data is None:
         raise NotFound(f"no service {sid}")
     return await _page(datasette, request, "aureacore_diff.html", data,
@@ -485,9 +480,11 @@ async def diff_view(datasette, request):
 async def commit_view(datasette, request):
     db = await _registry_db(datasette, request)
     sha = request.url_vars["sha"]
-    data = await db.execute_fn(lambda conn: commit_data(conn, sha))
-    if data is None:
-        raise NotFound(f"no commit {sha} (or more than one starts with it)")
+    repo = _config(datasette, db.name).get("repo")
+    try:
+        data = await db.execute_fn(lambda conn: commit_data(conn, sha, repo))
+    except UnknownCommit as exc:
+        raise NotFound(str(exc)) from None
     return await _page(datasette, request, "aureacore_commit.html", data,
                        request.url_vars.get("format"), database=db.name)
 
@@ -613,11 +610,38 @@ def _guard_posts(app):
 
 
 @hookimpl
-def prepare_connection(conn):
-    """No Datasette connection can read webhook secrets (table pages, exports, ?sql=)."""
+def prepare_connection(conn, database, datasette):
+    """No Datasette connection can read webhook secrets (table pages, exports, ?sql=).
+    SQL function ``aureacore_commit(ref)``: the full sha of the ingested commit ``ref``
+    names (empty: the mainline tip; a short sha, ``HEAD~3``, a branch or tag name), or
+    an error "unknown commit ..." (shown on the query page, see extra_template_vars)."""
     from aureacore_db.webhooks import deny_secret_reads
 
     deny_secret_reads(conn)
+    register_sql_function(conn, _config(datasette, database).get("repo"))
+
+
+@hookimpl
+def extra_template_vars(template, database, view_name, request, datasette):
+    """On a canned query that resolves a commit (``aureacore_commit(:param)``), say why
+    an unknown commit failed (SQLite can only report "user-defined function raised
+    exception")."""
+    if template != "query.html" or request is None or not is_registry(datasette, database):
+        return None
+
+    async def inner():
+        name = tilde_decode(request.path.rstrip("/").rsplit("/", 1)[-1])
+        query = await datasette.get_canned_query(database, name, request.actor)
+        sql = (query or {}).get("sql") or ""
+        if not COMMIT_PARAM.search(sql):
+            return {}
+        repo = _config(datasette, database).get("repo")
+        args = {k: request.args.get(k) for k in request.args.keys()}
+        error = await datasette.get_database(database).execute_fn(
+            lambda conn: commit_parameter_error(conn, sql, args, repo))
+        return {"error": error} if error else {}
+
+    return inner
 
 
 @hookimpl

@@ -1,8 +1,10 @@
 """Datasette plugin: a service's dependency neighbourhood, drawn as inline SVG.
 
-``/-/aureacore/deps/<namespace>/<name>`` shows the services around one service at the
-branch tip (``?at=<commit>``: any mainline commit; ``?depth=1..4``, default 2), coloured
-by status, with its health; ``.json`` gives the same as data. Also adds canned queries
+``/<db>/-/aureacore/deps/<namespace>/<name>`` shows the services around one service at
+the branch tip (``?at=<commit>``: any mainline commit, as Git names it — ``HEAD~3``, a
+short sha, a tag; ``?depth=1..4``, default 2), coloured by status, with its health;
+``.json`` gives the same as data. ``/-/aureacore/deps/<ns>/<name>`` is the same for the
+first registry (``?database=<db>`` redirects to that database's page). Also adds canned queries
 ``transitive_dependents``, ``dependency_cycles`` and ``dependencies_at_commit`` to each
 registry database (names already taken by ``metadata.yml`` are left to it).
 
@@ -16,7 +18,7 @@ import sqlite3
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
-from datasette import Forbidden, NotFound, Response, hookimpl
+from datasette import NotFound, Response, hookimpl
 
 from aureacore_db.depgraph import DepGraph, DepGraphError, edges_of
 
@@ -76,11 +78,12 @@ order by s.id
     },
     "dependencies_at_commit": {
         "title": "Dependency edges at a mainline commit",
-        "description": "The dependency edges of the services present as of mainline commit "
-                       ":commit (a sha or its prefix).",
+        "description": "The dependency edges of the services present as of a mainline "
+                       "commit: a full or short sha, HEAD~3, a branch or tag name; empty "
+                       "means the branch tip. An unknown commit is an error.",
         "sql": """
 with m as (
-  select seq from commits where mainline = 1 and sha like :commit || '%' order by seq limit 1
+  select seq from commits where sha = (select aureacore_commit(:commit))
 ), latest as (
   select h.service_id, h.change, h.config_id,
          row_number() over (partition by h.service_id order by h.seq desc, h.id desc) as rn
@@ -100,7 +103,8 @@ order by l.service_id, d.position
 # -- hooks ----------------------------------------------------------------------------
 @hookimpl
 def register_routes(datasette: Any) -> list:
-    return [(r"^/-/aureacore/deps/(?P<service>[^/]+/[^/]+?)(?P<ext>\.json)?$", deps_page)]
+    path = r"/-/aureacore/deps/(?P<service>[^/]+/[^/]+?)(?P<ext>\.json)?$"
+    return [(rf"^/(?P<database>[^/]+){path}", deps_page), (rf"^{path}", deps_page)]
 
 
 @hookimpl
@@ -116,21 +120,6 @@ def canned_queries(datasette: Any, database: str, actor: Any) -> Any:
 
 
 # -- data -----------------------------------------------------------------------------
-async def _registry_database(datasette: Any, name: str | None) -> Any:
-    if name:
-        db = datasette.databases.get(name)
-        if db is None or name.startswith("_") or not (
-                await db.table_exists("dependencies") and await db.table_exists("history")):
-            raise NotFound(f"no registry database {name}")
-        return db
-    for db in datasette.databases.values():
-        if db.name.startswith("_"):
-            continue
-        if await db.table_exists("dependencies") and await db.table_exists("history"):
-            return db
-    raise NotFound("no registry database is attached")
-
-
 def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("select 1 from sqlite_master where name = ?", [name]).fetchone() is not None
 
@@ -168,9 +157,10 @@ def _column(node: str, sid: str, upstream: dict[str, int], downstream: dict[str,
     return up if up is not None else 1
 
 
-def build(conn: sqlite3.Connection, ref: str, at: str | None, depth: int) -> dict[str, Any]:
+def build(conn: sqlite3.Connection, ref: str, at: str | None, depth: int,
+          repo_path: str | None = None) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data (runs in Datasette's SQL thread)."""
-    graph = DepGraph.load(conn, at)
+    graph = DepGraph.load(conn, at, repo_path)
     sid = graph.resolve(ref)
     report = graph.report(sid)
     hood = graph.neighbourhood(sid, depth)
@@ -309,38 +299,48 @@ def _node_svg(node: dict, at: tuple[float, float], focus: bool, link: Any) -> st
 
 # -- the page -------------------------------------------------------------------------
 async def deps_page(datasette: Any, request: Any) -> Response:
-    db = await _registry_database(datasette, request.args.get("database"))
-    try:
-        await datasette.ensure_permissions(request.actor, [
-            ("view-table", (db.name, "dependencies")), ("view-database", db.name),
-            "view-instance"])
-    except Forbidden:
-        raise
+    from . import _config, _registry_db, aureacore_url, service_url
+
+    old_database = request.args.get("database")
+    if request.url_vars.get("database") is None and old_database:  # the first form
+        if old_database not in datasette.databases:
+            raise NotFound(f"no registry database {old_database}")
+        params = {k: request.args.get(k) for k in request.args.keys() if k != "database"}
+        return Response.redirect(
+            aureacore_url(datasette, old_database, f"/deps/{quote(request.url_vars['service'])}"
+                          f"{request.url_vars.get('ext') or ''}")
+            + (f"?{urlencode(params)}" if params else ""))
+    db = await _registry_db(datasette, request)
+    await datasette.ensure_permissions(request.actor, [("view-table", (db.name, "dependencies"))])
     ref = unquote(request.url_vars["service"])  # the page's own links quote it
     at = request.args.get("at") or None
     try:
         depth = min(4, max(1, int(request.args.get("depth") or 2)))
     except ValueError:
         depth = 2
+    repo = _config(datasette, db.name).get("repo")
     try:
-        data = await db.execute_fn(lambda conn: build(conn, ref, at, depth))
+        data = await db.execute_fn(lambda conn: build(conn, ref, at, depth, repo))
     except DepGraphError as exc:
         raise NotFound(str(exc)) from None
     if request.url_vars.get("ext") == ".json":
         return Response.json(data, default=str)
 
     def link(sid: str, **extra: Any) -> str:
-        params = {k: v for k, v in {"at": at, "database": request.args.get("database"),
-                                    **extra}.items() if v}
-        path = datasette.urls.path(f"/-/aureacore/deps/{quote(sid)}")
+        params = {k: v for k, v in {"at": at, **extra}.items() if v}
+        path = aureacore_url(datasette, db.name, f"/deps/{quote(sid)}")
         return path + (f"?{urlencode(params)}" if params else "")
 
+    known = await db.execute("select 1 from services where id = ?", [data["service"]])
     context = {
         "data": data, "svg": render_svg(data, link), "database": db.name,
-        "json_url": datasette.urls.path(f"/-/aureacore/deps/{quote(data['service'])}.json")
+        "json_url": aureacore_url(datasette, db.name, f"/deps/{quote(data['service'])}.json")
         + (f"?{urlencode({k: v for k, v in {'at': at, 'depth': depth}.items() if v})}"),
         "link": link, "depths": [1, 2, 3, 4],
         "db_url": datasette.urls.database(db.name),
+        "overview_url": aureacore_url(datasette, db.name),
+        "service_page_url": service_url(datasette, data["service"], database=db.name)
+        if known.first() else None,
         "health_colours": HEALTH_COLOURS,
     }
     body = await datasette.render_template(TEMPLATE, context, request=request)
