@@ -152,5 +152,6 @@ def serve(
         if name not in ("_internal", "_memory"):
             echo(f"Serving {db.path} at {base}{ds.urls.database(name)}/-/aureacore")
     if root:
-        echo(f"{base}{ds.urls.path('-/auth-token')}?token={ds._root_token}")
+        echo("Log in as root (this link works once; restart serve --root for a new one):")
+        echo(f"{base}{ds.urls.path('-/aureacore/login')}?token={ds._root_token}")
     uvicorn.run(ds.app(), host=host, port=port, log_level="warning", lifespan="on")

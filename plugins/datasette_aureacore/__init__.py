@@ -54,6 +54,7 @@ MAX_FIELD = {"to": 200, "expected_head": 40, "confirm": 8, "csrftoken": 512}
 _HEAD = re.compile(r"[0-9a-fA-F]{40}")
 MARKER_TABLE = "aureacore_meta"  # a database with this table is a registry
 TIMELINE_LIMIT = 200
+CHART_POINTS = 300  # mainline commits drawn in the overview's status chart, at most
 SERVICE_COLUMNS = {"service_id", "depends_on"}
 SERVICE_TABLES = {"services", "current_services", "services_in_error"}
 COMMIT_COLUMNS = {"commit_sha", "first_commit", "last_commit", "target_commit", "new_commit",
@@ -183,12 +184,50 @@ def overview_data(conn: sqlite3.Connection) -> dict[str, Any]:
             where h.mainline = 1 order by h.seq desc, h.id desc limit 20"""),
         "last_ingest": _row(conn, "select started_at, finished_at, outcome, commits_added, "
                                   "duration_s from ingest_runs order by id desc limit 1"),
-        "recent_rollbacks": _rows(conn, "select id, attempted_at, actor_id, service_id, "
-                                        "target_commit, new_commit, outcome, message "
-                                        "from rollbacks order by id desc limit 10")
+        "recent_rollbacks": _rows(conn, """
+            select r.id, r.attempted_at, r.actor_id, r.service_id, r.target_commit,
+                   r.new_commit, r.outcome, r.message,
+                   exists (select 1 from services s where s.id = r.service_id) as service_known,
+                   exists (select 1 from commits c where c.sha = r.target_commit) as target_known
+            from rollbacks r order by r.id desc limit 10""")
         if _has_table(conn, "rollbacks") else [],
+        "status_over_time": status_over_time(conn),
     }
     return data
+
+
+def status_over_time(conn: sqlite3.Connection,
+                     points: int = CHART_POINTS) -> list[dict[str, Any]]:
+    """Services per status after each mainline commit (at most ``points`` of them, evenly
+    spread, the tip always last): one sweep over the mainline status and removal rows."""
+    commits = conn.execute("select sha, seq, committed_at from commits where mainline = 1 "
+                           "order by seq").fetchall()
+    if not commits:
+        return []
+    step = max(1, -(-len(commits) // points))
+    chosen = commits[len(commits) - 1::-step][::-1]
+    changes = conn.execute("""
+        select seq, 0 as removal, service_id, status from status where mainline = 1
+        union all
+        select seq, 1, service_id, null from history where mainline = 1 and change = 'removed'
+        order by 1, 2""")
+    current: dict[str, str] = {}
+    counts = {"CONFIGURED": 0, "ERROR": 0}
+    out = []
+    pending = next(changes, None)
+    for sha, seq, committed_at in chosen:
+        while pending is not None and pending[0] <= seq:
+            _, removal, sid, status = pending
+            before = current.pop(sid, None) if removal else current.get(sid)
+            if before in counts:
+                counts[before] -= 1
+            if not removal:
+                current[sid] = status
+                if status in counts:
+                    counts[status] += 1
+            pending = next(changes, None)
+        out.append({"commit_sha": sha, "seq": seq, "committed_at": committed_at, **counts})
+    return out
 
 
 def service_data(conn: sqlite3.Connection, sid: str) -> dict[str, Any] | None:
@@ -236,6 +275,8 @@ def service_data(conn: sqlite3.Connection, sid: str) -> dict[str, Any] | None:
             select key, change, old_value, new_value, commit_sha, committed_at, author_name
             from parameter_changes where service_id = ?
             order by seq desc, id desc limit ?""", [sid, TIMELINE_LIMIT]),
+        "parameter_changes_total": conn.execute(
+            "select count(*) from parameter_changes where service_id = ?", [sid]).fetchone()[0],
         "upstream": _rows(conn, """
             select d.depends_on as service_id, d.version_constraint, d.required,
                    t.version, t.status, coalesce(t.removed, 1) as missing
@@ -439,10 +480,16 @@ async def _registry_db(datasette, request):
 # --------------------------------------------------------------------------- views
 async def overview_view(datasette, request):
     db = await _registry_db(datasette, request)
+    from . import chart
+
     data = await db.execute_fn(overview_data)
     data["database"] = db.name
+    points = data["status_over_time"]
     return await _page(datasette, request, "aureacore_overview.html", data,
-                       request.url_vars.get("format"), database=db.name)
+                       request.url_vars.get("format"), database=db.name,
+                       status_chart=chart.render(points, lambda sha: commit_url(
+                           datasette, sha, database=db.name)),
+                       status_chart_text=chart.describe(points))
 
 
 async def service_view(datasette, request):
@@ -457,7 +504,9 @@ async def service_view(datasette, request):
     return await _page(datasette, request, "aureacore_service.html", data,
                        request.url_vars.get("format"),
                        highlighted=highlight(config.get("raw"), config.get("format")),
+                       config_lines=(config.get("raw") or "").count("\n") + 1,
                        highlight_css=highlight_css(),
+                       deps_url=aureacore_url(datasette, db.name, f"/deps/{quote(sid)}"),
                        rollback_url=service_url(datasette, sid, "/rollback", db.name),
                        database=db.name)
 
@@ -552,6 +601,38 @@ async def rollback_view(datasette, request):
                        service_id=sid, form={"to": to, "expected_head": expected or ""})
 
 
+USED_LOGIN = ("This login link has already been used: a root login link works once. "
+              "If you are logged in in another browser or tab, use that one; otherwise stop "
+              "the server and start `aureacore-db serve --root` again, which prints a new "
+              "link.")
+
+
+async def login_view(datasette, request):
+    """``/-/aureacore/login?token=…``: the root login link ``serve --root`` prints.
+    Like Datasette's ``/-/auth-token`` (single-use), but lands on the services overview
+    and says what to do when the link was already used."""
+    import secrets
+
+    token = request.args.get("token") or ""
+    expected = getattr(datasette, "_root_token", None)
+    if not expected:
+        if (request.actor or {}).get("id") == "root":  # a reload after logging in
+            return Response.redirect(await _landing(datasette))
+        raise Forbidden(USED_LOGIN)
+    if not secrets.compare_digest(token, expected):
+        raise Forbidden("This login link is not valid (a mistyped or old token). "
+                        + USED_LOGIN.split(": ", 1)[1])
+    datasette._root_token = None
+    response = Response.redirect(await _landing(datasette))
+    response.set_cookie("ds_actor", datasette.sign({"a": {"id": "root"}}, "actor"))
+    return response
+
+
+async def _landing(datasette) -> str:
+    found = await find_registries(datasette)
+    return aureacore_url(datasette, found[0]) if found else datasette.urls.instance()
+
+
 # --------------------------------------------------------------------------- hooks
 @hookimpl
 def register_routes(datasette):
@@ -564,7 +645,8 @@ def register_routes(datasette):
         (rf"{PREFIX}/services/(?P<sid>.+?){fmt}", service_view),
         (rf"{PREFIX}/commits/(?P<sha>[0-9a-fA-F]{{4,40}}){fmt}", commit_view),
     ]
-    return ([(rf"^/(?P<database>[^/]+){path}", view) for path, view in pages]
+    return ([(rf"^{PREFIX}/login$", login_view)]
+            + [(rf"^/(?P<database>[^/]+){path}", view) for path, view in pages]
             + [(rf"^{path}", view) for path, view in pages])
 
 
@@ -834,11 +916,10 @@ def render_cell(row, value, column, table, database, datasette):
     base = aureacore_url(datasette, database)
     if column in SERVICE_COLUMNS or (column in ("id", "name") and table in SERVICE_TABLES):
         # the table page links its primary key to the row page, so "name" links here too
-        sid = value if column != "name" else _row_value(row, "id")
-        if sid:
-            href = escape(f"{base}/services/{quote(sid, safe='/')}")
-            return Markup(f'<a href="{href}">{escape(value)}</a>')
-    if column in COMMIT_COLUMNS or (column == "sha" and table == "commits"):
-        if _SHA.fullmatch(value):  # hex: nothing to escape
-            return Markup(f'<a href="{base}/commits/{value}" title="{value}">{value[:10]}</a>')
+        sid = _row_value(row, "id") if column == "name" else value
+        href = escape(f"{base}/services/{quote(str(sid or value), safe='/')}")
+        return Markup(f'<a href="{href}">{escape(value)}</a>')
+    if (column in COMMIT_COLUMNS or (column == "sha" and table == "commits")) \
+            and _SHA.fullmatch(value):  # hex: nothing to escape
+        return Markup(f'<a href="{base}/commits/{value}" title="{value}">{value[:10]}</a>')
     return None
