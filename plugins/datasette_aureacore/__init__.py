@@ -504,7 +504,7 @@ async def service_view(datasette, request):
     return await _page(datasette, request, "aureacore_service.html", data,
                        request.url_vars.get("format"),
                        highlighted=highlight(config.get("raw"), config.get("format")),
-                       config_lines=(config.get("raw") or "").count("\n") + 1,
+                       config_lines=len((config.get("raw") or "").splitlines()),
                        highlight_css=highlight_css(),
                        deps_url=aureacore_url(datasette, db.name, f"/deps/{quote(sid)}"),
                        rollback_url=service_url(datasette, sid, "/rollback", db.name),
