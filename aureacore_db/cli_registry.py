@@ -71,13 +71,21 @@ def _recorded(db_path: str, repo: str | None, branch: str | None) -> tuple[str, 
 @click.option("--allow-errors", is_flag=True,
               help="Register even when only the whole tree shows errors (missing "
                    "dependency, cycle, breaking another service): the service is ERROR.")
+@click.option("--allow-breaking", is_flag=True,
+              help="Register even when the preview shows other services going into ERROR.")
+@click.option("--dry-run", is_flag=True, help="Print the preview only; write nothing.")
+@click.option("--yes", "-y", is_flag=True,
+              help="Do not ask, on a terminal, before a write that changes other "
+                   "services' status.")
 @_JSON
 def register(file: Path, db_path: str, repo: str | None, branch: str | None,
              author: str | None, message: str | None, allow_errors: bool,
-             as_json: bool) -> None:
+             allow_breaking: bool, dry_run: bool, yes: bool, as_json: bool) -> None:
     """Validate FILE (a service file), then write, commit and ingest it.
 
-    Invalid files are rejected with every problem and nothing is written.
+    Invalid files are rejected with every problem and nothing is written. First prints a
+    preview: the services whose status the write would change (those it breaks are
+    refused unless --allow-breaking) and why.
     """
     repo, branch = _defaults(db_path, repo, branch, "register ingests into it",
                              need_commits=False)  # the first service of a new repo is fine
@@ -87,14 +95,27 @@ def register(file: Path, db_path: str, repo: str | None, branch: str | None,
         raise click.ClickException(str(exc)) from exc
     try:
         registry = ServiceRegistry(db_path, repo, branch)
+        planned = registry.preview_registration(config)
+        _print_preview(planned.preview, as_json)
+        if dry_run:
+            _print_dry_run(file, planned, as_json)
+            return
+        others = [c for c in (planned.preview or {}).get("changes", []) if not c["written"]]
+        if others and not yes and not as_json and sys.stdin.isatty():
+            click.confirm(f"Register {planned.service_id} in {planned.path}?", abort=True)
+            allow_breaking = True
         result = registry.register_service(config, author=author, message=message,
-                                           strict=not allow_errors)
+                                           strict=not allow_errors,
+                                           allow_breaking=allow_breaking)
     except RegistrationRejected as exc:
         for problem in exc.problems:
             if problem.severity == "error":
                 click.echo(f"{file}: {problem.json_path}: {problem.message}", err=True)
         count = sum(p.severity == "error" for p in exc.problems)
-        click.echo(f"rejected {exc.service_id}: {count} error(s); nothing was written",
+        click.echo(f"rejected {exc.service_id}: {count} error(s); nothing was written"
+                   + ("" if allow_breaking or not any(
+                       p.message.startswith("would make ") for p in exc.problems)
+                      else " (pass --allow-breaking to break those services anyway)"),
                    err=True)
         sys.exit(1)
     except (RegistryError, GitProviderError, SourceError, IngestBusy) as exc:
@@ -157,6 +178,27 @@ def _deliver_webhooks(db_path: str) -> None:
     for run in deliver(db_path):
         click.echo(f"  webhook {run.webhook}: {run.delivered} delivered"
                    + (f", stopped: {run.error}" if run.error else ""), err=True)
+
+
+def _print_preview(preview: dict | None, as_json: bool) -> None:
+    """The services whose status the write changes (to stderr with --json)."""
+    for change in (preview or {}).get("changes", []):
+        if change["written"]:
+            continue
+        verb = "breaks" if change["breaks"] else "fixes" if change["fixes"] else "changes"
+        click.echo(f"  {verb} {change['service_id']}: {change['before'] or 'absent'} -> "
+                   f"{change['after'] or 'absent'} ({change['reason']})", err=as_json)
+
+
+def _print_dry_run(file: Path, planned, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    if as_json:
+        click.echo(json.dumps({"dry_run": True, **planned.as_dict()}, indent=2))
+        return
+    for problem in planned.problems:
+        if problem.severity == "error":
+            click.echo(f"{file}: {problem.json_path}: {problem.message}")
+    click.echo(f"{planned.service_id}: would be {planned.status} ({planned.path}); dry run: "
+               "nothing was written")
 
 
 COMMANDS = [register, sync]
