@@ -136,11 +136,17 @@ def register(file: Path, db_path: str, repo: str | None, branch: str | None,
 @_JSON
 @click.option("--deliver/--no-deliver", "deliver_events", default=True, show_default=True,
               help="Then send configured webhooks their undelivered events.")
+@click.option("--watch", "watch_interval", default=None, metavar="INTERVAL",
+              help="Keep polling every INTERVAL (e.g. 30s, 5m) and sync on change; backs "
+                   "off while the remote is down; SIGTERM or Ctrl-C stops it.")
 def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool,
-         deliver_events: bool) -> None:
+         deliver_events: bool, watch_interval: str | None) -> None:
     """Pull the config repository and ingest what changed; print the changes."""
     repo, branch = _defaults(db_path, repo, branch, "sync ingests into it",
                              need_commits=True)
+    if watch_interval is not None:
+        _watch(db_path, repo, branch, watch_interval, deliver_events)
+        return
     try:
         result = ServiceRegistry(db_path, repo, branch).sync_configurations()
     except (RegistryError, GitProviderError, SourceError, IngestBusy) as exc:
@@ -159,6 +165,36 @@ def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool,
                    f"{change['status']}")
     if deliver_events:
         _deliver_webhooks(db_path)
+
+
+def _watch(db_path: str, repo: str, branch: str, interval_text: str,
+           deliver_events: bool) -> None:
+    """``sync --watch``: sync every INTERVAL until SIGTERM / Ctrl-C; a clean exit (0)."""
+    from .watch import parse_interval, stop_on_signals, watch
+
+    try:
+        interval = parse_interval(interval_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--watch") from None
+    stop = stop_on_signals()
+
+    def once():  # type: ignore[no-untyped-def]
+        result = ServiceRegistry(db_path, repo, branch).sync_configurations()
+        if deliver_events and result.changed:
+            _deliver_webhooks(db_path)
+        return result
+
+    def describe(result) -> str | None:  # type: ignore[no-untyped-def]
+        if not result.changed:
+            return None
+        return (f"synced {(result.new_tip or '-')[:12]}: {len(result.new_commits)} new "
+                f"commit(s), {len(result.status_changes)} status change(s)")
+
+    click.echo(f"watching {repo} ({branch}) every {interval:g}s; SIGTERM or Ctrl-C stops",
+               err=True)
+    rounds = watch(once, interval, stop=stop, describe=describe,
+                   echo=lambda line: click.echo(line, err=True))
+    click.echo(f"stopped after {rounds} round(s)", err=True)
 
 
 def _deliver_webhooks(db_path: str) -> None:
