@@ -70,21 +70,6 @@ class Preview:
         """Services in ERROR that the write repairs."""
         return [c for c in self.changes if c.fixes]
 
-    def lines(self) -> list[str]:
-        """The preview as text, one line each (nothing when no status changes)."""
-        out = []
-        if self.breaks:
-            out.append(f"breaks {len(self.breaks)} service(s):")
-            out += [f"  {c.line()}" for c in self.breaks]
-        if self.fixes:
-            out.append(f"fixes {len(self.fixes)} service(s):")
-            out += [f"  {c.line()}" for c in self.fixes]
-        rest = [c for c in self.changes if not c.fixes and not (c.breaks and not c.written)]
-        if rest:
-            out.append("other status changes:")
-            out += [f"  {c.line()}" for c in rest]
-        return out
-
     def as_dict(self) -> dict[str, Any]:
         return {"base": self.base, "subject": self.subject,
                 "subject_after": self.subject_after, "subject_reason": self.subject_reason,

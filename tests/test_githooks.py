@@ -269,3 +269,10 @@ def test_a_burst_of_pushes_is_one_sync_after_the_running_one(forge):
     results = [d["sync_result"][:16] for d in forge.deliveries()]
     # the running sync pulled after all five pushes; the four queued ones shared one more
     assert results == ["5 new commit(s),"] + ["0 new commit(s),"] * 4
+
+
+def test_the_route_is_its_own_datasette_entry_point():
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    points = tomllib.loads(pyproject.read_text())["project"]["entry-points"]["datasette"]
+    assert points["aureacore_githooks"] == "datasette_aureacore.githooks"
