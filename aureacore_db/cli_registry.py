@@ -71,13 +71,21 @@ def _recorded(db_path: str, repo: str | None, branch: str | None) -> tuple[str, 
 @click.option("--allow-errors", is_flag=True,
               help="Register even when only the whole tree shows errors (missing "
                    "dependency, cycle, breaking another service): the service is ERROR.")
+@click.option("--allow-breaking", is_flag=True,
+              help="Register even when the preview shows other services going into ERROR.")
+@click.option("--dry-run", is_flag=True, help="Print the preview only; write nothing.")
+@click.option("--yes", "-y", is_flag=True,
+              help="Do not ask, on a terminal, before a write that changes other "
+                   "services' status.")
 @_JSON
 def register(file: Path, db_path: str, repo: str | None, branch: str | None,
              author: str | None, message: str | None, allow_errors: bool,
-             as_json: bool) -> None:
+             allow_breaking: bool, dry_run: bool, yes: bool, as_json: bool) -> None:
     """Validate FILE (a service file), then write, commit and ingest it.
 
-    Invalid files are rejected with every problem and nothing is written.
+    Invalid files are rejected with every problem and nothing is written. First prints a
+    preview: the services whose status the write would change (those it breaks are
+    refused unless --allow-breaking) and why.
     """
     repo, branch = _defaults(db_path, repo, branch, "register ingests into it",
                              need_commits=False)  # the first service of a new repo is fine
@@ -87,14 +95,27 @@ def register(file: Path, db_path: str, repo: str | None, branch: str | None,
         raise click.ClickException(str(exc)) from exc
     try:
         registry = ServiceRegistry(db_path, repo, branch)
+        planned = registry.preview_registration(config)
+        _print_preview(planned.preview, as_json)
+        if dry_run:
+            _print_dry_run(file, planned, as_json)
+            return
+        others = [c for c in (planned.preview or {}).get("changes", []) if not c["written"]]
+        if others and not yes and not as_json and sys.stdin.isatty():
+            click.confirm(f"Register {planned.service_id} in {planned.path}?", abort=True)
+            allow_breaking = True
         result = registry.register_service(config, author=author, message=message,
-                                           strict=not allow_errors)
+                                           strict=not allow_errors,
+                                           allow_breaking=allow_breaking)
     except RegistrationRejected as exc:
         for problem in exc.problems:
             if problem.severity == "error":
                 click.echo(f"{file}: {problem.json_path}: {problem.message}", err=True)
         count = sum(p.severity == "error" for p in exc.problems)
-        click.echo(f"rejected {exc.service_id}: {count} error(s); nothing was written",
+        click.echo(f"rejected {exc.service_id}: {count} error(s); nothing was written"
+                   + ("" if allow_breaking or not any(
+                       p.message.startswith("would make ") for p in exc.problems)
+                      else " (pass --allow-breaking to break those services anyway)"),
                    err=True)
         sys.exit(1)
     except (RegistryError, GitProviderError, SourceError, IngestBusy) as exc:
@@ -115,11 +136,17 @@ def register(file: Path, db_path: str, repo: str | None, branch: str | None,
 @_JSON
 @click.option("--deliver/--no-deliver", "deliver_events", default=True, show_default=True,
               help="Then send configured webhooks their undelivered events.")
+@click.option("--watch", "watch_interval", default=None, metavar="INTERVAL",
+              help="Keep polling every INTERVAL (e.g. 30s, 5m) and sync on change; backs "
+                   "off while the remote is down; SIGTERM or Ctrl-C stops it.")
 def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool,
-         deliver_events: bool) -> None:
+         deliver_events: bool, watch_interval: str | None) -> None:
     """Pull the config repository and ingest what changed; print the changes."""
     repo, branch = _defaults(db_path, repo, branch, "sync ingests into it",
                              need_commits=True)
+    if watch_interval is not None:
+        _watch(db_path, repo, branch, watch_interval, deliver_events)
+        return
     try:
         result = ServiceRegistry(db_path, repo, branch).sync_configurations()
     except (RegistryError, GitProviderError, SourceError, IngestBusy) as exc:
@@ -140,6 +167,36 @@ def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool,
         _deliver_webhooks(db_path)
 
 
+def _watch(db_path: str, repo: str, branch: str, interval_text: str,
+           deliver_events: bool) -> None:
+    """``sync --watch``: sync every INTERVAL until SIGTERM / Ctrl-C; a clean exit (0)."""
+    from .watch import parse_interval, stop_on_signals, watch
+
+    try:
+        interval = parse_interval(interval_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--watch") from None
+    stop = stop_on_signals()
+
+    def once():  # type: ignore[no-untyped-def]
+        result = ServiceRegistry(db_path, repo, branch).sync_configurations()
+        if deliver_events and result.changed:
+            _deliver_webhooks(db_path)
+        return result
+
+    def describe(result) -> str | None:  # type: ignore[no-untyped-def]
+        if not result.changed:
+            return None
+        return (f"synced {(result.new_tip or '-')[:12]}: {len(result.new_commits)} new "
+                f"commit(s), {len(result.status_changes)} status change(s)")
+
+    click.echo(f"watching {repo} ({branch}) every {interval:g}s; SIGTERM or Ctrl-C stops",
+               err=True)
+    rounds = watch(once, interval, stop=stop, describe=describe,
+                   echo=lambda line: click.echo(line, err=True))
+    click.echo(f"stopped after {rounds} round(s)", err=True)
+
+
 def _deliver_webhooks(db_path: str) -> None:
     """Send webhooks what they have not received yet (events of this sync, or older ones
     a receiver missed while it was down)."""
@@ -157,6 +214,27 @@ def _deliver_webhooks(db_path: str) -> None:
     for run in deliver(db_path):
         click.echo(f"  webhook {run.webhook}: {run.delivered} delivered"
                    + (f", stopped: {run.error}" if run.error else ""), err=True)
+
+
+def _print_preview(preview: dict | None, as_json: bool) -> None:
+    """The services whose status the write changes (to stderr with --json)."""
+    for change in (preview or {}).get("changes", []):
+        if change["written"]:
+            continue
+        verb = "breaks" if change["breaks"] else "fixes" if change["fixes"] else "changes"
+        click.echo(f"  {verb} {change['service_id']}: {change['before'] or 'absent'} -> "
+                   f"{change['after'] or 'absent'} ({change['reason']})", err=as_json)
+
+
+def _print_dry_run(file: Path, planned, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    if as_json:
+        click.echo(json.dumps({"dry_run": True, **planned.as_dict()}, indent=2))
+        return
+    for problem in planned.problems:
+        if problem.severity == "error":
+            click.echo(f"{file}: {problem.json_path}: {problem.message}")
+    click.echo(f"{planned.service_id}: would be {planned.status} ({planned.path}); dry run: "
+               "nothing was written")
 
 
 COMMANDS = [register, sync]

@@ -101,15 +101,27 @@ def _cli_actor(actor: str | None, repo_path: str | None) -> dict[str, Any]:
 @click.option("--repo", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help=REPO_HELP)
 @click.option("--actor", help="Who rolls back (default: $USER); becomes the commit author.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", "-y", is_flag=True,
+              help="Do not ask for confirmation (a rollback that breaks other services "
+                   "still needs --allow-breaking).")
+@click.option("--allow-breaking", is_flag=True,
+              help="With --yes: roll back even when the preview shows other services "
+                   "going into ERROR.")
+@click.option("--dry-run", is_flag=True, help="Print the preview only; write nothing.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the plan, its preview and the result as JSON.")
 def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str | None,
-             yes: bool) -> None:
+             yes: bool, allow_breaking: bool, dry_run: bool, as_json: bool) -> None:
     """Roll SERVICE back to its configuration at commit --to.
 
     Writes the exact bytes of that version to the service's path as a new commit on the
-    branch (pushed to origin if there is one) and ingests it. Refuses to touch a working
-    tree with uncommitted changes. Every attempt is logged in the rollbacks table.
+    branch (pushed to origin if there is one) and ingests it. First prints a preview: the
+    services whose status the rollback would change (e.g. those it breaks) and why.
+    Refuses to touch a working tree with uncommitted changes. Every attempt is logged in
+    the rollbacks table.
     """
+    import json
+
     from .db import connect, get_meta
     from .gitsource import SourceError
     from .ingest import IngestBusy, ingest
@@ -131,31 +143,73 @@ def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str
     except (SourceError, IngestBusy) as exc:
         raise click.ClickException(str(exc)) from exc
     who = _cli_actor(actor, repo_path)
-    confirm = yes
     try:
         plan = describe(db_path, service, to, repo_path=repo)
-    except LookupError:
+    except LookupError as exc:
+        if dry_run:
+            raise click.ClickException(str(exc)) from None
         plan = None  # rollback() below records and reports the refusal
+    echo = (lambda text, **kw: click.echo(text, err=True)) if as_json else click.echo
+    if plan is not None:
+        _print_plan(service, plan, echo)
+        if plan["target"]["status"] == "ERROR":  # said even with --yes
+            click.secho(f"warning: the version of {service} at "
+                        f"{plan['target']['commit_sha'][:7]} was ERROR", fg="yellow", err=True)
+    if dry_run:
+        if as_json:
+            click.echo(json.dumps({"dry_run": True, **plan}, indent=2, default=str))
+        else:
+            echo("dry run: nothing was written")
+        return
+    breaks = bool(plan and plan["preview"] and plan["preview"]["breaks"])
+    confirm, allowed = yes, allow_breaking
     if plan is not None and not yes:
         if not sys.stdin.isatty():
             raise click.ClickException("not on a terminal: pass --yes to roll back")
-        current, target = plan["current"], plan["target"]
-        click.echo(f"{service}: now version {current['version'] or '?'} "
-                   f"({current['status']}, config {(current['config_id'] or '-')[:7]})")
-        click.echo(f"  back to version {target['version'] or '?'} of commit "
-                   f"{target['commit_sha'][:7]} ({target['status']}, "
-                   f"config {(target['config_id'] or '-')[:7]})")
-        if target["status"] == "ERROR":
-            click.secho("  warning: that version was ERROR", fg="yellow")
-        click.confirm(f"Commit this to {plan['branch']} in {plan['repo']}?", abort=True)
-        confirm = True
+        question = f"Commit this to {plan['branch']} in {plan['repo']}?"
+        if breaks:
+            question = (f"This breaks {len(plan['preview']['breaks'])} other service(s). "
+                        + question)
+        click.confirm(question, abort=True, err=as_json)
+        confirm = allowed = True
     tip = plan["tip"] if plan else None
     try:
         result = do_rollback(db_path, service, to, actor=who, repo_path=repo,
-                             expected_head=tip, confirm=confirm, via="cli")
+                             expected_head=tip, confirm=confirm, allow_breaking=allowed,
+                             via="cli")
     except RollbackRefused as refused:
-        raise click.ClickException(f"{refused.result.outcome}: {refused}") from None
+        if as_json:
+            click.echo(json.dumps(refused.result.as_dict(), indent=2, default=str))
+            sys.exit(1)
+        hint = " Pass --allow-breaking to roll back anyway." \
+            if refused.result.outcome == "breaking" else ""
+        raise click.ClickException(f"{refused.result.outcome}: {refused}{hint}") from None
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, default=str))
+        return
     click.echo(result.message)
+
+
+def _print_plan(service: str, plan: dict[str, Any], echo: Any) -> None:
+    """What the rollback will do, and the services whose status it changes."""
+    current, target = plan["current"], plan["target"]
+    echo(f"{service}: now version {current['version'] or '?'} "
+         f"({current['status']}, config {(current['config_id'] or '-')[:7]})")
+    echo(f"  back to version {target['version'] or '?'} of commit "
+         f"{target['commit_sha'][:7]} ({target['status']}, "
+         f"config {(target['config_id'] or '-')[:7]})")
+    preview = plan.get("preview")
+    if preview is None:
+        return
+    if preview["subject_after"] == "ERROR":
+        echo(f"  {service} would be ERROR at the tip: {preview['subject_reason']}")
+    others = [c for c in preview["changes"] if not c["written"]]
+    if not others:
+        echo("  no other service changes status")
+    for change in others:
+        verb = "breaks" if change["breaks"] else "fixes" if change["fixes"] else "changes"
+        echo(f"  {verb} {change['service_id']}: {change['before'] or 'absent'} -> "
+             f"{change['after'] or 'absent'} ({change['reason']})")
 
 
 @click.command()

@@ -54,6 +54,7 @@ from .ingest import Ingest, IngestResult
 from .locks import file_lock
 from .models import Service, ServiceConfig, ServiceStatus
 from .parsing import parse_config
+from .preview import Preview, preview_write
 from .timestamps import now_iso
 from .tree import ROOT_FILES, SERVICES_DIR, BlobReader, TreeState
 from .validation import Problem, check_config
@@ -132,6 +133,7 @@ class RegistrationResult:
     message: str
     problems: list[Problem] = field(default_factory=list)
     ingest: dict[str, Any] | None = None
+    preview: dict[str, Any] | None = None  # preview.Preview.as_dict() of the write
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -171,6 +173,8 @@ class _Plan:
     file_errors: bool  # errors that the file alone shows
     unchanged: bool
     existing: bool  # the service is declared at the tip already
+    preview: Preview | None = None  # the statuses the branch would have after the write
+    breaks: list[Problem] = field(default_factory=list)  # "would make X ERROR" problems
 
 
 # -- the registry ---------------------------------------------------------------------
@@ -290,9 +294,9 @@ class ServiceRegistry:
         tip_tree = repo[tip].peel(pygit2.Commit).tree if tip else None
         unchanged = tip_tree is not None and all(
             _blob_at(repo, tip_tree, rel) == data for rel, data in files.items())
-        tree = _candidate_tree(repo, tip_tree, files)
-        candidate = state.copy()
-        step = candidate.advance(tip_tree, repo[tree])
+        preview = preview_write(repo, tip, files, state=state, subject=sid)
+        candidate, step = preview.candidate, preview.step
+        assert candidate is not None and step is not None
         data = files[path]
         file_check = check_config(parse_config(data, path))
         problems: list[Problem] = [p for p in own if p not in file_check.problems]
@@ -305,15 +309,28 @@ class ServiceRegistry:
             problems.extend(verdict.problems)
         else:
             problems.extend(file_check.problems)
-        for other, new, old in step.verdicts:
-            if other != sid and new is not None and new.status == "ERROR" and (
-                    old is None or old.status != "ERROR"):
-                problems.append(Problem("error", "dependency",
-                                        f"would make {other} ERROR: {new.message}",
-                                        "$", None))
+        breaks = [Problem("error", "dependency", f"would make {c.service_id} ERROR: {c.reason}",
+                          "$", None) for c in preview.breaks]
+        problems.extend(breaks)
         file_errors = any(p.severity == "error" for p in own) or file_check.has_errors \
             or declared != sid
-        return _Plan(sid, path, files, problems, file_errors, unchanged, sid in state.by_id)
+        return _Plan(sid, path, files, problems, file_errors, unchanged, sid in state.by_id,
+                     preview, breaks)
+
+    def preview_registration(self, service: Service | ServiceConfig) -> RegistrationResult:
+        """What registering ``service`` would do, writing nothing: ``preview`` (the status
+        changes, :func:`~aureacore_db.preview.preview_write`) and ``problems``."""
+        service = _as_service(service)
+        if service.config is None:
+            raise RegistrationRejected(service.id, service.validate())
+        self._ensure_clone()
+        repo = self.git.open()
+        plan = self._plan(repo, self.git.tip(repo), service)
+        after = plan.preview.subject_after if plan.preview else None
+        return RegistrationResult(service.id, plan.path, None, after or "PENDING",
+                                  "unchanged" if plan.unchanged else "dry run: not written",
+                                  plan.problems,
+                                  preview=plan.preview.as_dict() if plan.preview else None)
 
     def _tree_state(self, repo: pygit2.Repository, tip: str | None) -> TreeState:
         """The tip's :class:`TreeState`, moved incrementally from the cached one."""
@@ -360,8 +377,12 @@ class ServiceRegistry:
     # -- registration -----------------------------------------------------------
     def register_service(self, service: Service | ServiceConfig, *,
                          author: str | None = None, message: str | None = None,
-                         strict: bool | None = None) -> RegistrationResult:
-        """Validate, write, commit (and push), ingest; see the module docstring."""
+                         strict: bool | None = None,
+                         allow_breaking: bool = False) -> RegistrationResult:
+        """Validate, write, commit (and push), ingest; see the module docstring.
+
+        ``allow_breaking`` lets a strict registration through when its only whole-tree
+        errors are other services it puts into ERROR (see ``result.preview``)."""
         service = _as_service(service)
         if service.config is None:
             raise RegistrationRejected(service.id, service.validate())
@@ -372,7 +393,8 @@ class ServiceRegistry:
             repo = self.git.open()
             tip = self.git.tip(repo)
             plan = self._plan(repo, tip, service)
-            errors = [p for p in plan.problems if p.severity == "error"]
+            errors = [p for p in plan.problems if p.severity == "error"
+                      and not (allow_breaking and p in plan.breaks)]
             if plan.file_errors or (strict and errors):
                 raise RegistrationRejected(service.id, plan.problems)
             if plan.unchanged:
@@ -382,7 +404,7 @@ class ServiceRegistry:
                 status = current.status if current else ServiceStatus("PENDING")
                 return RegistrationResult(service.id, plan.path, None, status.state,
                                           status.message or "unchanged", plan.problems,
-                                          ingest.as_dict())
+                                          ingest.as_dict(), _preview_dict(plan))
             sha = self._write_and_commit(tip, plan, service, author, message)
             ingest_error = None
             try:
@@ -401,7 +423,8 @@ class ServiceRegistry:
             text = (f"committed as {sha[:12]}; ingest failed ({ingest_error}); the next "
                     "sync catches up")
         return RegistrationResult(service.id, plan.path, sha, status, text or "",
-                                  plan.problems, result.as_dict() if result else None)
+                                  plan.problems, result.as_dict() if result else None,
+                                  _preview_dict(plan))
 
     def _write_and_commit(self, tip: str | None, plan: _Plan, service: Service,
                           author: str | None, message: str | None) -> str:
@@ -700,15 +723,8 @@ def _blob_at(repo: pygit2.Repository, tree: pygit2.Tree | None, rel: str) -> byt
     return repo[obj.id].data if obj.type == pygit2.enums.ObjectType.BLOB else None
 
 
-def _candidate_tree(repo: pygit2.Repository, base: pygit2.Tree | None,
-                    files: dict[str, bytes]) -> pygit2.Oid:
-    """``base`` with ``files`` written in (objects go to the odb; nothing else changes)."""
-    index = pygit2.Index()
-    if base is not None:
-        index.read_tree(base)
-    for rel, data in files.items():
-        index.add(pygit2.IndexEntry(rel, repo.create_blob(data), pygit2.GIT_FILEMODE_BLOB))
-    return index.write_tree(repo)
+def _preview_dict(plan: _Plan) -> dict[str, Any] | None:
+    return plan.preview.as_dict() if plan.preview else None
 
 
 def _root_file_with(repo: pygit2.Repository, tip: str, state: TreeState, service: Service,

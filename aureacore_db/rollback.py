@@ -44,6 +44,7 @@ OUTCOME_STATUS = {
     "not_found": 404,
     "no_change": 400,
     "needs_confirm": 400,
+    "breaking": 409,
     "stale_head": 409,
     "dirty": 409,
     "push_rejected": 409,
@@ -72,6 +73,8 @@ class RollbackResult:
     pushed: bool = False
     id: int | None = None
     target_status: str | None = field(default=None, repr=False)
+    preview: dict[str, Any] | None = None  # preview.Preview.as_dict() of the write
+    status_changes: list[dict[str, Any]] = field(default_factory=list)  # after ingest
 
     @property
     def ok(self) -> bool:
@@ -178,6 +181,7 @@ def rollback(
     repo_path: str | os.PathLike | None = None,
     expected_head: str | None = None,
     confirm: bool = False,
+    allow_breaking: bool | None = None,
     via: str = "api",
 ) -> RollbackResult:
     """Roll ``service_id`` back to its configuration at commit ``to``.
@@ -185,8 +189,11 @@ def rollback(
     ``to`` is a commit (full or short sha, or any revision pygit2 understands) whose
     version of the service is restored. ``expected_head`` is the branch head the caller
     saw (a moved branch is refused); ``confirm`` is needed to restore a version that was
-    ERROR. Returns the result on success; raises :class:`RollbackRefused` otherwise. The
-    attempt is recorded in ``rollbacks`` either way.
+    ERROR. Before writing, the statuses the branch would have are previewed
+    (:func:`~aureacore_db.preview.preview_write`, on ``result.preview``); a rollback that
+    puts other services into ERROR is refused (outcome ``breaking``) unless
+    ``allow_breaking`` (default: ``confirm``). Returns the result on success; raises
+    :class:`RollbackRefused` otherwise. The attempt is recorded in ``rollbacks`` either way.
     """
     db_path = Path(db_path)
     who = normalize_actor(actor)
@@ -197,7 +204,9 @@ def rollback(
         try:
             ensure_rollbacks_table(db)
             try:
-                source, branch = _rollback_locked(db, result, who, repo_path, confirm)
+                source, branch = _rollback_locked(
+                    db, result, who, repo_path, confirm,
+                    confirm if allow_breaking is None else allow_breaking)
             except _Refuse as refusal:
                 result.outcome, result.message = refusal.outcome, str(refusal)
                 _record(db, result, who, via)
@@ -214,7 +223,8 @@ def rollback(
 
 
 def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: Actor,
-                     repo_path: str | os.PathLike | None, confirm: bool) -> tuple[str, str]:
+                     repo_path: str | os.PathLike | None, confirm: bool,
+                     allow_breaking: bool) -> tuple[str, str]:
     """The checks and the Git work; fills ``result``; returns (ingest source, branch)."""
     branch = get_meta(db, "branch") or "main"
     source = get_meta(db, "source")
@@ -258,6 +268,14 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
     if target["status"] == "ERROR" and not confirm:
         raise _Refuse("needs_confirm", f"the version of {sid} at {result.target_commit[:7]} "
                       "was ERROR; confirm to roll back to it anyway")
+    preview = _preview(repo, str(head), result)
+    result.preview = preview.as_dict()
+    if preview.breaks and not allow_breaking:
+        raise _Refuse("breaking", f"rolling {sid} back to {result.target_commit[:7]} would put "
+                      f"{len(preview.breaks)} other service(s) into ERROR: "
+                      + "; ".join(c.line() for c in preview.breaks[:5])
+                      + (" …" if len(preview.breaks) > 5 else "")
+                      + ". Nothing was written.")
     checked_out = _checked_out(repo, ref_name)
     if checked_out:
         dirty = _uncommitted(repo, git_path(result.path))
@@ -299,6 +317,37 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
                       f"{result.new_commit[:7]}" + (" (pushed to origin)" if result.pushed
                                                     else ""))
     return source or path_text, branch
+
+
+def _preview(repo: pygit2.Repository, head: str, result: RollbackResult):  # -> Preview
+    """The statuses the branch would have with the target's bytes at the service's path."""
+    from .preview import preview_write
+
+    blob = repo.get(result.to_config or "")
+    if not isinstance(blob, pygit2.Blob):
+        raise _Refuse("not_found", f"config {result.to_config} is not a blob in the repository")
+    return preview_write(repo, head, {git_path(result.path or ""): blob.data},
+                         subject=result.service_id)
+
+
+def _status_changes(db_path: Path, commit: str | None) -> list[dict[str, Any]]:
+    """The status rows the rollback commit wrote (services whose status it moved)."""
+    if not commit:
+        return []
+    db = connect(db_path)
+    try:
+        return [dict(r) for r in db.query(
+            "select service_id, previous_status, status, message from status "
+            "where commit_sha = ? and coalesce(previous_status, '') != coalesce(status, '') "
+            "order by service_id", [commit])]
+    finally:
+        db.close()
+
+
+def status_summary(changes: list[dict[str, Any]]) -> str:
+    """``a/b CONFIGURED -> ERROR, c/d ERROR -> CONFIGURED`` (empty: none moved)."""
+    return ", ".join(f"{c['service_id']} {c['previous_status'] or 'absent'} -> "
+                     f"{c['status'] or 'absent'}" for c in changes)
 
 
 def _open_repo(path: str) -> pygit2.Repository:
@@ -437,6 +486,10 @@ def _ingest_after(db_path: Path, result: RollbackResult, actor: Actor, via: str,
         result.message += f"; ingest failed ({type(exc).__name__}: {exc}), run it again"
         record_attempt(db_path, result, actor, via)
         return
+    result.status_changes = _status_changes(db_path, result.new_commit)
+    if result.status_changes:
+        result.message += f"; status changed: {status_summary(result.status_changes)}"
+        record_attempt(db_path, result, actor, via)
     try:
         from .events import ROLLBACK, record_event
     except ImportError:  # pragma: no cover - events module is optional
@@ -485,18 +538,37 @@ def describe(db_path: str | os.PathLike, service_id: str, to: str, *,
                              "where id = ?", [service_id]).fetchone()
         if service is None:
             raise LookupError(f"no service {service_id!r} in the database")
+        branch = get_meta(db, "branch") or "main"
         try:
-            target = _resolve_target(db, _open_repo(path_text), service_id, to)
+            repo = _open_repo(path_text)
+            target = _resolve_target(db, repo, service_id, to)
         except _Refuse as refusal:
             raise LookupError(str(refusal)) from None
         version = db.execute("select version from configs where id = ?",
                              [target["config_id"]]).fetchone()
         return {
             "service_id": service_id, "repo": path_text,
-            "branch": get_meta(db, "branch") or "main", "tip": get_meta(db, "tip"),
+            "branch": branch, "tip": get_meta(db, "tip"),
             "current": {"config_id": service[0], "path": service[1], "version": service[2],
                         "status": service[3]},
             "target": {**target, "version": version[0] if version else None},
+            "preview": _describe_preview(repo, branch, service_id, service[0],
+                                         service[1] or target["path"], target),
         }
     finally:
         db.close()
+
+
+def _describe_preview(repo: pygit2.Repository, branch: str, sid: str, current: str | None,
+                      path: str | None, target: dict[str, Any]) -> dict[str, Any] | None:
+    """The preview of the rollback :func:`describe` plans (None when it would be refused
+    before any write: same version, no file, unsafe path, branch missing)."""
+    if not target["config_id"] or target["config_id"] == current or not _safe_path(path):
+        return None
+    try:
+        head = str(repo.references[f"refs/heads/{branch}"].resolve().target)
+        plan = RollbackResult(service_id=sid, target_commit=target["commit_sha"],
+                              actor_id="-", to_config=target["config_id"], path=path)
+        return _preview(repo, head, plan).as_dict()
+    except (KeyError, _Refuse):
+        return None

@@ -50,7 +50,8 @@ PERMISSION = "aureacore-rollback"
 PREFIX = "/-/aureacore"
 DISTRIBUTION = "aureacore-db"  # Datasette serves our static/ at /-/static-plugins/<this>/
 MAX_FORM_BYTES = 4096  # a rollback form is a few short fields
-MAX_FIELD = {"to": 200, "expected_head": 40, "confirm": 8, "csrftoken": 512}
+MAX_FIELD = {"to": 200, "expected_head": 40, "confirm": 8, "allow_breaking": 8,
+             "csrftoken": 512}
 _HEAD = re.compile(r"[0-9a-fA-F]{40}")
 MARKER_TABLE = "aureacore_meta"  # a database with this table is a registry
 TIMELINE_LIMIT = 200
@@ -543,7 +544,9 @@ def _truthy(value: str | None) -> bool:
 
 
 async def rollback_view(datasette, request):
-    """POST: roll the service back to the version at form field ``to``."""
+    """POST: roll the service back to the version at form field ``to``. A rollback that
+    would break other services answers with the preview and a confirm form (which sends
+    ``allow_breaking=1``)."""
     from aureacore_db.rollback import (
         RollbackRefused,
         RollbackResult,
@@ -581,7 +584,8 @@ async def rollback_view(datasette, request):
     try:
         result = await asyncio.to_thread(
             rollback, db.path, sid, to, actor=actor, repo_path=repo, expected_head=expected,
-            confirm=_truthy(form.get("confirm")), via="web")
+            confirm=_truthy(form.get("confirm")),
+            allow_breaking=_truthy(form.get("allow_breaking")), via="web")
     except RollbackRefused as refused:
         result = refused.result
         if result.outcome == "stale_head":  # so that a reload shows the branch as it is
@@ -661,7 +665,8 @@ def _guard_posts(app):
     reads it whole, up to MAX_FORM_BYTES (else 413) and must be UTF-8 (else 400)."""
     async def guarded(scope, receive, send):
         if scope.get("type") != "http" or scope.get("method") != "POST" or (
-                f"{PREFIX}/" not in scope.get("path", "")):
+                f"{PREFIX}/" not in scope.get("path", "")) or scope.get(
+                "path", "").endswith(f"{PREFIX}/hooks/git"):  # githooks.py bounds its own
             return await app(scope, receive, send)
         body = bytearray()
         more = True
