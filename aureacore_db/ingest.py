@@ -21,7 +21,7 @@ import pygit2
 import sqlite_utils
 
 from . import __version__
-from .db import PER_COMMIT, connect, create_indexes, get_meta, set_meta
+from .db import connect, get_meta, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED, STATUS_MESSAGE_CHANGED
 from .gitpath import meta_text
 from .gitsource import (
@@ -36,6 +36,7 @@ from .leafdiff import dump, flat_changes
 from .locks import file_lock
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, prepared
+from .tables import PER_COMMIT, upgrade
 from .timestamps import git_time_iso, now_iso
 from .tree import BlobReader, Change, Entry, Step, TreeState, Verdict, service_ref
 from .urls import public_url, scrub
@@ -344,7 +345,7 @@ class Ingest:
         """Remember a completed run's tip, so the next run can take the append path;
         build the indexes left out of a first bulk load."""
         if self._indexes_deferred:
-            create_indexes(self.db)
+            upgrade(self.db)
         with self.db.atomic():
             count = self.db.execute("select count(*) from commits").fetchone()[0]
             set_meta(self.db, "complete_tip", str(tip.id))

@@ -60,12 +60,6 @@ from .validation import Problem, check_config
 
 log = logging.getLogger(__name__)
 
-REGISTRATIONS = {
-    "id": int, "service_id": str, "path": str, "commit_sha": str, "parent_sha": str,
-    "status": str, "message": str, "author": str, "registered_at": str, "checked_at": str,
-}
-
-
 # -- errors -------------------------------------------------------------------------
 class RegistryError(Exception):
     """A registry operation failed; the message says why."""
@@ -599,7 +593,6 @@ class ServiceRegistry:
     def _db(self) -> Iterator[sqlite_utils.Database]:
         db = connect(self.db_path)
         try:
-            ensure_registry_schema(db)
             yield db
         finally:
             db.close()
@@ -646,23 +639,6 @@ class ServiceRegistry:
 
 
 # -- helpers ------------------------------------------------------------------------------
-def ensure_registry_schema(db: sqlite_utils.Database) -> None:
-    """The registry's own table (registrations and their PENDING -> final status).
-
-    Plain ``if not exists`` statements, each its own implicit transaction, so that
-    processes starting at once wait on SQLite's busy timeout instead of failing.
-    """
-    if "registrations" in db.table_names():
-        return
-    columns = ", ".join(f"[{name}] {'integer' if kind is int else 'text'}"
-                        + (" primary key" if name == "id" else "")
-                        for name, kind in REGISTRATIONS.items())
-    db.execute(f"create table if not exists registrations ({columns})")
-    for cols in (("status",), ("service_id", "id"), ("commit_sha",)):
-        db.execute(f"create index if not exists idx_registrations_{'_'.join(cols)} "
-                   f"on registrations ({', '.join(cols)})")
-
-
 def default_workdir(repo: str, db_path: Path) -> Path:
     """Where a URL (or bare repository) is cloned for editing: the one clone that
     ingest uses too (:func:`~aureacore_db.gitsource.clone_dir`)."""

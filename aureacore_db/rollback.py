@@ -27,14 +27,8 @@ from .db import connect, get_meta
 from .gitpath import git_path, path_bytes
 from .gitpath import path_text as shown_path
 from .gitprovider import GitProvider, GitProviderError
+from .tables import ensure_rollbacks_table  # (also imported by the plugin)
 from .timestamps import now_iso
-
-ROLLBACKS_COLUMNS: dict[str, type] = {
-    "id": int, "attempted_at": str, "actor_id": str, "actor": str, "via": str,
-    "service_id": str, "target_commit": str, "from_config": str, "to_config": str,
-    "path": str, "expected_head": str, "head_before": str, "new_commit": str,
-    "pushed": int, "outcome": str, "message": str,
-}
 
 # outcome -> HTTP status the web layer answers with
 OUTCOME_STATUS = {
@@ -96,12 +90,6 @@ class RollbackRefused(Exception):
     @property
     def status(self) -> int:
         return self.result.http_status
-
-
-def ensure_rollbacks_table(db: sqlite_utils.Database) -> None:
-    """Create the ``rollbacks`` table (and its index) if missing."""
-    db["rollbacks"].create(ROLLBACKS_COLUMNS, pk="id", if_not_exists=True)
-    db["rollbacks"].create_index(["service_id", "id"], if_not_exists=True)
 
 
 def normalize_actor(actor: Actor | str | None) -> Actor:
