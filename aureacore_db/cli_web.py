@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .cli_common import check_source, require_registry
+from .names import ERROR
 
 DB_HELP = "Registry database (from aureacore-db ingest)."
 REPO_HELP = "Config repository to commit to (default: the one the database was ingested from)."
@@ -145,7 +146,7 @@ def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str
         click.echo(f"  back to version {target['version'] or '?'} of commit "
                    f"{target['commit_sha'][:7]} ({target['status']}, "
                    f"config {(target['config_id'] or '-')[:7]})")
-        if target["status"] == "ERROR":
+        if target["status"] == ERROR:
             click.secho("  warning: that version was ERROR", fg="yellow")
         click.confirm(f"Commit this to {plan['branch']} in {plan['repo']}?", abort=True)
         confirm = True

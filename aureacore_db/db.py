@@ -35,6 +35,11 @@ def get_meta(db: sqlite_utils.Database, key: str) -> str | None:
     return row[0] if row else None
 
 
+def delete_meta(db: sqlite_utils.Database, *keys: str) -> None:
+    db.execute(f"delete from aureacore_meta where key in ({', '.join('?' * len(keys))})",
+               list(keys))
+
+
 def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
     db.execute(
         "insert into aureacore_meta (key, value) values (?, ?) "

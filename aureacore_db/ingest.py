@@ -21,7 +21,7 @@ import pygit2
 import sqlite_utils
 
 from . import __version__
-from .db import connect, get_meta, set_meta
+from .db import connect, delete_meta, get_meta, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED, STATUS_MESSAGE_CHANGED
 from .gitpath import meta_text
 from .gitsource import (
@@ -34,6 +34,7 @@ from .gitsource import (
 )
 from .leafdiff import dump, flat_changes
 from .locks import file_lock
+from .names import ERROR
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, prepared
 from .tables import PER_COMMIT, upgrade
@@ -190,7 +191,8 @@ class Ingest:
         counts = db.execute(
             "select (select count(*) from commits), "
             "(select count(*) from services where removed = 0), "
-            "(select count(*) from services where removed = 0 and status = 'ERROR')").fetchone()
+            "(select count(*) from services where removed = 0 and status = ?)",
+            [ERROR]).fetchone()
         result.commits, result.services, result.services_in_error = counts
         result.duration_s = round(time.monotonic() - started, 3)
         return result
@@ -212,8 +214,7 @@ class Ingest:
                                    f"({','.join('?' * len(kinds))})", kinds)
                     else:
                         db.execute(f"delete from {table}")
-                db.execute("delete from aureacore_meta where key in ('complete_tip', "
-                           "'complete_count')")
+                delete_meta(db, "complete_tip", "complete_count")
             result.commits_removed = count
             result.note = ("the shallow clone's history changed (unshallowed or deepened): "
                            f"re-ingested it in full (replacing {count:,} commits)")

@@ -53,6 +53,7 @@ from .gitsource import clone_dir, drop_bare_cache, is_url
 from .ingest import Ingest, IngestResult
 from .locks import file_lock
 from .models import Service, ServiceConfig, ServiceStatus
+from .names import ERROR, PENDING
 from .parsing import parse_config
 from .timestamps import now_iso
 from .tree import ROOT_FILES, SERVICES_DIR, BlobReader, TreeState
@@ -188,7 +189,7 @@ class ServiceRegistry:
         self.lock_timeout = lock_timeout
         self.strict = strict
         if workdir is None and _needs_clone(self.repo):
-            workdir = default_workdir(self.repo, self.db_path)
+            workdir = clone_dir(self.repo, self.db_path)
         self.git = GitProvider(self.repo, branch, workdir=workdir, timeout=timeout)
         self._subscribers: list[Subscription] = []
         self._state: tuple[str | None, TreeState, pygit2.Repository] | None = None
@@ -216,8 +217,8 @@ class ServiceRegistry:
             found = [self._service_from_row(db, row)
                      for row in db.query(sql + " order by id", params)]
             known = {s.id for s in found}
-            for reg in db.query("select * from registrations where status = 'PENDING' "
-                                "order by id"):
+            for reg in db.query("select * from registrations where status = ? "
+                                "order by id", [PENDING]):
                 if reg["service_id"] not in known and (
                         namespace is None or reg["service_id"].startswith(namespace + "/")):
                     found.append(self._pending_service(db, reg))
@@ -237,7 +238,7 @@ class ServiceRegistry:
         service = Service.from_row(row, config_row, problems, checked[0] if checked else None)
         pending = self._pending_registration(db, row["id"])
         if pending is not None:
-            service.status = ServiceStatus("PENDING", pending["message"] or "",
+            service.status = ServiceStatus(PENDING, pending["message"] or "",
                                            pending["registered_at"])
         return service
 
@@ -245,7 +246,7 @@ class ServiceRegistry:
     def _pending_registration(db: sqlite_utils.Database,
                               service_id: str) -> dict[str, Any] | None:
         return _row(db, "select * from registrations where service_id = ? and "
-                        "status = 'PENDING' order by id desc limit 1", [service_id])
+                        "status = ? order by id desc limit 1", [service_id, PENDING])
 
     def _pending_service(self, db: sqlite_utils.Database, reg: dict[str, Any]) -> Service:
         namespace, _, name = reg["service_id"].partition("/")
@@ -257,7 +258,7 @@ class ServiceRegistry:
             except ValueError:
                 config = None
         return Service(name, namespace, config,
-                       ServiceStatus("PENDING", reg["message"] or "", reg["registered_at"]),
+                       ServiceStatus(PENDING, reg["message"] or "", reg["registered_at"]),
                        reg["registered_at"], reg["path"], reg["commit_sha"])
 
     # -- validation ------------------------------------------------------------
@@ -300,8 +301,8 @@ class ServiceRegistry:
         else:
             problems.extend(file_check.problems)
         for other, new, old in step.verdicts:
-            if other != sid and new is not None and new.status == "ERROR" and (
-                    old is None or old.status != "ERROR"):
+            if other != sid and new is not None and new.status == ERROR and (
+                    old is None or old.status != ERROR):
                 problems.append(Problem("error", "dependency",
                                         f"would make {other} ERROR: {new.message}",
                                         "$", None))
@@ -373,7 +374,7 @@ class ServiceRegistry:
                 ingest = self._ingest()
                 self._deliver()
                 current = self.get_service(service.id)
-                status = current.status if current else ServiceStatus("PENDING")
+                status = current.status if current else ServiceStatus(PENDING)
                 return RegistrationResult(service.id, plan.path, None, status.state,
                                           status.message or "unchanged", plan.problems,
                                           ingest.as_dict())
@@ -389,7 +390,7 @@ class ServiceRegistry:
                 reg = _row(db, "select * from registrations where commit_sha = ? and "
                                "service_id = ? order by id desc limit 1", [sha, service.id])
             self._deliver()
-        status = reg["status"] if reg else "PENDING"
+        status = reg["status"] if reg else PENDING
         text = reg["message"] if reg else ""
         if ingest_error is not None:
             text = (f"committed as {sha[:12]}; ingest failed ({ingest_error}); the next "
@@ -423,7 +424,7 @@ class ServiceRegistry:
             with db.atomic():
                 reg_id = db["registrations"].insert({
                     "service_id": plan.service_id, "path": plan.path, "commit_sha": sha,
-                    "parent_sha": tip, "status": "PENDING",
+                    "parent_sha": tip, "status": PENDING,
                     "message": "registered, not yet validated", "author": author,
                     "registered_at": now_iso()}).last_pk
         if self._has_remote():
@@ -519,11 +520,10 @@ class ServiceRegistry:
         commit, since ids are reused; None: no rewrite).
         """
         with self._db() as db:
-            row = db.execute("select value from aureacore_meta where key = 'tip'").fetchone()
-            if row is None or pulled.new_tip is None or row[0] == pulled.new_tip:
+            old = get_meta(db, "tip")
+            if old is None or pulled.new_tip is None or old == pulled.new_tip:
                 return None
             repo = self.git.open()
-            old = row[0]
             if old in repo and repo.descendant_of(pulled.new_tip, old):
                 return None
             return ({tuple(r) for r in db.execute(
@@ -547,23 +547,23 @@ class ServiceRegistry:
                                repo: pygit2.Repository) -> None:
         """Give PENDING registrations whose commit was ingested their real status."""
         pending = list(db.query("select id, service_id, commit_sha from registrations "
-                                "where status = 'PENDING'"))
+                                "where status = ?", [PENDING]))
         if not pending:
             return
-        tip = _row(db, "select value from aureacore_meta where key = 'tip'", [])
+        tip = get_meta(db, "tip")
         updates = []
         for reg in pending:
             commit = _row(db, "select seq from commits where sha = ?", [reg["commit_sha"]])
             if commit is None:
-                if tip and _lost(repo, reg["commit_sha"], tip["value"]):
-                    updates.append(("ERROR", "commit is no longer on the branch "
+                if tip and _lost(repo, reg["commit_sha"], tip):
+                    updates.append((ERROR, "commit is no longer on the branch "
                                     "(history was rewritten)", reg["id"]))
                 continue
             status = _row(db, "select status, message from status where service_id = ? and "
                               "mainline = 1 and seq <= ? order by seq desc limit 1",
                           [reg["service_id"], commit["seq"]])
             if status is None:
-                updates.append(("ERROR", "the commit does not declare this service",
+                updates.append((ERROR, "the commit does not declare this service",
                                 reg["id"]))
             else:
                 updates.append((status["status"], status["message"] or "", reg["id"]))
@@ -639,12 +639,6 @@ class ServiceRegistry:
 
 
 # -- helpers ------------------------------------------------------------------------------
-def default_workdir(repo: str, db_path: Path) -> Path:
-    """Where a URL (or bare repository) is cloned for editing: the one clone that
-    ingest uses too (:func:`~aureacore_db.gitsource.clone_dir`)."""
-    return clone_dir(repo, db_path)
-
-
 def _needs_clone(repo: str) -> bool:
     if is_url(repo):
         return True

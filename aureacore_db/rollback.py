@@ -10,11 +10,9 @@ Used by the Datasette plugin (web POST) and by ``aureacore-db rollback``.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,8 @@ from .db import connect, get_meta
 from .gitpath import git_path, path_bytes
 from .gitpath import path_text as shown_path
 from .gitprovider import GitProvider, GitProviderError
+from .locks import file_lock
+from .names import ERROR
 from .tables import ensure_rollbacks_table  # (also imported by the plugin)
 from .timestamps import now_iso
 
@@ -139,15 +139,9 @@ def _record(db: sqlite_utils.Database, result: RollbackResult, actor: Actor, via
     return result.id
 
 
-@contextmanager
-def _rollback_lock(db_path: Path) -> Iterator[None]:
+def _rollback_lock(db_path: Path) -> AbstractContextManager[None]:
     """One rollback at a time per database."""
-    with open(db_path.with_name(db_path.name + ".rollback.lock"), "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(db_path.with_name(db_path.name + ".rollback.lock"))
 
 
 class _Refuse(Exception):
@@ -242,7 +236,7 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
     if result.to_config == result.from_config:
         raise _Refuse("no_change", f"{sid} is already at that version "
                       f"(config {result.to_config[:7]})")
-    if target["status"] == "ERROR" and not confirm:
+    if target["status"] == ERROR and not confirm:
         raise _Refuse("needs_confirm", f"the version of {sid} at {result.target_commit[:7]} "
                       "was ERROR; confirm to roll back to it anyway")
     checked_out = _checked_out(repo, ref_name)

@@ -22,6 +22,7 @@ import pygit2
 import semantic_version
 
 from .gitpath import git_path, path_text
+from .names import CONFIGURED, DEFAULT_NAMESPACE, ERROR
 from .parsing import (
     DEFAULT_MAX_BYTES,
     ParseResult,
@@ -41,15 +42,12 @@ from .validation import (
 ROOT_FILES = ("aureacore.yaml", "aureacore.yml", "aureacore.json")
 SERVICES_DIR = "services"
 DEFAULT_SCHEMA_DIR = "schemas"
-DEFAULT_NAMESPACE = "default"
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # use fullmatch: "a\n" is no label
 
 
 def is_dns_label(value: object) -> bool:
     """True for a DNS label (lowercase, digits, inner '-', at most 63 characters)."""
     return isinstance(value, str) and len(value) <= 63 and DNS_LABEL.fullmatch(value) is not None
-
-PENDING, CONFIGURED, ERROR = "PENDING", "CONFIGURED", "ERROR"
 
 _KIND_BY_MODE = {
     pygit2.GIT_FILEMODE_BLOB: "blob",
