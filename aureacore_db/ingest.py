@@ -21,6 +21,7 @@ import pygit2
 import sqlite_utils
 
 from . import __version__
+from .blobs import BlobReader, Entry
 from .db import connect, delete_meta, get_meta, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED, STATUS_MESSAGE_CHANGED
 from .gitpath import meta_text
@@ -39,9 +40,11 @@ from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, prepared
 from .tables import PER_COMMIT, upgrade
 from .timestamps import git_time_iso, now_iso
-from .tree import BlobReader, Change, Entry, Step, TreeState, Verdict, service_ref
+from .tree import Change, Step, TreeState
 from .urls import public_url, scrub
 from .validation import ConfigCheck, Problem, checked_config
+from .verdicts import Verdict
+from .versions import service_ref
 
 BATCH_COMMITS = 1000
 BATCH_SECONDS = 5.0
