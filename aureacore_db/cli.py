@@ -229,20 +229,11 @@ def _demo_losses(db_path: Path) -> str:
     return f" (its {made} rollback{'s' if made != 1 else ''} and their commits are discarded)"
 
 
-# Commands of other areas live in their own modules, each exposing COMMANDS.
-_COMMAND_MODULES = ("cli_web", "cli_registry", "cli_events")
-
-
 def _register_commands() -> None:
-    import importlib
+    """Commands of other areas live in their own modules, each exposing COMMANDS."""
+    from . import cli_events, cli_registry, cli_web
 
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.{name}":
-                continue
-            raise
+    for module in (cli_web, cli_registry, cli_events):
         for command in module.COMMANDS:
             cli.add_command(command)
 

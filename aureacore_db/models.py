@@ -20,7 +20,7 @@ import yaml
 from .names import DEFAULT_NAMESPACE, PENDING, STATES, State
 from .parsing import DEFAULT_MAX_BYTES, parse_config
 from .timestamps import now_iso
-from .validation import DEFAULT_SCHEMA_VERSION, Problem, check_config, dependency_fields
+from .validation import Problem, check_config, dependency_fields
 
 # Top-level keys of a schema-1.x service file, in the order files are written.
 _KNOWN_KEYS = (
@@ -50,10 +50,6 @@ class ServiceDependency:
     @property
     def is_required(self) -> bool:
         return self.required is not False
-
-    def target(self, namespace: str) -> str:
-        """Service id of the dependency (a bare name means ``namespace``)."""
-        return self.service if "/" in self.service else f"{namespace}/{self.service}"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {} if self.service is None else {"service": self.service}
@@ -94,10 +90,6 @@ class ServiceConfig:
     _had_dependencies: bool = field(default=False, repr=False, compare=False)
 
     # -- identity -------------------------------------------------------------
-    @property
-    def effective_schema_version(self) -> str:
-        return self.schema_version or DEFAULT_SCHEMA_VERSION
-
     def service_id(self, default_namespace: str = DEFAULT_NAMESPACE) -> str:
         return f"{self.namespace or default_namespace}/{self.name}"
 

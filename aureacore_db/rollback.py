@@ -434,10 +434,8 @@ def _ingest_after(db_path: Path, result: RollbackResult, actor: Actor, via: str,
         result.message += f"; ingest failed ({type(exc).__name__}: {exc}), run it again"
         record_attempt(db_path, result, actor, via)
         return
-    try:
-        from .events import ROLLBACK, record_event
-    except ImportError:  # pragma: no cover - events module is optional
-        return
+    from .events import ROLLBACK, record_event
+
     db = connect(db_path)
     try:
         with db.atomic():
