@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pygit2
 
+from .blobs import BlobReader
 from .gitpath import path_text
+from .layout import ROOT_FILES, SERVICES_DIR
 from .parsing import (
     DEFAULT_MAX_BYTES,
     ParseResult,
@@ -29,7 +31,7 @@ from .parsing import (
     parse_config,
     too_large,
 )
-from .tree import ROOT_FILES, SERVICES_DIR, BlobReader, TreeState
+from .tree import TreeState
 from .validation import Problem, check_config
 
 SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv"}

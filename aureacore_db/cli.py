@@ -102,7 +102,7 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
         f"[{result.duration_s:.1f}s]"
     )
     if result.services == 0 and result.commits:
-        from .tree import ROOT_FILES, SERVICES_DIR
+        from .layout import ROOT_FILES, SERVICES_DIR
 
         click.secho(f"No service files found at {result.branch}'s tip. Looked for a root file "
                     f"({', '.join(ROOT_FILES)}) listing services, or *.yaml / *.yml / *.json "
@@ -145,7 +145,7 @@ def validate(paths: tuple[Path, ...], max_size: int, warnings: bool) -> None:
 
 def _has_services(folder: Path) -> bool:
     """Whether a folder is a config repository (services/ or a root file)."""
-    from .tree import ROOT_FILES, SERVICES_DIR
+    from .layout import ROOT_FILES, SERVICES_DIR
 
     return (folder / SERVICES_DIR).is_dir() or any((folder / name).is_file()
                                                    for name in ROOT_FILES)
@@ -229,20 +229,11 @@ def _demo_losses(db_path: Path) -> str:
     return f" (its {made} rollback{'s' if made != 1 else ''} and their commits are discarded)"
 
 
-# Commands of other areas live in their own modules, each exposing COMMANDS.
-_COMMAND_MODULES = ("cli_web", "cli_registry", "cli_events")
-
-
 def _register_commands() -> None:
-    import importlib
+    """Commands of other areas live in their own modules, each exposing COMMANDS."""
+    from . import cli_events, cli_registry, cli_web
 
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.{name}":
-                continue
-            raise
+    for module in (cli_web, cli_registry, cli_events):
         for command in module.COMMANDS:
             cli.add_command(command)
 

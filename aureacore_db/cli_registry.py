@@ -14,6 +14,7 @@ from .gitprovider import GitProviderError
 from .gitsource import SourceError, is_url
 from .ingest import IngestBusy
 from .models import ConfigError, ServiceConfig
+from .names import CONFIGURED
 from .registry import RegistrationRejected, RegistryError, ServiceRegistry
 
 _DB = click.option("--db", "db_path", default="registry.db", show_default=True,
@@ -125,7 +126,7 @@ def register(file: Path, db_path: str, repo: str | None, branch: str | None,
         return
     where = f"commit {result.commit[:12]}" if result.commit else "no change"
     click.echo(f"{result.service_id}: {result.status} ({where}, {result.path})")
-    if result.message and result.status != "CONFIGURED":
+    if result.message and result.status != CONFIGURED:
         click.echo(f"  {result.message}")
 
 

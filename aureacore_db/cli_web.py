@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .cli_common import check_source, require_registry
+from .names import ERROR
 
 DB_HELP = "Registry database (from aureacore-db ingest)."
 REPO_HELP = "Config repository to commit to (default: the one the database was ingested from)."
@@ -152,7 +153,7 @@ def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str
     echo = (lambda text, **kw: click.echo(text, err=True)) if as_json else click.echo
     if plan is not None:
         _print_plan(service, plan, echo)
-        if plan["target"]["status"] == "ERROR":  # said even with --yes
+        if plan["target"]["status"] == ERROR:  # said even with --yes
             click.secho(f"warning: the version of {service} at "
                         f"{plan['target']['commit_sha'][:7]} was ERROR", fg="yellow", err=True)
     if dry_run:
@@ -201,7 +202,7 @@ def _print_plan(service: str, plan: dict[str, Any], echo: Any) -> None:
     preview = plan.get("preview")
     if preview is None:
         return
-    if preview["subject_after"] == "ERROR":
+    if preview["subject_after"] == ERROR:
         echo(f"  {service} would be ERROR at the tip: {preview['subject_reason']}")
     others = [c for c in preview["changes"] if not c["written"]]
     if not others:

@@ -42,23 +42,10 @@ log = logging.getLogger(__name__)
 SECRET_ENV = "AUREACORE_GIT_HOOK_SECRET"
 MAX_BODY = 1024 * 1024  # 1 MiB: a push payload of a few hundred commits fits
 TABLE = "git_hook_deliveries"
-DELIVERY_COLUMNS: dict[str, type] = {
-    "id": int, "received_at": str, "forge": str, "event": str, "delivery_id": str,
-    "ref": str, "outcome": str, "reason": str, "sync_result": str, "finished_at": str,
-}
 # outcomes: refused (not verified, or a replay), ignored (verified, nothing to do),
 # accepted (sync queued), then synced or failed once the sync ran
 VERIFIED = ("accepted", "ignored", "synced", "failed")
 MAX_TEXT = 200  # header values and refs are cut to this length in the log
-
-
-def ensure_hook_schema(db: sqlite_utils.Database) -> None:
-    """Create the ``git_hook_deliveries`` table and its index if missing."""
-    if TABLE in db.table_names():
-        return
-    with _writing(db):
-        db[TABLE].create(DELIVERY_COLUMNS, pk="id", if_not_exists=True)
-        db[TABLE].create_index(["forge", "delivery_id"], if_not_exists=True)
 
 
 @contextmanager
@@ -212,7 +199,6 @@ def receive(db_path: str | Path, headers: Mapping[str, str], body: bytes,
     with _LOG_LOCK:
         db = connect(db_path)
         try:
-            ensure_hook_schema(db)
 
             def seen(forge: str, delivery: str) -> bool:
                 marks = ",".join("?" * len(VERIFIED))
@@ -237,7 +223,6 @@ def log_refusal(db_path: str | Path, reason: str, headers: Mapping[str, str]) ->
     verdict = Verdict(413, "refused", reason, forge, _cut(event), _cut(delivery))
     db = connect(db_path)
     try:
-        ensure_hook_schema(db)
         with _writing(db):
             return int(db[TABLE].insert(verdict.row()).last_pk)
     finally:
@@ -248,7 +233,6 @@ def finish(db_path: str | Path, ids: list[int], outcome: str, summary: str) -> N
     """Mark accepted deliveries synced / failed with the sync's summary."""
     db = connect(db_path)
     try:
-        ensure_hook_schema(db)
         now = now_iso()
         with _writing(db):
             db.conn.executemany(f"update {TABLE} set outcome = ?, sync_result = ?, "

@@ -34,9 +34,6 @@ def clone_dir(source: str, db_path: Path) -> Path:
     return db_path.parent / f"{db_path.name}.repos" / f"{slug or 'repo'}-{digest}"
 
 
-cache_dir_for = clone_dir  # the name of earlier releases
-
-
 def drop_bare_cache(target: Path) -> None:
     """Remove a bare cache clone an earlier release left at ``target`` (it is cloned
     again as a working clone; it held nothing that is not at the URL)."""

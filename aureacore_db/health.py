@@ -36,66 +36,6 @@ PASSING, WARNING, CRITICAL = "passing", "warning", "critical"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_CONCURRENCY = 16
 
-HEALTH_COLUMNS = {
-    "id": int, "service_id": str, "url": str, "checked_at": str, "state": str,
-    "status_code": int, "latency_ms": float, "error": str,
-}
-
-_SUMMARY = """
-    with checks as (
-        select * from health_checks {where}
-    ), answered as (
-        select service_id, latency_ms,
-               row_number() over (partition by service_id order by latency_ms) as rn,
-               count(*) over (partition by service_id) as n
-        from checks where status_code is not null and latency_ms is not null
-    ), pct as (
-        select service_id,
-               min(case when rn * 100 >= n * 50 then latency_ms end) as p50_latency_ms,
-               min(case when rn * 100 >= n * 95 then latency_ms end) as p95_latency_ms
-        from answered group by service_id
-    )
-    select c.service_id,
-           count(*) as checks,
-           sum(c.state = 'passing') as passing,
-           sum(c.state = 'warning') as warning,
-           sum(c.state = 'critical') as critical,
-           round(1.0 * sum(c.state != 'critical') / count(*), 4) as uptime,
-           round(1.0 * sum(c.state = 'passing') / count(*), 4) as passing_share,
-           p.p50_latency_ms, p.p95_latency_ms,
-           min(c.checked_at) as first_checked, max(c.checked_at) as last_checked
-    from checks c left join pct p on p.service_id = c.service_id
-    group by c.service_id order by c.service_id
-"""
-
-HEALTH_VIEWS = {
-    "current_health": """
-        with ranked as (
-            select h.*,
-                   row_number() over (partition by service_id
-                                      order by checked_at desc, id desc) as rn,
-                   case when state is lag(state) over (partition by service_id
-                                                       order by checked_at, id)
-                        then 0 else 1 end as changed
-            from health_checks h
-        ), since as (
-            select service_id, max(checked_at) as since from ranked where changed = 1
-            group by service_id
-        )
-        select r.service_id, r.state, r.status_code, r.latency_ms, r.error, r.url,
-               r.checked_at, s.since
-        from ranked r
-        join since s on s.service_id = r.service_id
-        join services v on v.id = r.service_id and v.removed = 0
-        where r.rn = 1
-        order by r.service_id
-    """,
-    "health_summary": _SUMMARY.format(where=""),
-    "health_summary_24h": _SUMMARY.format(
-        where="where checked_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-1 day')"),
-}
-
-
 @dataclass(frozen=True)
 class Target:
     """A service to probe."""
@@ -123,15 +63,6 @@ class CheckResult:
     @property
     def changed(self) -> bool:
         return self.state != self.previous_state
-
-
-def ensure_health_schema(db: sqlite_utils.Database) -> None:
-    """Create the ``health_checks`` table, its index and the health views."""
-    with db.atomic():
-        db["health_checks"].create(HEALTH_COLUMNS, pk="id", if_not_exists=True)
-        db["health_checks"].create_index(["service_id", "checked_at"], if_not_exists=True)
-        for name, sql in HEALTH_VIEWS.items():
-            db.create_view(name, sql.strip(), replace=True)
 
 
 def state_of(status_code: int | None, expected_status: int | None = None) -> str:
@@ -268,7 +199,6 @@ def check_once(db_path: str | Path, *, concurrency: int = DEFAULT_CONCURRENCY,
     own ``interval_s``) and record the results."""
     db = connect(db_path)
     try:
-        ensure_health_schema(db)
         found = targets(db)
         if only_due:
             last = last_checks(db)

@@ -21,7 +21,8 @@ import pygit2
 import sqlite_utils
 
 from . import __version__
-from .db import PER_COMMIT, connect, create_indexes, get_meta, set_meta
+from .blobs import BlobReader, Entry
+from .db import connect, delete_meta, get_meta, set_meta
 from .events import KIND_OF_CHANGE, STATUS_CHANGED, STATUS_MESSAGE_CHANGED
 from .gitpath import meta_text
 from .gitsource import (
@@ -34,12 +35,16 @@ from .gitsource import (
 )
 from .leafdiff import dump, flat_changes
 from .locks import file_lock
+from .names import ERROR
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, prepared
+from .tables import PER_COMMIT, upgrade
 from .timestamps import git_time_iso, now_iso
-from .tree import BlobReader, Change, Entry, Step, TreeState, Verdict, service_ref
+from .tree import Change, Step, TreeState
 from .urls import public_url, scrub
 from .validation import ConfigCheck, Problem, checked_config
+from .verdicts import Verdict
+from .versions import service_ref
 
 BATCH_COMMITS = 1000
 BATCH_SECONDS = 5.0
@@ -189,7 +194,8 @@ class Ingest:
         counts = db.execute(
             "select (select count(*) from commits), "
             "(select count(*) from services where removed = 0), "
-            "(select count(*) from services where removed = 0 and status = 'ERROR')").fetchone()
+            "(select count(*) from services where removed = 0 and status = ?)",
+            [ERROR]).fetchone()
         result.commits, result.services, result.services_in_error = counts
         result.duration_s = round(time.monotonic() - started, 3)
         return result
@@ -211,8 +217,7 @@ class Ingest:
                                    f"({','.join('?' * len(kinds))})", kinds)
                     else:
                         db.execute(f"delete from {table}")
-                db.execute("delete from aureacore_meta where key in ('complete_tip', "
-                           "'complete_count')")
+                delete_meta(db, "complete_tip", "complete_count")
             result.commits_removed = count
             result.note = ("the shallow clone's history changed (unshallowed or deepened): "
                            f"re-ingested it in full (replacing {count:,} commits)")
@@ -344,7 +349,7 @@ class Ingest:
         """Remember a completed run's tip, so the next run can take the append path;
         build the indexes left out of a first bulk load."""
         if self._indexes_deferred:
-            create_indexes(self.db)
+            upgrade(self.db)
         with self.db.atomic():
             count = self.db.execute("select count(*) from commits").fetchone()[0]
             set_meta(self.db, "complete_tip", str(tip.id))

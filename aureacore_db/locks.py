@@ -10,18 +10,21 @@ from pathlib import Path
 
 
 @contextmanager
-def file_lock(path: Path, timeout: float, busy: Callable[[], Exception]) -> Iterator[None]:
+def file_lock(path: Path, timeout: float | None = None,
+              busy: Callable[[], Exception] | None = None) -> Iterator[None]:
     """Hold an exclusive lock on ``path``, waiting up to ``timeout`` seconds (0: don't
-    wait); then raise ``busy()``."""
+    wait; None: as long as it takes); then raise ``busy()``."""
     with open(path, "a+") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
+        if timeout is None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        deadline = time.monotonic() + (timeout or 0)
+        while timeout is not None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise busy() from None
+                    raise (busy() if busy else TimeoutError(f"{path} is locked")) from None
                 time.sleep(0.02)
         try:
             yield

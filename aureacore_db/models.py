@@ -13,17 +13,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
+from .names import DEFAULT_NAMESPACE, PENDING, STATES, State
 from .parsing import DEFAULT_MAX_BYTES, parse_config
 from .timestamps import now_iso
-from .validation import DEFAULT_SCHEMA_VERSION, Problem, check_config
-
-State = Literal["PENDING", "CONFIGURED", "ERROR"]
-STATES: tuple[State, ...] = ("PENDING", "CONFIGURED", "ERROR")
-DEFAULT_NAMESPACE = "default"
+from .validation import Problem, check_config, dependency_fields
 
 # Top-level keys of a schema-1.x service file, in the order files are written.
 _KNOWN_KEYS = (
@@ -54,10 +51,6 @@ class ServiceDependency:
     def is_required(self) -> bool:
         return self.required is not False
 
-    def target(self, namespace: str) -> str:
-        """Service id of the dependency (a bare name means ``namespace``)."""
-        return self.service if "/" in self.service else f"{namespace}/{self.service}"
-
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {} if self.service is None else {"service": self.service}
         if self.version_constraint is not None:
@@ -69,16 +62,11 @@ class ServiceDependency:
 
     @classmethod
     def from_value(cls, value: Any) -> ServiceDependency:
-        if isinstance(value, str):
-            return cls(value)
-        if not isinstance(value, Mapping):
+        fields = dependency_fields(value)
+        if fields is None:
             raise ConfigError(f"a dependency must be a mapping, not {type(value).__name__}")
-        data = dict(value)
-        service = data.pop("service", None)
-        constraint = data.pop("version_constraint", None)
-        required = data.pop("required", None)
         # values are kept as written (even mistyped) so validation sees the file as it is
-        return cls(service, constraint, required, data)
+        return cls(*fields)
 
 
 @dataclass
@@ -102,10 +90,6 @@ class ServiceConfig:
     _had_dependencies: bool = field(default=False, repr=False, compare=False)
 
     # -- identity -------------------------------------------------------------
-    @property
-    def effective_schema_version(self) -> str:
-        return self.schema_version or DEFAULT_SCHEMA_VERSION
-
     def service_id(self, default_namespace: str = DEFAULT_NAMESPACE) -> str:
         return f"{self.namespace or default_namespace}/{self.name}"
 
@@ -265,7 +249,7 @@ class ServiceStatus:
 
     @classmethod
     def pending(cls, message: str = "registered, not yet validated") -> ServiceStatus:
-        return cls("PENDING", message, now_iso())
+        return cls(PENDING, message, now_iso())
 
     def to_dict(self) -> dict[str, Any]:
         return {"state": self.state, "message": self.message,
@@ -282,7 +266,7 @@ class ServiceStatus:
                  problems: tuple[Problem, ...] = ()) -> ServiceStatus:
         """From a ``status`` row (``status``, ``message``, ``checked_at``) or a
         ``services`` row (``status``, ``status_message``, ``last_updated``)."""
-        state = row.get("status") or "PENDING"
+        state = row.get("status") or PENDING
         message = row.get("message", row.get("status_message")) or ""
         checked = row.get("checked_at", row.get("last_updated"))
         return cls(state, message, checked, problems)

@@ -16,8 +16,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 import pygit2
 
+from .blobs import BlobReader, Updates, tree_updates, walk_tree
 from .parsing import is_config_path
-from .tree import BlobReader, Updates, tree_updates, walk_tree
 from .validation import ConfigCheck
 
 CHUNK = 64  # commits per task

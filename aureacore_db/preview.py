@@ -15,7 +15,8 @@ from typing import Any
 
 import pygit2
 
-from .tree import ERROR, BlobReader, Step, TreeState, Verdict
+from .names import ERROR
+from .tree import BlobReader, Step, TreeState, Verdict
 from .validation import Problem
 
 

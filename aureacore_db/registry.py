@@ -53,6 +53,7 @@ from .gitsource import clone_dir, drop_bare_cache, is_url
 from .ingest import Ingest, IngestResult
 from .locks import file_lock
 from .models import Service, ServiceConfig, ServiceStatus
+from .names import ERROR, PENDING
 from .parsing import parse_config
 from .preview import Preview, preview_write
 from .timestamps import now_iso
@@ -60,12 +61,6 @@ from .tree import ROOT_FILES, SERVICES_DIR, BlobReader, TreeState
 from .validation import Problem, check_config
 
 log = logging.getLogger(__name__)
-
-REGISTRATIONS = {
-    "id": int, "service_id": str, "path": str, "commit_sha": str, "parent_sha": str,
-    "status": str, "message": str, "author": str, "registered_at": str, "checked_at": str,
-}
-
 
 # -- errors -------------------------------------------------------------------------
 class RegistryError(Exception):
@@ -198,7 +193,7 @@ class ServiceRegistry:
         self.lock_timeout = lock_timeout
         self.strict = strict
         if workdir is None and _needs_clone(self.repo):
-            workdir = default_workdir(self.repo, self.db_path)
+            workdir = clone_dir(self.repo, self.db_path)
         self.git = GitProvider(self.repo, branch, workdir=workdir, timeout=timeout)
         self._subscribers: list[Subscription] = []
         self._state: tuple[str | None, TreeState, pygit2.Repository] | None = None
@@ -226,8 +221,8 @@ class ServiceRegistry:
             found = [self._service_from_row(db, row)
                      for row in db.query(sql + " order by id", params)]
             known = {s.id for s in found}
-            for reg in db.query("select * from registrations where status = 'PENDING' "
-                                "order by id"):
+            for reg in db.query("select * from registrations where status = ? "
+                                "order by id", [PENDING]):
                 if reg["service_id"] not in known and (
                         namespace is None or reg["service_id"].startswith(namespace + "/")):
                     found.append(self._pending_service(db, reg))
@@ -247,7 +242,7 @@ class ServiceRegistry:
         service = Service.from_row(row, config_row, problems, checked[0] if checked else None)
         pending = self._pending_registration(db, row["id"])
         if pending is not None:
-            service.status = ServiceStatus("PENDING", pending["message"] or "",
+            service.status = ServiceStatus(PENDING, pending["message"] or "",
                                            pending["registered_at"])
         return service
 
@@ -255,7 +250,7 @@ class ServiceRegistry:
     def _pending_registration(db: sqlite_utils.Database,
                               service_id: str) -> dict[str, Any] | None:
         return _row(db, "select * from registrations where service_id = ? and "
-                        "status = 'PENDING' order by id desc limit 1", [service_id])
+                        "status = ? order by id desc limit 1", [service_id, PENDING])
 
     def _pending_service(self, db: sqlite_utils.Database, reg: dict[str, Any]) -> Service:
         namespace, _, name = reg["service_id"].partition("/")
@@ -267,7 +262,7 @@ class ServiceRegistry:
             except ValueError:
                 config = None
         return Service(name, namespace, config,
-                       ServiceStatus("PENDING", reg["message"] or "", reg["registered_at"]),
+                       ServiceStatus(PENDING, reg["message"] or "", reg["registered_at"]),
                        reg["registered_at"], reg["path"], reg["commit_sha"])
 
     # -- validation ------------------------------------------------------------
@@ -327,7 +322,7 @@ class ServiceRegistry:
         repo = self.git.open()
         plan = self._plan(repo, self.git.tip(repo), service)
         after = plan.preview.subject_after if plan.preview else None
-        return RegistrationResult(service.id, plan.path, None, after or "PENDING",
+        return RegistrationResult(service.id, plan.path, None, after or PENDING,
                                   "unchanged" if plan.unchanged else "dry run: not written",
                                   plan.problems,
                                   preview=plan.preview.as_dict() if plan.preview else None)
@@ -401,7 +396,7 @@ class ServiceRegistry:
                 ingest = self._ingest()
                 self._deliver()
                 current = self.get_service(service.id)
-                status = current.status if current else ServiceStatus("PENDING")
+                status = current.status if current else ServiceStatus(PENDING)
                 return RegistrationResult(service.id, plan.path, None, status.state,
                                           status.message or "unchanged", plan.problems,
                                           ingest.as_dict(), _preview_dict(plan))
@@ -417,7 +412,7 @@ class ServiceRegistry:
                 reg = _row(db, "select * from registrations where commit_sha = ? and "
                                "service_id = ? order by id desc limit 1", [sha, service.id])
             self._deliver()
-        status = reg["status"] if reg else "PENDING"
+        status = reg["status"] if reg else PENDING
         text = reg["message"] if reg else ""
         if ingest_error is not None:
             text = (f"committed as {sha[:12]}; ingest failed ({ingest_error}); the next "
@@ -452,7 +447,7 @@ class ServiceRegistry:
             with db.atomic():
                 reg_id = db["registrations"].insert({
                     "service_id": plan.service_id, "path": plan.path, "commit_sha": sha,
-                    "parent_sha": tip, "status": "PENDING",
+                    "parent_sha": tip, "status": PENDING,
                     "message": "registered, not yet validated", "author": author,
                     "registered_at": now_iso()}).last_pk
         if self._has_remote():
@@ -548,11 +543,10 @@ class ServiceRegistry:
         commit, since ids are reused; None: no rewrite).
         """
         with self._db() as db:
-            row = db.execute("select value from aureacore_meta where key = 'tip'").fetchone()
-            if row is None or pulled.new_tip is None or row[0] == pulled.new_tip:
+            old = get_meta(db, "tip")
+            if old is None or pulled.new_tip is None or old == pulled.new_tip:
                 return None
             repo = self.git.open()
-            old = row[0]
             if old in repo and repo.descendant_of(pulled.new_tip, old):
                 return None
             return ({tuple(r) for r in db.execute(
@@ -576,23 +570,23 @@ class ServiceRegistry:
                                repo: pygit2.Repository) -> None:
         """Give PENDING registrations whose commit was ingested their real status."""
         pending = list(db.query("select id, service_id, commit_sha from registrations "
-                                "where status = 'PENDING'"))
+                                "where status = ?", [PENDING]))
         if not pending:
             return
-        tip = _row(db, "select value from aureacore_meta where key = 'tip'", [])
+        tip = get_meta(db, "tip")
         updates = []
         for reg in pending:
             commit = _row(db, "select seq from commits where sha = ?", [reg["commit_sha"]])
             if commit is None:
-                if tip and _lost(repo, reg["commit_sha"], tip["value"]):
-                    updates.append(("ERROR", "commit is no longer on the branch "
+                if tip and _lost(repo, reg["commit_sha"], tip):
+                    updates.append((ERROR, "commit is no longer on the branch "
                                     "(history was rewritten)", reg["id"]))
                 continue
             status = _row(db, "select status, message from status where service_id = ? and "
                               "mainline = 1 and seq <= ? order by seq desc limit 1",
                           [reg["service_id"], commit["seq"]])
             if status is None:
-                updates.append(("ERROR", "the commit does not declare this service",
+                updates.append((ERROR, "the commit does not declare this service",
                                 reg["id"]))
             else:
                 updates.append((status["status"], status["message"] or "", reg["id"]))
@@ -622,7 +616,6 @@ class ServiceRegistry:
     def _db(self) -> Iterator[sqlite_utils.Database]:
         db = connect(self.db_path)
         try:
-            ensure_registry_schema(db)
             yield db
         finally:
             db.close()
@@ -669,29 +662,6 @@ class ServiceRegistry:
 
 
 # -- helpers ------------------------------------------------------------------------------
-def ensure_registry_schema(db: sqlite_utils.Database) -> None:
-    """The registry's own table (registrations and their PENDING -> final status).
-
-    Plain ``if not exists`` statements, each its own implicit transaction, so that
-    processes starting at once wait on SQLite's busy timeout instead of failing.
-    """
-    if "registrations" in db.table_names():
-        return
-    columns = ", ".join(f"[{name}] {'integer' if kind is int else 'text'}"
-                        + (" primary key" if name == "id" else "")
-                        for name, kind in REGISTRATIONS.items())
-    db.execute(f"create table if not exists registrations ({columns})")
-    for cols in (("status",), ("service_id", "id"), ("commit_sha",)):
-        db.execute(f"create index if not exists idx_registrations_{'_'.join(cols)} "
-                   f"on registrations ({', '.join(cols)})")
-
-
-def default_workdir(repo: str, db_path: Path) -> Path:
-    """Where a URL (or bare repository) is cloned for editing: the one clone that
-    ingest uses too (:func:`~aureacore_db.gitsource.clone_dir`)."""
-    return clone_dir(repo, db_path)
-
-
 def _needs_clone(repo: str) -> bool:
     if is_url(repo):
         return True

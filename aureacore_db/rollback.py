@@ -10,11 +10,9 @@ Used by the Datasette plugin (web POST) and by ``aureacore-db rollback``.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,14 +26,10 @@ from .db import connect, get_meta
 from .gitpath import git_path, path_bytes
 from .gitpath import path_text as shown_path
 from .gitprovider import GitProvider, GitProviderError
+from .locks import file_lock
+from .names import ERROR
+from .tables import ensure_rollbacks_table  # (also imported by the plugin)
 from .timestamps import now_iso
-
-ROLLBACKS_COLUMNS: dict[str, type] = {
-    "id": int, "attempted_at": str, "actor_id": str, "actor": str, "via": str,
-    "service_id": str, "target_commit": str, "from_config": str, "to_config": str,
-    "path": str, "expected_head": str, "head_before": str, "new_commit": str,
-    "pushed": int, "outcome": str, "message": str,
-}
 
 # outcome -> HTTP status the web layer answers with
 OUTCOME_STATUS = {
@@ -102,12 +96,6 @@ class RollbackRefused(Exception):
         return self.result.http_status
 
 
-def ensure_rollbacks_table(db: sqlite_utils.Database) -> None:
-    """Create the ``rollbacks`` table (and its index) if missing."""
-    db["rollbacks"].create(ROLLBACKS_COLUMNS, pk="id", if_not_exists=True)
-    db["rollbacks"].create_index(["service_id", "id"], if_not_exists=True)
-
-
 def normalize_actor(actor: Actor | str | None) -> Actor:
     """An actor dict with at least an ``id``."""
     if actor is None:
@@ -155,15 +143,9 @@ def _record(db: sqlite_utils.Database, result: RollbackResult, actor: Actor, via
     return result.id
 
 
-@contextmanager
-def _rollback_lock(db_path: Path) -> Iterator[None]:
+def _rollback_lock(db_path: Path) -> AbstractContextManager[None]:
     """One rollback at a time per database."""
-    with open(db_path.with_name(db_path.name + ".rollback.lock"), "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(db_path.with_name(db_path.name + ".rollback.lock"))
 
 
 class _Refuse(Exception):
@@ -265,7 +247,7 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
     if result.to_config == result.from_config:
         raise _Refuse("no_change", f"{sid} is already at that version "
                       f"(config {result.to_config[:7]})")
-    if target["status"] == "ERROR" and not confirm:
+    if target["status"] == ERROR and not confirm:
         raise _Refuse("needs_confirm", f"the version of {sid} at {result.target_commit[:7]} "
                       "was ERROR; confirm to roll back to it anyway")
     preview = _preview(repo, str(head), result)
@@ -490,10 +472,8 @@ def _ingest_after(db_path: Path, result: RollbackResult, actor: Actor, via: str,
     if result.status_changes:
         result.message += f"; status changed: {status_summary(result.status_changes)}"
         record_attempt(db_path, result, actor, via)
-    try:
-        from .events import ROLLBACK, record_event
-    except ImportError:  # pragma: no cover - events module is optional
-        return
+    from .events import ROLLBACK, record_event
+
     db = connect(db_path)
     try:
         with db.atomic():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
@@ -231,22 +231,30 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def dependency_fields(item: Any) -> tuple[Any, Any, Any, dict[str, Any]] | None:
+    """One entry of a config's ``dependencies`` list split as written: (``service``,
+    ``version_constraint``, ``required``, the other keys); a bare name is the service.
+    None for an entry that is neither a name nor a mapping."""
+    if isinstance(item, str):
+        return item, None, None, {}
+    if isinstance(item, Mapping):
+        data = dict(item)
+        return (data.pop("service", None), data.pop("version_constraint", None),
+                data.pop("required", None), data)
+    return None
+
+
 def _dependencies(value: Any) -> tuple[Dependency, ...]:
     if not isinstance(value, list):
         return ()
     deps = []
     for index, item in enumerate(value):
-        if isinstance(item, str):
-            deps.append(Dependency(item, None, True, index))
-        elif isinstance(item, dict) and isinstance(item.get("service"), str):
-            constraint = item.get("version_constraint")
-            required = item.get("required", True)
-            deps.append(Dependency(
-                item["service"],
-                str(constraint) if constraint is not None else None,
-                required is not False,
-                index,
-            ))
+        fields = dependency_fields(item)
+        if fields is None or not isinstance(fields[0], str):
+            continue  # the schema reports it
+        service, constraint, required, _ = fields
+        deps.append(Dependency(service, str(constraint) if constraint is not None else None,
+                               required is not False, index))
     return tuple(deps)
 
 

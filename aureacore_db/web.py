@@ -78,13 +78,8 @@ def load_metadata(*, repo: str | os.PathLike | None = None,
 def prepare_database(db_path: str | os.PathLike) -> None:
     """Bring an existing registry database to the current schema (incl. ``rollbacks``)."""
     from .db import connect
-    from .rollback import ensure_rollbacks_table
 
-    db = connect(db_path)
-    try:
-        ensure_rollbacks_table(db)
-    finally:
-        db.close()
+    connect(db_path).close()
 
 
 def make_datasette(

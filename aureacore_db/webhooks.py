@@ -45,30 +45,16 @@ from .boundedhttp import DeadlineExceeded, Reply, SyncClient
 from .db import connect
 from .events import EVENT_KINDS
 from .locks import file_lock
+from .tables import upgrade
 from .timestamps import now_iso
-from .urls import has_credentials, public_url, scrub
+from .urls import public_url, scrub
 
 SIGNATURE_HEADER = "X-AureaCore-Signature"
 EVENT_HEADER = "X-AureaCore-Event"
 DELIVERY_HEADER = "X-AureaCore-Delivery"
 PAGE = 200
 
-WEBHOOK_COLUMNS = {
-    "id": int, "name": str, "url": str, "kinds": str, "secret_env": str, "active": int,
-    "source": str, "cursor": int, "created_at": str, "updated_at": str,
-    "last_run_at": str, "last_error": str,
-}
-# The secret of a webhook, and its URL when that carries credentials (``webhooks.url``
-# then holds it without them). Never readable through Datasette: see deny_secret_reads.
-SECRETS_TABLE = "webhook_secrets"
-SECRET_COLUMNS = {"webhook_id": int, "secret": str, "url": str}
-DELIVERY_COLUMNS = {
-    "id": int, "webhook_id": int, "webhook": str, "event_id": int, "event_kind": str,
-    "service_id": str, "commit_sha": str, "attempts": int, "status": str,
-    "status_code": int, "error": str, "first_attempt_at": str, "last_attempt_at": str,
-    "delivered_at": str, "duration_ms": float,
-}
-
+SECRETS_TABLE = "webhook_secrets"  # never readable through Datasette: deny_secret_reads
 
 class WebhookError(Exception):
     """Bad webhook configuration."""
@@ -169,34 +155,9 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
 
 # -- configuration ----------------------------------------------------------------
 def ensure_webhook_schema(db: sqlite_utils.Database) -> None:
-    """Create the ``webhooks``, ``webhook_secrets`` and ``webhook_deliveries`` tables, and
-    move secrets of an older database out of ``webhooks`` (nothing is lost)."""
-    with db.atomic():
-        db["webhooks"].create(WEBHOOK_COLUMNS, pk="id", if_not_exists=True)
-        db[SECRETS_TABLE].create(SECRET_COLUMNS, pk="webhook_id", if_not_exists=True)
-        db["webhooks"].create_index(["name"], unique=True, if_not_exists=True)
-        db["webhook_deliveries"].create(DELIVERY_COLUMNS, pk="id", if_not_exists=True)
-        db["webhook_deliveries"].create_index(["webhook_id", "event_id"], unique=True,
-                                              if_not_exists=True)
-        db["webhook_deliveries"].create_index(["status"], if_not_exists=True)
-    if "secret" in db["webhooks"].columns_dict:
-        _move_secrets(db)
-
-
-def _move_secrets(db: sqlite_utils.Database) -> None:
-    """Databases before ``webhook_secrets`` kept secrets in ``webhooks.secret`` and
-    credentials in ``webhooks.url``: move both there, then drop the column."""
-    db.execute("PRAGMA secure_delete = ON")  # the dropped values do not linger in pages
-    with db.atomic():
-        for hook_id, secret, url in db.execute(
-                "select id, secret, url from webhooks").fetchall():
-            target = url if url and has_credentials(url) else None
-            if secret or target:
-                db.execute(f"insert or replace into {SECRETS_TABLE} (webhook_id, secret, url) "
-                           "values (?, ?, ?)", [hook_id, secret, target])
-            if target:
-                db.execute("update webhooks set url = ? where id = ?", [public_url(url), hook_id])
-        db.execute("alter table webhooks drop column secret")
+    """Bring ``db`` to the current schema (webhook tables; secrets of an older database
+    moved out of ``webhooks``, nothing lost): :func:`~aureacore_db.tables.upgrade`."""
+    upgrade(db)
 
 
 def deny_secret_reads(conn: sqlite3.Connection) -> None:

@@ -16,6 +16,7 @@ from aureacore_db.models import (
     ServiceDependency,
     ServiceStatus,
 )
+from aureacore_db.versions import service_ref
 
 FULL = {
     "schema_version": "1.0.0", "name": "auth-service", "namespace": "platform",
@@ -35,7 +36,8 @@ def test_config_round_trips_dict_yaml_json():
     assert config.to_dict() == FULL
     assert ServiceConfig.from_yaml(config.to_yaml()) == config
     assert ServiceConfig.from_json(config.to_json()) == config
-    assert config.dependencies[1].is_required and config.dependencies[1].target("x") == "x/cache"
+    assert config.dependencies[1].is_required
+    assert service_ref(config.dependencies[1].service, "x") == "x/cache"
     assert config.validate_schema() == []
 
 

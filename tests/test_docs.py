@@ -8,11 +8,6 @@ from pathlib import Path
 from conftest import run_ingest
 
 from aureacore_db import db as database
-from aureacore_db.githooks import ensure_hook_schema
-from aureacore_db.health import ensure_health_schema
-from aureacore_db.registry import ensure_registry_schema
-from aureacore_db.rollback import ensure_rollbacks_table
-from aureacore_db.webhooks import ensure_webhook_schema
 
 DESIGN = Path(__file__).resolve().parent.parent / "docs" / "DESIGN.md"
 
@@ -28,9 +23,6 @@ def test_every_table_and_column_is_documented(repo, db_path):
     repo.commit("one service")
     run_ingest(repo, db_path)
     db = database.connect(db_path)
-    for ensure in (ensure_health_schema, ensure_registry_schema, ensure_rollbacks_table,
-                   ensure_webhook_schema, ensure_hook_schema):
-        ensure(db)
     documented = _documented()
     hidden = ("_fts", "sqlite_")
     for table in db.table_names():

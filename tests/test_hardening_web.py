@@ -237,6 +237,9 @@ def test_an_older_database_has_its_secrets_moved_and_still_signs(repo, db_path):
     receiver = LocalServer(type("R", (Receiver,), {"seen": []}))
     try:
         conn = sqlite3.connect(db_path)  # the webhooks table as the first release made it
+        conn.execute("drop table webhooks")  # (a database from before migrations)
+        conn.execute("drop table webhook_secrets")
+        conn.execute("drop table _sqlite_migrations")
         conn.execute("create table webhooks (id integer primary key, name text, url text, "
                      "kinds text, secret text, secret_env text, active integer, source text, "
                      "cursor integer, created_at text, updated_at text, last_run_at text, "

@@ -16,7 +16,7 @@ from datasette.app import Datasette
 
 from aureacore_db.cli import cli
 from aureacore_db.db import connect
-from aureacore_db.health import check_forever, check_once, ensure_health_schema, state_of
+from aureacore_db.health import check_forever, check_once, state_of
 
 
 class HealthServer:
@@ -151,7 +151,6 @@ def test_latency_percentiles_and_removed_services(repo, db_path, server):
     repo.commit("a and b")
     run_ingest(repo, db_path)
     db = connect(db_path)
-    ensure_health_schema(db)
     db["health_checks"].insert_all(
         {"service_id": "platform/a", "checked_at": f"2025-01-01T00:00:{i:02d}.000Z",
          "state": "passing" if i % 5 else "critical", "status_code": 200 if i % 5 else None,

@@ -42,7 +42,7 @@ def test_first_ingest_records_commits_services_and_history(repo, db_path):
 
 
 def test_read_indexes_exist_after_the_first_bulk_load(repo, db_path):
-    from aureacore_db.db import INDEXES
+    from aureacore_db.tables import INDEXES
 
     repo.service("auth-service")
     repo.commit("Add auth")

@@ -82,7 +82,7 @@ def test_dry_run_shows_what_the_rollback_breaks_and_writes_nothing(demo):
     assert f"breaks {GATEWAY}: CONFIGURED -> ERROR ({REASON})" in result.output
     assert "dry run: nothing was written" in result.output
     assert demo.git("rev-parse", "HEAD") == head
-    assert not rows(demo.db, "select name from sqlite_master where name = 'rollbacks'")
+    assert not rows(demo.db, "select id from rollbacks")
     assert demo.status(GATEWAY) == "CONFIGURED"
 
 

@@ -1,0 +1,506 @@
+"""Every table, index and view of a registry database, and the migrations that bring a
+database made by any earlier release to them.
+
+The definitions (``TABLES``, ``INDEXES``, ``VIEWS``, ``FTS``) are the current schema
+(docs/DESIGN.md §8). :func:`upgrade` applies the ordered steps of ``MIGRATIONS`` that a
+database has not had yet, each in the same transaction as its record in the
+``_sqlite_migrations`` table (sqlite-utils' ``Migrations``); ``db.connect`` calls it, so
+opening a database upgrades it in place, and opening it again is a read and nothing more.
+
+Steps:
+
+1. ``tables`` — every missing table (current definition), the side tables' indexes, views;
+2. ``webhook_secrets`` — secrets of webhooks made before ``webhook_secrets`` move there;
+3. ``read_indexes`` — the read indexes and full-text search; on a new database ingest
+   defers this step (and the ones after it) until its first bulk load is written;
+4. ``git_hook_deliveries`` — the log of the Git push webhook route.
+
+**Adding a schema change** (a column, a table, an index, a changed view): change the
+definition here, *and* append a step at the end of ``MIGRATIONS``::
+
+    @MIGRATIONS(name="services_environment")
+    def _services_environment(db: sqlite_utils.Database) -> None:
+        if "environment" not in db["services"].columns_dict:
+            db["services"].add_column("environment", str)
+
+A new database gets the current definitions from ``tables`` and then runs every later
+step, so a step must do nothing where its change is already there (test the column,
+``if_not_exists=True``, ``create_views(db)`` replaces all views). Never edit or reorder a
+step that has shipped: databases record steps by name. A step that rebuilds a table
+(``table.transform``) or moves data runs in the one transaction with its record: if it
+fails, nothing of it is kept and it is tried again on the next open. Rows not derived from
+Git (``NOT_DERIVED``) must come through every step.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from .urls import has_credentials, public_url
+
+TABLES: dict[str, dict] = {
+    "commits": {
+        "columns": {
+            "sha": str, "seq": int, "mainline": int, "parents": str,
+            "author_name": str, "author_email": str, "authored_at": str,
+            "committer_name": str, "committer_email": str, "committed_at": str,
+            "message": str, "services_changed": int,
+        },
+        "pk": "sha",
+    },
+    "services": {
+        "columns": {
+            "id": str, "namespace": str, "name": str, "path": str, "config_id": str,
+            "version": str, "status": str, "status_message": str, "removed": int,
+            "owner": str, "description": str, "error_count": int, "warning_count": int,
+            "first_commit": str, "last_commit": str, "last_updated": str,
+        },
+        "pk": "id",
+        "foreign_keys": [("config_id", "configs", "id"), ("first_commit", "commits", "sha"),
+                         ("last_commit", "commits", "sha")],
+    },
+    "configs": {
+        "columns": {
+            "id": str, "service_id": str, "path": str, "format": str, "size": int,
+            "raw": str, "content": str, "version": str, "schema_version": str,
+            "parameters": str, "dependencies": str, "parse_error": str,
+            "parse_line": int, "parse_column": int, "problems": str,
+        },
+        "pk": "id",
+    },
+    "history": {
+        "columns": {
+            "id": int, "service_id": str, "commit_sha": str, "seq": int, "mainline": int,
+            "change": str, "path": str, "old_path": str, "config_id": str,
+            "previous_config_id": str, "status": str, "committed_at": str,
+            "author_name": str, "author_email": str,
+        },
+        "pk": "id",
+        "foreign_keys": [("service_id", "services", "id"), ("commit_sha", "commits", "sha"),
+                         ("config_id", "configs", "id"),
+                         ("previous_config_id", "configs", "id")],
+    },
+    "status": {
+        "columns": {
+            "id": int, "service_id": str, "commit_sha": str, "seq": int, "mainline": int,
+            "status": str, "previous_status": str, "message": str, "checked_at": str,
+        },
+        "pk": "id",
+        "foreign_keys": [("service_id", "services", "id"), ("commit_sha", "commits", "sha")],
+    },
+    "validation_errors": {
+        "columns": {
+            "id": int, "status_id": int, "service_id": str, "commit_sha": str, "seq": int,
+            "mainline": int, "config_id": str, "severity": str, "kind": str,
+            "json_path": str, "message": str, "schema": str,
+        },
+        "pk": "id",
+        "foreign_keys": [("status_id", "status", "id"), ("service_id", "services", "id"),
+                         ("commit_sha", "commits", "sha"), ("config_id", "configs", "id")],
+    },
+    "parameter_changes": {
+        "columns": {
+            "id": int, "history_id": int, "service_id": str, "commit_sha": str, "seq": int,
+            "mainline": int, "key": str, "old_value": str, "new_value": str, "change": str,
+            "committed_at": str, "author_name": str,
+        },
+        "pk": "id",
+        "foreign_keys": [("history_id", "history", "id"), ("service_id", "services", "id"),
+                         ("commit_sha", "commits", "sha")],
+    },
+    "dependencies": {
+        "columns": {
+            "config_id": str, "service_id": str, "position": int, "depends_on": str,
+            "version_constraint": str, "required": int,
+        },
+        # one config may serve two services (same bytes in two namespaces), and a
+        # dependency without a namespace resolves against each service's own
+        "pk": ("config_id", "service_id", "position"),
+        "foreign_keys": [("config_id", "configs", "id"), ("service_id", "services", "id")],
+    },
+    "ingest_runs": {
+        "columns": {
+            "id": int, "started_at": str, "finished_at": str, "source": str, "branch": str,
+            "tip": str, "commits_added": int, "commits_removed": int,
+            "rewrite_detected": int, "outcome": str, "message": str, "duration_s": float,
+        },
+        "pk": "id",
+    },
+    "events": {
+        "columns": {
+            "id": int, "kind": str, "service_id": str, "commit_sha": str, "seq": int,
+            "mainline": int, "occurred_at": str, "payload": str,
+        },
+        "pk": "id",
+        "foreign_keys": [("commit_sha", "commits", "sha")],
+    },
+    "aureacore_meta": {"columns": {"key": str, "value": str}, "pk": "key"},
+    # -- written by the registry, rollbacks, webhooks and health probes, never by ingest
+    # (not derived from Git: no upgrade or re-ingest may lose them)
+    "registrations": {
+        "columns": {
+            "id": int, "service_id": str, "path": str, "commit_sha": str, "parent_sha": str,
+            "status": str, "message": str, "author": str, "registered_at": str,
+            "checked_at": str,
+        },
+        "pk": "id",
+    },
+    "rollbacks": {
+        "columns": {
+            "id": int, "attempted_at": str, "actor_id": str, "actor": str, "via": str,
+            "service_id": str, "target_commit": str, "from_config": str, "to_config": str,
+            "path": str, "expected_head": str, "head_before": str, "new_commit": str,
+            "pushed": int, "outcome": str, "message": str,
+        },
+        "pk": "id",
+    },
+    "webhooks": {
+        "columns": {
+            "id": int, "name": str, "url": str, "kinds": str, "secret_env": str,
+            "active": int, "source": str, "cursor": int, "created_at": str,
+            "updated_at": str, "last_run_at": str, "last_error": str,
+        },
+        "pk": "id",
+    },
+    # The secret of a webhook, and its URL when that carries credentials (``webhooks.url``
+    # then holds it without them). Never readable through Datasette: see
+    # webhooks.deny_secret_reads.
+    "webhook_secrets": {
+        "columns": {"webhook_id": int, "secret": str, "url": str},
+        "pk": "webhook_id",
+    },
+    "webhook_deliveries": {
+        "columns": {
+            "id": int, "webhook_id": int, "webhook": str, "event_id": int,
+            "event_kind": str, "service_id": str, "commit_sha": str, "attempts": int,
+            "status": str, "status_code": int, "error": str, "first_attempt_at": str,
+            "last_attempt_at": str, "delivered_at": str, "duration_ms": float,
+        },
+        "pk": "id",
+    },
+    "health_checks": {
+        "columns": {
+            "id": int, "service_id": str, "url": str, "checked_at": str, "state": str,
+            "status_code": int, "latency_ms": float, "error": str,
+        },
+        "pk": "id",
+    },
+    # every push webhook the server received (githooks.py), never its secret or signature
+    "git_hook_deliveries": {
+        "columns": {
+            "id": int, "received_at": str, "forge": str, "event": str, "delivery_id": str,
+            "ref": str, "outcome": str, "reason": str, "sync_result": str, "finished_at": str,
+        },
+        "pk": "id",
+    },
+}
+
+
+# Tables whose rows do not come from Git (an upgrade must keep every row).
+NOT_DERIVED = ("registrations", "rollbacks", "webhooks", "webhook_secrets",
+               "webhook_deliveries", "health_checks", "git_hook_deliveries", "events")
+
+INDEXES: list[tuple[str, list[str]]] = [
+    ("commits", ["seq"]),
+    ("commits", ["mainline", "seq"]),
+    ("services", ["status"]),
+    ("services", ["namespace"]),
+    ("services", ["config_id"]),
+    ("configs", ["service_id"]),
+    ("history", ["service_id", "seq"]),
+    ("history", ["commit_sha"]),
+    ("history", ["mainline", "seq"]),
+    ("history", ["seq"]),  # sort_desc: seq (paging a table or a CSV export)
+    ("history", ["config_id"]),  # "links from other tables" on a config's row page
+    ("status", ["service_id", "seq"]),
+    ("status", ["commit_sha"]),
+    ("status", ["seq"]),
+    ("validation_errors", ["service_id", "seq"]),
+    ("validation_errors", ["commit_sha"]),
+    ("validation_errors", ["status_id"]),
+    ("validation_errors", ["seq"]),
+    ("parameter_changes", ["service_id", "key"]),
+    ("parameter_changes", ["key"]),
+    ("parameter_changes", ["commit_sha"]),
+    ("parameter_changes", ["history_id"]),
+    ("parameter_changes", ["seq"]),
+    ("dependencies", ["depends_on"]),
+    ("events", ["kind", "id"]),
+    ("events", ["service_id", "id"]),
+    ("events", ["commit_sha"]),
+    ("dependencies", ["service_id"]),
+    # facets of metadata.yml: counted from a small index instead of the wide rows
+    ("configs", ["format"]),
+    ("configs", ["schema_version"]),
+    ("history", ["change"]),
+]
+
+# Full-text search (Datasette shows a search box): table -> columns, FTS5 with triggers.
+FTS: dict[str, list[str]] = {"commits": ["message"], "configs": ["raw"]}
+
+# Indexes of the tables not written by ingest: (table, columns, unique), built with them.
+SIDE_INDEXES: list[tuple[str, list[str], bool]] = [
+    ("registrations", ["status"], False),
+    ("registrations", ["service_id", "id"], False),
+    ("registrations", ["commit_sha"], False),
+    ("rollbacks", ["service_id", "id"], False),
+    ("webhooks", ["name"], True),
+    ("webhook_deliveries", ["webhook_id", "event_id"], True),
+    ("webhook_deliveries", ["status"], False),
+    ("health_checks", ["service_id", "checked_at"], False),
+    ("git_hook_deliveries", ["forge", "delivery_id"], False),
+]
+
+_SUMMARY = """
+    with checks as (
+        select * from health_checks {where}
+    ), answered as (
+        select service_id, latency_ms,
+               row_number() over (partition by service_id order by latency_ms) as rn,
+               count(*) over (partition by service_id) as n
+        from checks where status_code is not null and latency_ms is not null
+    ), pct as (
+        select service_id,
+               min(case when rn * 100 >= n * 50 then latency_ms end) as p50_latency_ms,
+               min(case when rn * 100 >= n * 95 then latency_ms end) as p95_latency_ms
+        from answered group by service_id
+    )
+    select c.service_id,
+           count(*) as checks,
+           sum(c.state = 'passing') as passing,
+           sum(c.state = 'warning') as warning,
+           sum(c.state = 'critical') as critical,
+           round(1.0 * sum(c.state != 'critical') / count(*), 4) as uptime,
+           round(1.0 * sum(c.state = 'passing') / count(*), 4) as passing_share,
+           p.p50_latency_ms, p.p95_latency_ms,
+           min(c.checked_at) as first_checked, max(c.checked_at) as last_checked
+    from checks c left join pct p on p.service_id = c.service_id
+    group by c.service_id order by c.service_id
+"""
+
+HEALTH_VIEWS = {
+    "current_health": """
+        with ranked as (
+            select h.*,
+                   row_number() over (partition by service_id
+                                      order by checked_at desc, id desc) as rn,
+                   case when state is lag(state) over (partition by service_id
+                                                       order by checked_at, id)
+                        then 0 else 1 end as changed
+            from health_checks h
+        ), since as (
+            select service_id, max(checked_at) as since from ranked where changed = 1
+            group by service_id
+        )
+        select r.service_id, r.state, r.status_code, r.latency_ms, r.error, r.url,
+               r.checked_at, s.since
+        from ranked r
+        join since s on s.service_id = r.service_id
+        join services v on v.id = r.service_id and v.removed = 0
+        where r.rn = 1
+        order by r.service_id
+    """,
+    "health_summary": _SUMMARY.format(where=""),
+    "health_summary_24h": _SUMMARY.format(
+        where="where checked_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-1 day')"),
+}
+
+VIEWS = {
+    "current_services": """
+        select * from services where removed = 0 order by id
+    """,
+    "services_in_error": """
+        select id, namespace, name, path, version, status_message, last_commit, last_updated
+        from services where removed = 0 and status = 'ERROR' order by id
+    """,
+    "current_dependencies": """
+        select s.id as service_id, d.depends_on, d.version_constraint, d.required,
+               t.version as depends_on_version, t.status as depends_on_status,
+               case when t.id is null or t.removed = 1 then 0 else 1 end as depends_on_exists
+        from services s
+        join dependencies d on d.config_id = s.config_id and d.service_id = s.id
+        left join services t on t.id = d.depends_on
+        where s.removed = 0
+        order by s.id, d.position
+    """,
+    "current_errors": """
+        select v.service_id, v.severity, v.kind, v.json_path, v.message, v.schema,
+               v.commit_sha, v.config_id
+        from validation_errors v
+        join (select service_id, max(seq) as seq from status where mainline = 1
+              group by service_id) latest
+          on latest.service_id = v.service_id and latest.seq = v.seq
+        join services s on s.id = v.service_id and s.removed = 0
+        where v.mainline = 1
+        order by v.service_id, v.severity, v.json_path
+    """,
+    **HEALTH_VIEWS,
+}
+
+# Tables whose rows belong to one commit (removed when the commit is no longer reachable).
+PER_COMMIT = ("history", "status", "validation_errors", "parameter_changes", "events")
+
+
+# Needed while ingest writes (the others can be built after a first bulk load).
+WRITE_INDEXES = [("history", ["service_id", "seq"])]
+
+
+# Tables whose ids must never be reused (event consumers keep cursors on them).
+AUTOINCREMENT = ("events",)
+_SQL_TYPES = {int: "INTEGER", str: "TEXT", float: "REAL"}
+
+
+# -- building blocks of the steps -----------------------------------------------------
+def create_table(db: sqlite_utils.Database, name: str) -> None:
+    """Create table ``name`` (current definition) and its side indexes, if missing.
+
+    Foreign keys are declared on tables created here; a table made by an older version
+    keeps its definition (no foreign keys: Datasette then just shows fewer links).
+    """
+    spec = TABLES[name]
+    if name in AUTOINCREMENT:
+        _create_autoincrement(db, name, spec["columns"], spec.get("foreign_keys", []))
+    else:
+        db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True,
+                        foreign_keys=spec.get("foreign_keys"))
+    for table, columns, unique in SIDE_INDEXES:
+        if table == name:
+            db[table].create_index(columns, unique=unique, if_not_exists=True)
+
+
+def ensure_rollbacks_table(db: sqlite_utils.Database) -> None:
+    """Create the ``rollbacks`` table (and its index) if missing: safe on a Datasette
+    connection, which cannot read webhook secrets and so must not run :func:`upgrade`."""
+    create_table(db, "rollbacks")
+
+
+def create_views(db: sqlite_utils.Database) -> None:
+    """(Re)create every view from ``VIEWS``."""
+    for name, sql in VIEWS.items():
+        db.create_view(name, sql.strip(), replace=True)
+
+
+def create_indexes(db: sqlite_utils.Database, indexes: list | None = None) -> None:
+    """Create the missing ones of ``indexes`` (default: all read indexes, and full-text
+    search)."""
+    for table, columns in INDEXES if indexes is None else indexes:
+        db[table].create_index(columns, if_not_exists=True)
+    if indexes is None or indexes is INDEXES:
+        ensure_fts(db)
+
+
+def ensure_fts(db: sqlite_utils.Database) -> None:
+    """Full-text indexes on commit messages and raw configs, kept up to date by triggers
+    (built from the existing rows when missing)."""
+    for table, columns in FTS.items():
+        if db[table].detect_fts() is None:
+            db[table].enable_fts(columns, create_triggers=True)
+
+
+def _creation_order() -> list[str]:
+    """Table names, each after the tables its foreign keys point to."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in order:
+            for _, other, _ in TABLES[name].get("foreign_keys", []):
+                if other != name:
+                    visit(other)
+            order.append(name)
+
+    for name in TABLES:
+        visit(name)
+    return order
+
+
+def _create_autoincrement(db: sqlite_utils.Database, name: str, columns: dict,
+                          foreign_keys: list) -> None:
+    """sqlite-utils cannot declare AUTOINCREMENT, so this one table is plain SQL."""
+    rest = ", ".join(f"[{col}] {_SQL_TYPES[kind]}" + "".join(
+        f" REFERENCES [{other}]([{other_col}])" for fk_col, other, other_col in foreign_keys
+        if fk_col == col) for col, kind in columns.items() if col != "id")
+    db.execute(f"CREATE TABLE IF NOT EXISTS [{name}] "
+               f"([id] INTEGER PRIMARY KEY AUTOINCREMENT, {rest})")
+
+
+# -- the migrations, in order (append only; see the module docstring) ------------------
+MIGRATIONS = Migrations("aureacore-db")
+DEFERRABLE = "read_indexes"  # the first step a first bulk load may put off
+
+
+@MIGRATIONS(name="tables")
+def _tables(db: sqlite_utils.Database) -> None:
+    for name in _creation_order():
+        create_table(db, name)
+    create_indexes(db, WRITE_INDEXES)
+    create_views(db)
+
+
+@MIGRATIONS(name="webhook_secrets")
+def _webhook_secrets(db: sqlite_utils.Database) -> None:
+    """Databases before ``webhook_secrets`` kept secrets in ``webhooks.secret`` and
+    credentials in ``webhooks.url``: move both there, then drop the column."""
+    if "secret" not in db["webhooks"].columns_dict:
+        return
+    db.execute("PRAGMA secure_delete = ON")  # the dropped values do not linger in pages
+    for hook_id, secret, url in db.execute("select id, secret, url from webhooks").fetchall():
+        target = url if url and has_credentials(url) else None
+        if secret or target:
+            db.execute("insert or replace into webhook_secrets (webhook_id, secret, url) "
+                       "values (?, ?, ?)", [hook_id, secret, target])
+        if target:
+            db.execute("update webhooks set url = ? where id = ?", [public_url(url), hook_id])
+    db.execute("alter table webhooks drop column secret")
+
+
+@MIGRATIONS(name=DEFERRABLE)
+def _read_indexes(db: sqlite_utils.Database) -> None:
+    create_indexes(db)
+
+
+@MIGRATIONS(name="git_hook_deliveries")
+def _git_hook_deliveries(db: sqlite_utils.Database) -> None:
+    create_table(db, "git_hook_deliveries")
+
+
+def pending(db: sqlite_utils.Database) -> list[str]:
+    """Names of the steps ``db`` has not had yet (a read only)."""
+    return [step.name for step in MIGRATIONS.pending(db)]
+
+
+def upgrade(db: sqlite_utils.Database, *, defer_read_indexes: bool = False) -> list[str]:
+    """Apply the pending steps in order; return their names (``[]``: nothing to do).
+
+    The whole run holds SQLite's write lock (``BEGIN IMMEDIATE``), so processes opening
+    one database at once wait on its busy timeout and the later ones find nothing left to
+    do. ``defer_read_indexes`` stops before :data:`DEFERRABLE` (a first bulk load builds
+    the read indexes once at its end, quicker than row by row).
+    """
+    if not _todo(pending(db), defer_read_indexes):
+        return []
+    if db.conn.in_transaction:
+        return _apply(db, defer_read_indexes)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        done = _apply(db, defer_read_indexes)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return done
+
+
+def _todo(names: list[str], defer_read_indexes: bool) -> list[str]:
+    if defer_read_indexes and DEFERRABLE in names:
+        return names[:names.index(DEFERRABLE)]
+    return names
+
+
+def _apply(db: sqlite_utils.Database, defer_read_indexes: bool) -> list[str]:
+    names = pending(db)  # again, under the write lock
+    todo = _todo(names, defer_read_indexes)
+    stop = DEFERRABLE if len(todo) < len(names) else None
+    MIGRATIONS.apply(db, stop_before=stop)
+    return todo

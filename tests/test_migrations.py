@@ -1,0 +1,146 @@
+"""A database made by an earlier release is upgraded in place when opened, losing nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import sqlite_utils
+from conftest import rows, run_ingest
+
+from aureacore_db import tables
+from aureacore_db.db import connect
+from aureacore_db.webhooks import list_webhooks
+
+OLD_SCHEMA = Path(__file__).parent / "data" / "schema_3380f44.sql"
+STEPS = [step.name for step in tables.MIGRATIONS._migrations]
+
+
+def old_database(path: Path) -> None:
+    """The schema of release 3380f44 with a row in every table a person's work fills."""
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD_SCHEMA.read_text())
+    conn.executescript("""
+        insert into commits (sha, seq, mainline, message) values ('c1', 1, 1, 'first commit');
+        insert into configs (id, service_id, path, raw) values ('b1', 'platform/a', 'a.yaml',
+                                                               'name: a');
+        insert into events (kind, service_id, commit_sha, seq, mainline, payload)
+            values ('status_changed', 'platform/a', 'c1', 1, 1, '{}');
+        insert into registrations (service_id, status, commit_sha)
+            values ('platform/a', 'PENDING', 'c1');
+        insert into rollbacks (service_id, outcome, actor_id) values ('platform/a', 'ok', 'ann');
+        insert into webhooks (id, name, url, secret, active, cursor)
+            values (7, 'ops', 'https://user:pw@hooks.example.com/x', 's3cret', 1, 1);
+        insert into webhooks (id, name, url, secret, active, cursor)
+            values (8, 'plain', 'https://hooks.example.com/y', null, 1, 0);
+        insert into webhook_deliveries (webhook_id, event_id, status, attempts)
+            values (7, 1, 'delivered', 1);
+        insert into health_checks (service_id, url, checked_at, state)
+            values ('platform/a', 'https://a.example.com', '2025-01-01T00:00:00Z', 'passing');
+        insert into aureacore_meta (key, value) values ('complete_tip', 'c1');
+    """)
+    conn.commit()
+    conn.close()
+
+
+def test_an_old_database_is_upgraded_in_place_with_nothing_lost(tmp_path):
+    path = tmp_path / "old.db"
+    old_database(path)
+
+    db = connect(path)
+    assert [r["name"] for r in rows(path, "select name from _sqlite_migrations "
+                                          "order by id")] == STEPS
+    # every row is still there
+    for table in ("events", "registrations", "rollbacks", "webhook_deliveries",
+                  "health_checks", "commits", "configs"):
+        assert db[table].count == 1, table
+    assert db.execute("select id, kind from events").fetchall() == [(1, "status_changed")]
+    assert db.execute("select value from aureacore_meta").fetchall() == [("c1",)]
+    # the secret and the URL's credentials moved to webhook_secrets; the column is gone
+    assert "secret" not in db["webhooks"].columns_dict
+    assert db.execute("select webhook_id, secret, url from webhook_secrets").fetchall() == [
+        (7, "s3cret", "https://user:pw@hooks.example.com/x")]
+    [ops, plain] = list_webhooks(db)
+    assert (ops.name, ops.url, ops.resolved_secret(), ops.cursor) == (
+        "ops", "https://***@hooks.example.com/x", "s3cret", 1)
+    assert plain.resolved_secret() is None
+    # what later releases added: full-text search, read indexes, foreign-key-free tables
+    assert db["commits"].detect_fts() == "commits_fts"
+    assert rows(path, "select rowid from commits_fts where commits_fts match 'first'")
+    indexes = {i.name for t in ("history", "configs") for i in db[t].indexes}
+    assert {"idx_history_seq", "idx_configs_format"} <= indexes
+    db.close()
+
+
+def test_opening_an_upgraded_database_again_changes_nothing(tmp_path):
+    path = tmp_path / "old.db"
+    old_database(path)
+    connect(path).close()
+    schema = rows(path, "select type, name, sql from sqlite_master order by name")
+    applied = rows(path, "select * from _sqlite_migrations order by id")
+
+    db = connect(path)
+    assert tables.upgrade(db) == []
+    assert tables.pending(db) == []
+    db.close()
+    assert rows(path, "select type, name, sql from sqlite_master order by name") == schema
+    assert rows(path, "select * from _sqlite_migrations order by id") == applied
+
+
+def test_a_new_database_runs_every_step_once_and_ingest_builds_the_read_indexes(
+        repo, db_path):
+    repo.service("auth")
+    repo.commit("one service")
+    run_ingest(repo, db_path)
+    assert [r["name"] for r in rows(db_path, "select name from _sqlite_migrations "
+                                             "order by id")] == STEPS
+    found = {r["name"] for r in rows(db_path, "select name from sqlite_master")}
+    assert {"commits_fts", "idx_history_seq", "webhook_secrets", "health_summary"} <= found
+
+
+def test_a_failing_step_keeps_nothing_of_itself_and_is_tried_again(tmp_path):
+    path = tmp_path / "old.db"
+    old_database(path)
+    # the secret move fails half-way (a trigger refuses to change a webhook's URL)
+    conn = sqlite3.connect(path)
+    conn.execute("create trigger refuse before update on webhooks "
+                 "begin select raise(abort, 'refused'); end")
+    conn.commit()
+    conn.close()
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    try:
+        tables.upgrade(db)
+    except sqlite3.IntegrityError as exc:
+        assert "refused" in str(exc)
+    else:
+        raise AssertionError("the step should have failed")
+    # nothing of the upgrade was kept: no step recorded, no secret moved
+    assert "secret" in db["webhooks"].columns_dict
+    assert not db["webhook_secrets"].exists()
+    assert tables.pending(db) == STEPS
+    db.execute("drop trigger refuse")
+    db.conn.commit()
+    assert tables.upgrade(db) == STEPS
+    assert db.execute("select secret from webhook_secrets").fetchall() == [("s3cret",)]
+
+
+def test_processes_opening_a_database_at_once_apply_each_step_once(tmp_path):
+    path = tmp_path / "old.db"
+    old_database(path)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            connect(path).close()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [r["name"] for r in rows(path, "select name from _sqlite_migrations "
+                                          "order by id")] == STEPS
