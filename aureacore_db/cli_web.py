@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .cli_common import check_source, require_registry
+from .cli_remote import failure, remote_options
 
 DB_HELP = "Registry database (from aureacore-db ingest)."
 REPO_HELP = "Config repository to commit to (default: the one the database was ingested from)."
@@ -76,11 +77,17 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _cli_actor(actor: str | None, repo_path: str | None) -> dict[str, Any]:
-    """The person running the CLI: --actor, else $USER with name/email from git config."""
+    """The person running the CLI: --actor (``"Name <email>"`` or an id), else $USER with
+    name and email from the repository's Git config (user.name / user.email)."""
     import pygit2
 
+    from .rollback import normalize_actor
+
     if actor:
-        return {"id": actor}
+        try:
+            return normalize_actor(actor)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--actor") from None
     who: dict[str, Any] = {"id": os.environ.get("USER") or getpass.getuser()}
     try:
         found = pygit2.discover_repository(repo_path) if repo_path else None
@@ -92,6 +99,23 @@ def _cli_actor(actor: str | None, repo_path: str | None) -> dict[str, Any]:
     return who
 
 
+class _ActorOption(click.Option):
+    """``--actor``, whose help says who the commit author is without it."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from .rollback import actor_signature
+
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        try:
+            sig = actor_signature(_cli_actor(None, os.getcwd()))
+            who = f"{sig.name} <{sig.email}>"
+        except (ValueError, OSError):
+            who = "$USER"
+        return record[0], f"{record[1]} Without it, here: {who}."
+
+
 @click.command()
 @click.argument("service")
 @click.option("--to", "to", required=True,
@@ -100,8 +124,12 @@ def _cli_actor(actor: str | None, repo_path: str | None) -> dict[str, Any]:
               type=click.Path(dir_okay=False, path_type=Path), help=DB_HELP)
 @click.option("--repo", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help=REPO_HELP)
-@click.option("--actor", help="Who rolls back (default: $USER); becomes the commit author.")
+@click.option("--actor", cls=_ActorOption,
+              help='Who rolls back, "Name <email>" or a user id; becomes the commit author '
+                   "(an id alone: <id>@aureacore-db). Default: your Git identity in the "
+                   "repository (user.name <user.email>), else $USER.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@remote_options
 def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str | None,
              yes: bool) -> None:
     """Roll SERVICE back to its configuration at commit --to.
@@ -129,7 +157,7 @@ def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str
     try:
         ingest(str(repo) if repo else source, db_path, branch=branch)  # the branch as it is now
     except (SourceError, IngestBusy) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise failure(exc) from exc
     who = _cli_actor(actor, repo_path)
     confirm = yes
     try:
@@ -154,7 +182,9 @@ def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str
         result = do_rollback(db_path, service, to, actor=who, repo_path=repo,
                              expected_head=tip, confirm=confirm, via="cli")
     except RollbackRefused as refused:
-        raise click.ClickException(f"{refused.result.outcome}: {refused}") from None
+        error = click.ClickException(f"{refused.result.outcome}: {refused}")
+        error.exit_code = refused.exit_code
+        raise error from None
     click.echo(result.message)
 
 
