@@ -91,11 +91,11 @@ def _cli_actor(actor: str | None, repo_path: str | None) -> dict[str, Any]:
     who: dict[str, Any] = {"id": os.environ.get("USER") or getpass.getuser()}
     try:
         found = pygit2.discover_repository(repo_path) if repo_path else None
-        signature = pygit2.Repository(found).default_signature if found else None
-    except (pygit2.GitError, KeyError, ValueError):
-        signature = None
-    if signature is not None:
-        who.update(name=signature.name, email=signature.email)
+        config = pygit2.Repository(found).config if found else \
+            pygit2.Config.get_global_config()
+        who.update(name=config["user.name"], email=config["user.email"])
+    except (pygit2.GitError, KeyError, ValueError, OSError):
+        who.pop("name", None)
     return who
 
 

@@ -340,3 +340,152 @@ def test_https_repository_not_found(https_remote, https, tmp_path):
     _, _, env = https_remote
     done = cli("ingest", https.url("missing.git"), "--db", str(tmp_path / "r.db"), env=env)
     assert_clean_failure(done, 7, "repository not found")
+
+
+# -- sync pulls; push pushes -----------------------------------------------------------
+def clone_of(url: str, db: Path) -> GitRepo:
+    from aureacore_db.gitsource import clone_dir
+
+    work = GitRepo.__new__(GitRepo)
+    work.path, work._tick = clone_dir(url, db), 100
+    work.git("config", "user.name", "Local Author")
+    work.git("config", "user.email", "local@example.com")
+    return work
+
+
+def push_from_elsewhere(bare: Path, tmp_path: Path, rel: str, text: str) -> str:
+    other = tmp_path / "elsewhere"
+    subprocess.run(["git", "clone", "-q", str(bare), str(other)], check=True)
+    repo = GitRepo.__new__(GitRepo)
+    repo.path, repo._tick = other, 200
+    repo.git("config", "user.name", "Bob")
+    repo.git("config", "user.email", "bob@example.com")
+    repo.write(rel, text)
+    sha = repo.commit(f"remote change of {rel}")
+    repo.git("push", "-q", "origin", "main")
+    return sha
+
+
+@needs_sshd
+def test_sync_never_pushes_and_push_does(ssh_remote, tmp_path):
+    bare, url, env = ssh_remote
+    db = tmp_path / "registry.db"
+    assert cli("ingest", url, "--db", str(db), env=env).returncode == 0
+    work = clone_of(url, db)
+    work.service("billing", version="1.0.0")
+    local = work.commit("billing, committed while the remote was down")
+    before = git_log(bare)
+
+    done = cli("sync", "--db", str(db), env=env)
+    assert done.returncode == 0, done.stderr
+    assert git_log(bare) == before  # sync pulled only
+    assert "1 local commit(s) not pushed" in done.stderr and local[:12] in done.stderr
+
+    done = cli("push", "--db", str(db), env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"pushed 1 commit(s): {local[:12]}" in done.stdout
+    assert git_log(bare)[0] == "billing, committed while the remote was down"
+    assert services(db)["platform/billing"] == "1.0.0"
+    assert cli("push", "--db", str(db), env=env).stdout.startswith("nothing to push")
+
+
+@needs_https
+def test_push_replays_local_commits_onto_a_moved_remote(https_remote, tmp_path):
+    bare, url, env = https_remote
+    db = tmp_path / "registry.db"
+    assert cli("ingest", url, "--db", str(db), env=env).returncode == 0
+    work = clone_of(url, db)
+    work.service("billing", version="1.0.0")
+    local = work.commit("local: billing")
+    theirs = push_from_elsewhere(bare, tmp_path, "services/platform/users.yaml",
+                                 "name: users\nnamespace: platform\nversion: 3.0.0\n")
+    done = cli("sync", "--db", str(db), env=env)  # the remote moved: sync still only pulls
+    assert done.returncode == 12, done.stderr
+    assert local[:12] in done.stderr and theirs[:12] in done.stderr
+    assert git_log(bare)[0] == "remote change of services/platform/users.yaml"
+
+    done = cli("push", "--db", str(db), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "1 replayed" in done.stdout
+    log = subprocess.run(["git", "-C", str(bare), "log", "--format=%H %s %an", "main"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert log[0].endswith("local: billing Test Author") and not log[0].startswith(local)
+    assert log[1].startswith(f"{theirs} remote change of services/platform/users.yaml")
+    assert services(db) == {"platform/auth-service": "2.0.0", "platform/billing": "1.0.0",
+                            "platform/users": "3.0.0"}
+
+
+@needs_sshd
+def test_push_with_both_sides_changing_a_file_reports_diverged(ssh_remote, tmp_path):
+    bare, url, env = ssh_remote
+    db = tmp_path / "registry.db"
+    assert cli("ingest", url, "--db", str(db), env=env).returncode == 0
+    work = clone_of(url, db)
+    rel = "services/platform/auth-service.yaml"
+    work.write(rel, "name: auth-service\nnamespace: platform\nversion: 2.1.0\n")
+    local = work.commit("local: auth 2.1.0")
+    theirs = push_from_elsewhere(bare, tmp_path, rel,
+                                 "name: auth-service\nnamespace: platform\nversion: 2.2.0\n")
+    done = cli("push", "--db", str(db), env=env)
+    assert_clean_failure(done, 12, "diverged", local[:12], theirs[:12], rel,
+                         "'local: auth 2.1.0'")
+    assert work.head() == local  # nothing lost on either side
+    assert subprocess.run(["git", "-C", str(bare), "rev-parse", "main"], capture_output=True,
+                          text=True).stdout.strip() == theirs
+
+
+def test_sync_with_a_non_bare_origin_pulls(tmp_path):
+    """A working clone whose origin is another working repository (not bare): sync
+    only pulls, so the checked-out branch of origin is never pushed to."""
+    origin = GitRepo(tmp_path / "origin")
+    origin.service("auth-service")
+    origin.commit("auth")
+    work = tmp_path / "work"
+    subprocess.run(["git", "clone", "-q", str(origin.path), str(work)], check=True)
+    db = tmp_path / "registry.db"
+    assert cli("ingest", str(work), "--db", str(db)).returncode == 0
+    clone = GitRepo.__new__(GitRepo)
+    clone.path, clone._tick = work, 50
+    clone.git("config", "user.name", "L")
+    clone.git("config", "user.email", "l@example.com")
+    clone.service("billing")
+    clone.commit("local billing")
+    origin.service("users")
+    origin.commit("origin users")  # different file: sync reports, push would replay
+    done = cli("sync", "--db", str(db))
+    assert done.returncode == 12, done.stderr
+    assert "Traceback" not in done.stderr and "diverged" in done.stderr
+
+
+# -- the rollback author ---------------------------------------------------------------
+def test_actor_signature_is_the_same_person_whichever_way():
+    from aureacore_db.rollback import actor_signature, normalize_actor
+
+    ways = [normalize_actor("Alice <alice@example.com>"),  # CLI --actor
+            {"id": "alice", "name": "Alice", "email": "alice@example.com"},  # web actor
+            {"id": "Alice <alice@example.com>"}]  # an id written as Git writes authors
+    assert {(actor_signature(a).name, actor_signature(a).email) for a in ways} == {
+        ("Alice", "alice@example.com")}
+    plain = actor_signature(normalize_actor("alice"))
+    assert (plain.name, plain.email) == ("alice", "alice@aureacore-db")
+    with pytest.raises(ValueError, match="not like"):
+        normalize_actor("Alice <alice@example.com")
+
+
+def test_rollback_help_says_who_the_author_is_and_bad_actor_is_clean(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text("[user]\n\tname = Carol Q\n\temail = carol@example.com\n")
+    done = cli("rollback", "--help", env={"HOME": str(home)}, cwd=tmp_path)
+    assert "Carol Q <carol@example.com>" in " ".join(done.stdout.split())
+    source = GitRepo(tmp_path / "repo")
+    source.service("auth-service")
+    first = source.commit("one")
+    source.service("auth-service", version="2.0.0")
+    source.commit("two")
+    db = tmp_path / "r.db"
+    assert cli("ingest", str(source.path), "--db", str(db)).returncode == 0
+    done = cli("rollback", "platform/auth-service", "--to", first, "--db", str(db), "--yes",
+               "--actor", "Alice <alice@example.com")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "not like 'Name <email>'" in done.stderr
