@@ -81,7 +81,10 @@ class SshServer:
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nUsePAM no\n"
             "StrictModes no\nLogLevel ERROR\n")
-        Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation folder
+        try:
+            Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation folder (as root)
+        except OSError:
+            pass  # not root: sshd runs unprivileged and needs none
         self.user = os.environ.get("USER") or run("id", "-un").strip()
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import GitRepo
 from gitservers import (
     HTTP_BACKEND,
     LIGHTTPD,
@@ -21,8 +22,6 @@ from gitservers import (
     bare_repo,
     missing,
 )
-
-from conftest import GitRepo
 
 CLEAN_ENV = {k: v for k, v in os.environ.items()
              if not k.startswith("AUREACORE_") and k != "SSH_AUTH_SOCK"}
