@@ -79,7 +79,7 @@ def exit_code(exc: BaseException | None) -> int:
     seen = 0
     while exc is not None and seen < 5:
         code = getattr(exc, "exit_code", None)
-        if isinstance(code, int) and code != 1:
+        if isinstance(code, int):
             return code
         exc = exc.__cause__ or exc.__context__
         seen += 1
