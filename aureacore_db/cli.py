@@ -11,6 +11,7 @@ import click
 
 from . import __version__
 from .cli_common import Size, check_source, require_new_or_registry
+from .cli_remote import failure, remote_options
 from .parsing import DEFAULT_MAX_BYTES
 
 
@@ -53,6 +54,7 @@ def cli() -> None:
               help="Largest config file read, e.g. 512k or 2M; larger files are ERROR.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@remote_options
 def ingest(repo: str, db_path: str, branch: str, max_size: int, quiet: bool,
            as_json: bool) -> None:
     """Walk every commit of REPO (a path or a file:// / https:// URL) into the database.
@@ -80,7 +82,7 @@ def ingest(repo: str, db_path: str, branch: str, max_size: int, quiet: bool,
         result = Ingest(repo, db_path, branch=branch, max_bytes=max_size,
                         progress=progress if show_bar else None).run()
     except (SourceError, IngestBusy) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise failure(exc) from exc
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

@@ -1,4 +1,4 @@
-"""``aureacore-db register FILE`` and ``aureacore-db sync``: the registry's CLI."""
+"""``aureacore-db register FILE``, ``sync`` and ``push``: the registry's CLI."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from pathlib import Path
 import click
 
 from .cli_common import check_source, inspect_db, read_only, require_new_or_registry
+from .cli_remote import failure, remote_options
 from .db import get_meta
-from .gitprovider import GitProviderError
+from .gitprovider import Diverged, GitProviderError
 from .gitsource import SourceError, is_url
 from .ingest import IngestBusy
 from .models import ConfigError, ServiceConfig
 from .names import CONFIGURED
-from .registry import RegistrationRejected, RegistryError, ServiceRegistry
+from .registry import RegistrationRejected, RegistryError, ServiceRegistry, SyncResult
 
 _DB = click.option("--db", "db_path", default="registry.db", show_default=True,
                    type=click.Path(dir_okay=False), help="The registry database.")
@@ -79,6 +80,7 @@ def _recorded(db_path: str, repo: str | None, branch: str | None) -> tuple[str, 
               help="Do not ask, on a terminal, before a write that changes other "
                    "services' status.")
 @_JSON
+@remote_options
 def register(file: Path, db_path: str, repo: str | None, branch: str | None,
              author: str | None, message: str | None, allow_errors: bool,
              allow_breaking: bool, dry_run: bool, yes: bool, as_json: bool) -> None:
@@ -120,7 +122,7 @@ def register(file: Path, db_path: str, repo: str | None, branch: str | None,
                    err=True)
         sys.exit(1)
     except (RegistryError, GitProviderError, SourceError, IngestBusy) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise failure(exc) from exc
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
@@ -140,9 +142,14 @@ def register(file: Path, db_path: str, repo: str | None, branch: str | None,
 @click.option("--watch", "watch_interval", default=None, metavar="INTERVAL",
               help="Keep polling every INTERVAL (e.g. 30s, 5m) and sync on change; backs "
                    "off while the remote is down; SIGTERM or Ctrl-C stops it.")
+@remote_options
 def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool,
          deliver_events: bool, watch_interval: str | None) -> None:
-    """Pull the config repository and ingest what changed; print the changes."""
+    """Pull the config repository and ingest what changed; print the changes.
+
+    Only pulls: local commits the remote lacks are left for `aureacore-db push` (exit 12
+    when the remote moved too and they cannot simply be fast-forwarded).
+    """
     repo, branch = _defaults(db_path, repo, branch, "sync ingests into it",
                              need_commits=True)
     if watch_interval is not None:
@@ -151,12 +158,18 @@ def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool,
     try:
         result = ServiceRegistry(db_path, repo, branch).sync_configurations()
     except (RegistryError, GitProviderError, SourceError, IngestBusy) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise failure(exc) from exc
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2, default=str))
-        if deliver_events:
-            _deliver_webhooks(db_path)
-        return
+    else:
+        _print_sync(result)
+    if deliver_events:
+        _deliver_webhooks(db_path)
+    if result.diverged:
+        sys.exit(Diverged.exit_code)
+
+
+def _print_sync(result: SyncResult) -> None:
     click.echo(f"{len(result.new_commits)} new commit(s), "
                f"{len(result.changed_services)} service change(s), "
                f"{len(result.status_changes)} status change(s)"
@@ -164,8 +177,44 @@ def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool,
     for change in result.status_changes:
         click.echo(f"  {change['service_id']}: {change['previous_status'] or '-'} -> "
                    f"{change['status']}")
-    if deliver_events:
-        _deliver_webhooks(db_path)
+    if result.diverged:
+        click.secho(f"Warning: {result.diverged}", fg="yellow", err=True)
+    elif result.unpushed:
+        click.secho(f"{len(result.unpushed)} local commit(s) not pushed yet "
+                    f"({', '.join(c[:12] for c in result.unpushed[:5])}); run "
+                    "`aureacore-db push`", fg="yellow", err=True)
+
+
+@click.command()
+@_DB
+@_REPO
+@_BRANCH
+@_JSON
+@remote_options
+def push(db_path: str, repo: str | None, branch: str | None, as_json: bool) -> None:
+    """Push local commits the remote lacks (e.g. a write made while it was down).
+
+    When the remote moved meanwhile, the local commits are replayed onto it if the two
+    sides changed different files; otherwise nothing moves and the commits of both
+    sides are listed (exit 12). Then syncs the database.
+    """
+    repo, branch = _defaults(db_path, repo, branch, "push syncs it", need_commits=True)
+    try:
+        result = ServiceRegistry(db_path, repo, branch).push()
+    except (RegistryError, GitProviderError, SourceError, IngestBusy) as exc:
+        raise failure(exc) from exc
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, default=str))
+        return
+    if not result.pushed:
+        click.echo("nothing to push")
+    else:
+        replayed = f", {len(result.rebased)} replayed onto the remote's new commits" \
+            if result.rebased else ""
+        click.echo(f"pushed {len(result.pushed)} commit(s){replayed}: "
+                   + ", ".join(c[:12] for c in result.pushed[:10]))
+    if result.sync is not None:
+        _print_sync(result.sync)
 
 
 def _watch(db_path: str, repo: str, branch: str, interval_text: str,
@@ -238,4 +287,4 @@ def _print_dry_run(file: Path, planned, as_json: bool) -> None:  # type: ignore[
                "nothing was written")
 
 
-COMMANDS = [register, sync]
+COMMANDS = [register, sync, push]

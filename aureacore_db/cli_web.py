@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .cli_common import check_source, require_registry
+from .cli_remote import failure, remote_options
 from .names import ERROR
 
 DB_HELP = "Registry database (from aureacore-db ingest)."
@@ -77,20 +78,43 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _cli_actor(actor: str | None, repo_path: str | None) -> dict[str, Any]:
-    """The person running the CLI: --actor, else $USER with name/email from git config."""
+    """The person running the CLI: --actor (``"Name <email>"`` or an id), else $USER with
+    name and email from the repository's Git config (user.name / user.email)."""
     import pygit2
 
+    from .rollback import normalize_actor
+
     if actor:
-        return {"id": actor}
+        try:
+            return normalize_actor(actor)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--actor") from None
     who: dict[str, Any] = {"id": os.environ.get("USER") or getpass.getuser()}
     try:
         found = pygit2.discover_repository(repo_path) if repo_path else None
-        signature = pygit2.Repository(found).default_signature if found else None
-    except (pygit2.GitError, KeyError, ValueError):
-        signature = None
-    if signature is not None:
-        who.update(name=signature.name, email=signature.email)
+        config = pygit2.Repository(found).config if found else \
+            pygit2.Config.get_global_config()
+        who.update(name=config["user.name"], email=config["user.email"])
+    except (pygit2.GitError, KeyError, ValueError, OSError):
+        who.pop("name", None)
     return who
+
+
+class _ActorOption(click.Option):
+    """``--actor``, whose help says who the commit author is without it."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from .rollback import actor_signature
+
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        try:
+            sig = actor_signature(_cli_actor(None, os.getcwd()))
+            who = f"{sig.name} <{sig.email}>"
+        except (ValueError, OSError):
+            who = "$USER"
+        return record[0], f"{record[1]} Without it, here: {who}."
 
 
 @click.command()
@@ -101,7 +125,10 @@ def _cli_actor(actor: str | None, repo_path: str | None) -> dict[str, Any]:
               type=click.Path(dir_okay=False, path_type=Path), help=DB_HELP)
 @click.option("--repo", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help=REPO_HELP)
-@click.option("--actor", help="Who rolls back (default: $USER); becomes the commit author.")
+@click.option("--actor", cls=_ActorOption,
+              help='Who rolls back, "Name <email>" or a user id; becomes the commit author '
+                   "(an id alone: <id>@aureacore-db). Default: your Git identity in the "
+                   "repository (user.name <user.email>), else $USER.")
 @click.option("--yes", "-y", is_flag=True,
               help="Do not ask for confirmation (a rollback that breaks other services "
                    "still needs --allow-breaking).")
@@ -111,6 +138,7 @@ def _cli_actor(actor: str | None, repo_path: str | None) -> dict[str, Any]:
 @click.option("--dry-run", is_flag=True, help="Print the preview only; write nothing.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the plan, its preview and the result as JSON.")
+@remote_options
 def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str | None,
              yes: bool, allow_breaking: bool, dry_run: bool, as_json: bool) -> None:
     """Roll SERVICE back to its configuration at commit --to.
@@ -142,7 +170,7 @@ def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str
     try:
         ingest(str(repo) if repo else source, db_path, branch=branch)  # the branch as it is now
     except (SourceError, IngestBusy) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise failure(exc) from exc
     who = _cli_actor(actor, repo_path)
     try:
         plan = describe(db_path, service, to, repo_path=repo)
@@ -181,10 +209,12 @@ def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str
     except RollbackRefused as refused:
         if as_json:
             click.echo(json.dumps(refused.result.as_dict(), indent=2, default=str))
-            sys.exit(1)
+            sys.exit(refused.exit_code)
         hint = " Pass --allow-breaking to roll back anyway." \
             if refused.result.outcome == "breaking" else ""
-        raise click.ClickException(f"{refused.result.outcome}: {refused}{hint}") from None
+        error = click.ClickException(f"{refused.result.outcome}: {refused}{hint}")
+        error.exit_code = refused.exit_code
+        raise error from None
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2, default=str))
         return

@@ -32,16 +32,33 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pygit2
+from pygit2.enums import CredentialType
 
+from .credentials import (
+    ENV_CA_BUNDLE,
+    ENV_SSH_KEY,
+    ENV_TOKEN,
+    ENV_USERNAME,
+    Credentials,
+    HostKeyError,
+    default_ssh_user,
+    known_host,
+    parse_remote,
+)
 from .gitsource import is_url
+from .urls import public_url, scrub
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_AUTHOR = ("aureacore-db", "aureacore-db@localhost")
 _SIGNATURE = re.compile(r"^\s*(?P<name>[^<]*?)\s*<(?P<email>[^>]*)>\s*$")
 _UNREACHABLE = ("failed to connect", "failed to resolve", "could not resolve",
-                "connection refused", "does not appear to be a git repository",
-                "not exported", "no such file", "not found", "timed out",
-                "network is unreachable", "could not find repository")
+                "connection refused", "timed out", "network is unreachable",
+                "no route to host", "failed to start ssh session", "name or service")
+_NOT_FOUND = ("does not appear to be a git repository", "not exported", "no such file",
+              "not found", "could not find repository", "status code: 404",
+              "repository not found")
+_AUTH = ("authentication", "too many redirects or authentication replays",
+         "status code: 401", "status code: 403", "permission denied")
 _REJECTED = ("non-fastforwardable", "non-fast-forward", "not present locally",
              "fetch first", "rejected")
 
@@ -49,11 +66,16 @@ T = TypeVar("T")
 
 
 class GitProviderError(Exception):
-    """A Git operation failed; the message says what and why."""
+    """A Git operation failed; the message says what and why. ``exit_code`` is the
+    CLI's exit status for it (documented in the README)."""
+
+    exit_code = 1
 
 
 class RemoteUnreachable(GitProviderError):
-    """The remote cannot be reached (connection refused, no such repository, ...)."""
+    """The remote cannot be reached (connection refused, unknown host, ...)."""
+
+    exit_code = 8
 
 
 class TransferFailed(GitProviderError):
@@ -63,9 +85,13 @@ class TransferFailed(GitProviderError):
 class GitTimeout(GitProviderError):
     """A network operation did not finish before its deadline."""
 
+    exit_code = 9
+
 
 class PushRejected(GitProviderError):
     """The remote refused the push (the branch moved: not a fast-forward)."""
+
+    exit_code = 11
 
 
 class RefConflict(GitProviderError):
@@ -78,6 +104,38 @@ class DirtyWorktree(GitProviderError):
 
 class Diverged(GitProviderError):
     """Local and remote branches both have commits the other lacks."""
+
+    exit_code = 12
+
+
+class AuthenticationFailed(GitProviderError):
+    """The remote refused the credentials (or there were none to offer)."""
+
+    exit_code = 3
+
+
+class HostKeyUnknown(GitProviderError):
+    """The SSH host is not in known_hosts (and accepting new keys was not asked for)."""
+
+    exit_code = 4
+
+
+class HostKeyChanged(GitProviderError):
+    """The SSH host presented another key than the one in known_hosts."""
+
+    exit_code = 5
+
+
+class CertificateUntrusted(GitProviderError):
+    """The HTTPS server's certificate is not signed by a trusted CA."""
+
+    exit_code = 6
+
+
+class RepositoryNotFound(RemoteUnreachable):
+    """The server answered, but has no such repository (or hides it from us)."""
+
+    exit_code = 7
 
 
 @dataclass(frozen=True)
@@ -113,18 +171,95 @@ def signature(author: str | pygit2.Signature | None,
 
 
 class _Callbacks(pygit2.RemoteCallbacks):
-    """Abort once the deadline passed; remember per-ref push rejections."""
+    """Credentials and host checks for one operation; abort once the deadline passed;
+    remember per-ref push rejections and why a connection was refused."""
 
     def __init__(self, cancel: threading.Event,
-                 progress: Callable[[pygit2.remotes.TransferProgress], None] | None) -> None:
+                 progress: Callable[[pygit2.remotes.TransferProgress], None] | None,
+                 credentials: Credentials | None = None, url: str = "") -> None:
         super().__init__()
         self.cancel = cancel
         self.progress = progress
+        self.creds = credentials or Credentials.from_env()
+        self.url = url
+        self.target = parse_remote(url)
         self.rejected: dict[str, str] = {}
+        self.refusal: GitProviderError | None = None
+        self._asked: set[str] = set()
 
     def _check(self) -> None:
         if self.cancel.is_set():
             raise GitTimeout("deadline passed")
+
+    def credentials(self, url: str, username_from_url: str | None,
+                    allowed_types: CredentialType) -> Any:
+        shown = public_url(url)
+        if allowed_types & CredentialType.USERNAME:
+            return pygit2.Username(username_from_url or default_ssh_user())
+        if allowed_types & CredentialType.SSH_KEY:
+            user = username_from_url or default_ssh_user()
+            kind = f"the key {self.creds.ssh_key}" if self.creds.ssh_key else "ssh-agent's keys"
+            if "ssh" in self._asked:
+                raise self._refuse(AuthenticationFailed(
+                    f"{shown}: authentication refused for user {user!r} with {kind}; "
+                    f"check the key is authorized on the server (--ssh-key / "
+                    f"{ENV_SSH_KEY}, or add it to ssh-agent)"))
+            self._asked.add("ssh")
+            if self.creds.ssh_key is None and not os.environ.get("SSH_AUTH_SOCK"):
+                raise self._refuse(AuthenticationFailed(
+                    f"{shown}: no SSH key: no ssh-agent is running (SSH_AUTH_SOCK is not "
+                    f"set); pass --ssh-key FILE or set {ENV_SSH_KEY}"))
+            try:
+                return self.creds.for_ssh(user)
+            except FileNotFoundError as exc:
+                raise self._refuse(AuthenticationFailed(f"{shown}: {exc}")) from None
+        if allowed_types & CredentialType.USERPASS_PLAINTEXT:
+            if "https" in self._asked:
+                raise self._refuse(AuthenticationFailed(
+                    f"{shown}: authentication refused; check the token in {ENV_TOKEN} "
+                    f"(and {ENV_USERNAME} where the host needs a user name) or the "
+                    "credentials of your git credential helper"))
+            self._asked.add("https")
+            found = self.creds.for_https(url, username_from_url)
+            if found is None:
+                raise self._refuse(AuthenticationFailed(
+                    f"{shown}: the server asks for credentials and there are none; set "
+                    f"{ENV_TOKEN} (and {ENV_USERNAME} if the host needs one) or configure "
+                    "a git credential helper"))
+            return found
+        raise self._refuse(AuthenticationFailed(
+            f"{shown}: the server asks for a kind of credentials aureacore-db cannot give "
+            f"({allowed_types!r})"))
+
+    def certificate_check(self, certificate: None, valid: bool, host: bytes) -> bool:
+        if valid:
+            return True
+        name = host.decode(errors="replace")
+        remote = self.target
+        if remote is not None and remote.scheme in ("ssh", "git+ssh", "ssh+git"):
+            where = self.creds.known_hosts_file
+            if known_host(where, remote):
+                self._refuse(HostKeyChanged(
+                    f"{remote.known_hosts_name}: the SSH host key has CHANGED from the one "
+                    f"in {where}; this may be an attack (or the server was reinstalled). "
+                    "Check the new key with the server's owner, then replace its line in "
+                    "known_hosts"))
+            else:
+                self._refuse(HostKeyUnknown(
+                    f"{remote.known_hosts_name}: unknown SSH host (not in {where}); "
+                    "refusing to connect. Add its key to known_hosts (ssh-keyscan, or "
+                    "connect once with ssh), or pass --accept-new-host-key to record it"))
+        else:
+            self._refuse(CertificateUntrusted(
+                f"{name}: the server's TLS certificate is not trusted (not signed by a "
+                f"known CA, expired, or for another host); pass --ca-bundle FILE or set "
+                f"{ENV_CA_BUNDLE} to the CA that signed it"))
+        return False
+
+    def _refuse(self, error: GitProviderError) -> GitProviderError:
+        if self.refusal is None:
+            self.refusal = error
+        return error
 
     def transfer_progress(self, stats: Any) -> None:
         self._check()
@@ -149,8 +284,10 @@ class GitProvider:
     def __init__(self, repo_url: str | os.PathLike[str], branch: str = "main", *,
                  workdir: str | os.PathLike[str] | None = None, remote: str = "origin",
                  timeout: float = DEFAULT_TIMEOUT,
-                 progress: Callable[[Any], None] | None = None) -> None:
+                 progress: Callable[[Any], None] | None = None,
+                 credentials: Credentials | None = None) -> None:
         self.repo_url = str(repo_url)
+        self.credentials = credentials  # None: read the environment at each call
         self.branch = branch
         self.remote_name = remote
         self.timeout = timeout
@@ -237,10 +374,7 @@ class GitProvider:
             ahead, _ = repo.ahead_behind(old, theirs)
             return PullResult(old, old, True, ahead)
         if old is not None and not repo.descendant_of(theirs, old):
-            ahead, behind = repo.ahead_behind(old, theirs)
-            raise Diverged(f"{self.branch} has {ahead} local commit(s) not on "
-                           f"{self.remote_name} and {behind} remote commit(s) not here; "
-                           "cannot fast-forward")
+            raise self._diverged(repo, old, theirs, "cannot fast-forward")
         with self._ref_update(repo, old) as commit_to:
             target = repo[theirs].peel(pygit2.Commit)
             try:
@@ -261,6 +395,108 @@ class GitProvider:
             pygit2.Repository(workdir).remotes[name].fetch([spec], callbacks=callbacks)
 
         self._network("fetch", fetch)
+
+    # -- outgoing commits: push, rebasing onto a moved remote ------------------------
+    def _remote_tip(self, repo: pygit2.Repository) -> str | None:
+        return _read_ref(repo, f"refs/remotes/{self.remote_name}/{self.branch}")
+
+    def _only_on(self, repo: pygit2.Repository, tip: str, other: str | None) -> list[str]:
+        """Commits reachable from ``tip`` but not from ``other``, oldest first."""
+        walker = repo.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL |
+                           pygit2.enums.SortMode.REVERSE)
+        if other is not None:
+            walker.hide(other)
+        return [str(c.id) for c in walker]
+
+    def _diverged(self, repo: pygit2.Repository, ours: str, theirs: str,
+                  why: str) -> Diverged:
+        def listed(shas: list[str]) -> str:
+            shown = [f"{sha[:12]} {repo[sha].peel(pygit2.Commit).message.splitlines()[0]!r}"
+                     if repo[sha].peel(pygit2.Commit).message else sha[:12]
+                     for sha in shas[:10]]
+            return "; ".join(shown) + (f"; and {len(shas) - 10} more" if len(shas) > 10
+                                       else "")
+
+        local = self._only_on(repo, ours, theirs)
+        remote = self._only_on(repo, theirs, ours)
+        return Diverged(f"{self.branch} has diverged from {self.remote_name} ({why}): "
+                        f"local commit(s) not pushed: {listed(local)}; remote commit(s) not "
+                        f"here: {listed(remote)}. Nothing was lost: both sides are kept. "
+                        "Merge or rebase them with git in the working clone "
+                        f"{self.workdir}, then run aureacore-db push")
+
+    def unpushed(self) -> list[str]:
+        """Local commits not on the remote branch as last fetched (oldest first)."""
+        if not self.has_remote():
+            return []
+        repo = self.open()
+        tip = self.tip(repo)
+        return self._only_on(repo, tip, self._remote_tip(repo)) if tip else []
+
+    def push_pending(self) -> dict[str, str]:
+        """Fetch, then bring local commits the remote lacks onto it: push them, first
+        replayed onto the remote's new commits when the two sides touch different
+        files (:class:`Diverged` naming both sides' commits otherwise; nothing moves).
+        Returns the replayed commits' ids, old -> new (empty when none were replayed)."""
+        if not self.has_remote():
+            return {}
+        self.fetch()
+        repo = self.open()
+        self._check_head(repo)
+        ours, theirs = self.tip(repo), self._remote_tip(repo)
+        if ours is None or ours == theirs:
+            return {}
+        mapping: dict[str, str] = {}
+        if theirs is not None and not repo.descendant_of(ours, theirs):
+            if repo.descendant_of(theirs, ours):
+                self.fast_forward()
+                return {}
+            mapping = self._replay(repo, ours, theirs)
+        self.push()
+        return mapping
+
+    def _replay(self, repo: pygit2.Repository, ours: str, theirs: str) -> dict[str, str]:
+        """Rebuild the local-only commits onto ``theirs`` (different files only)."""
+        base = repo.merge_base(ours, theirs)
+        local = self._only_on(repo, ours, theirs)
+        remote_files = _changed_files(repo, repo[base].peel(pygit2.Commit).tree if base
+                                      else None, repo[theirs].peel(pygit2.Commit).tree)
+        local_files: set[str] = set()
+        for sha in local:
+            commit = repo[sha].peel(pygit2.Commit)
+            if len(commit.parents) > 1:
+                raise self._diverged(repo, ours, theirs, "a local merge commit")
+            parent = commit.parents[0].tree if commit.parents else None
+            local_files |= _changed_files(repo, parent, commit.tree)
+        both = sorted(local_files & remote_files)
+        if both:
+            raise self._diverged(repo, ours, theirs, "both sides changed "
+                                 + ", ".join(both[:5]) + (" …" if len(both) > 5 else ""))
+        mapping: dict[str, str] = {}
+        parent_id = repo[theirs].peel(pygit2.Commit).id
+        for sha in local:
+            commit = repo[sha].peel(pygit2.Commit)
+            merged = repo.merge_trees(commit.parents[0].tree if commit.parents else
+                                      repo[repo.TreeBuilder().write()],
+                                      repo[parent_id].peel(pygit2.Commit).tree, commit.tree)
+            if merged.conflicts is not None:  # cannot happen with disjoint files
+                raise self._diverged(repo, ours, theirs, "conflicting changes")
+            tree = merged.write_tree(repo)
+            parent_id = repo.create_commit(None, commit.author, commit.committer,
+                                           commit.message, tree, [parent_id])
+            mapping[sha] = str(parent_id)
+        new_tip = str(parent_id)
+        with self._ref_update(repo, ours) as commit_to:
+            try:
+                repo.checkout_tree(repo[new_tip].peel(pygit2.Commit).tree,
+                                   strategy=pygit2.enums.CheckoutStrategy.SAFE)
+            except pygit2.GitError as exc:
+                raise DirtyWorktree(f"rebasing would overwrite uncommitted changes in "
+                                    f"{self.workdir}: {exc}; commit or discard them "
+                                    "first") from exc
+            commit_to(new_tip, f"rebase: {len(local)} local commit(s) onto "
+                               f"{self.remote_name}/{self.branch} {theirs[:12]}")
+        return mapping
 
     # -- commit ---------------------------------------------------------------
     def commit_changes(self, message: str, files: Sequence[str | os.PathLike[str]],
@@ -367,13 +603,25 @@ class GitProvider:
         ms = max(1, int(self.timeout * 1000))
         pygit2.settings.server_connect_timeout = ms
         pygit2.settings.server_timeout = ms
+        creds = self.credentials or Credentials.from_env()
+        url = self._remote_url(what)
+        remote = parse_remote(url)
+        try:
+            creds.apply_ca_bundle()
+            if remote is not None and remote.scheme in ("ssh", "git+ssh", "ssh+git"):
+                creds.prepare_ssh(remote, self.timeout)
+        except FileNotFoundError as exc:
+            raise GitProviderError(str(exc)) from None
+        except HostKeyError as exc:
+            raise RemoteUnreachable(f"{what} {self._where()}: {exc}") from None
         cancel = threading.Event()
-        callbacks = _Callbacks(cancel, self.progress)
+        callbacks = _Callbacks(cancel, self.progress, creds, url)
         outcome: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                outcome["value"] = operation(callbacks)
+                with creds.host_key_checks():
+                    outcome["value"] = operation(callbacks)
             except BaseException as exc:  # re-raised in the caller's thread
                 outcome["error"] = exc
 
@@ -384,23 +632,36 @@ class GitProvider:
         if worker.is_alive():
             cancel.set()
             raise GitTimeout(f"{what} {self._where()}: no answer within {self.timeout:g}s "
-                             f"(gave up after {time.monotonic() - started:.1f}s)")
+                             f"(gave up after {time.monotonic() - started:.1f}s); check the "
+                             "network and the server, or raise the timeout")
         error = outcome.get("error")
         if error is None:
             return outcome["value"]  # type: ignore[no-any-return]
+        if callbacks.refusal is not None:
+            raise callbacks.refusal from None
         if isinstance(error, GitProviderError):
             raise error
         if isinstance(error, pygit2.GitError | OSError | KeyError | ValueError):
-            raise _classify(what, self._where(), error) from error
+            raise _classify(what, self._where(), error, url) from error
         raise error
 
-    def _where(self) -> str:
-        if is_url(self.repo_url) or self.workdir != Path(self.repo_url).expanduser().resolve():
+    def _remote_url(self, what: str) -> str:
+        """The URL libgit2 talks to (with any credentials in it: never shown)."""
+        if what == "clone":
             return self.repo_url
         try:
-            return self.open().remotes[self.remote_name].url or self.repo_url
-        except (KeyError, GitProviderError):
+            return pygit2.Repository(str(self.workdir)).remotes[self.remote_name].url or ""
+        except (KeyError, pygit2.GitError):
             return self.repo_url
+
+    def _where(self) -> str:
+        """The remote, as it may be shown (without credentials)."""
+        if is_url(self.repo_url) or self.workdir != Path(self.repo_url).expanduser().resolve():
+            return public_url(self.repo_url)
+        try:
+            return public_url(self.open().remotes[self.remote_name].url or self.repo_url)
+        except (KeyError, GitProviderError):
+            return public_url(self.repo_url)
 
     # -- compare-and-swap of the branch ref --------------------------------------
     @contextmanager
@@ -445,6 +706,14 @@ def _read_ref(repo: pygit2.Repository, ref: str) -> str | None:
         return None
 
 
+def _changed_files(repo: pygit2.Repository, old: pygit2.Tree | None,
+                   new: pygit2.Tree) -> set[str]:
+    """Paths that differ between two trees (both sides of a rename)."""
+    diff = new.diff_to_tree(swap=True) if old is None else repo.diff(old, new)
+    return {path for delta in diff.deltas
+            for path in (delta.old_file.path, delta.new_file.path) if path}
+
+
 def _short(sha: str | None) -> str:
     return sha[:12] if sha else "(no commit)"
 
@@ -469,14 +738,28 @@ def _append_reflog(repo: pygit2.Repository, git_dir: Path, ref: str, old: str | 
             handle.write(line)
 
 
-def _classify(what: str, where: str, error: BaseException) -> GitProviderError:
-    text = str(error)
+def _classify(what: str, where: str, error: BaseException, url: str = "") -> GitProviderError:
+    """The failure as its own kind, with what to do; never with a credential in it."""
+    text = scrub(str(error).strip(), url)
     lower = text.lower()
     if what == "push" and any(word in lower for word in _REJECTED):
         return PushRejected(f"push to {where} rejected (not a fast-forward: the remote "
                             f"branch moved; pull and retry): {text}")
+    if isinstance(error, getattr(pygit2, "AuthError", ())) or any(
+            word in lower for word in _AUTH):
+        return AuthenticationFailed(f"{what} {where}: authentication refused ({text}); check "
+                                    "the credentials (--ssh-key, ssh-agent, "
+                                    f"{ENV_TOKEN} or a git credential helper)")
+    if any(word in lower for word in _NOT_FOUND):
+        return RepositoryNotFound(f"{what} {where}: repository not found ({text}); check the "
+                                  "URL and that your credentials may read it")
     if any(word in lower for word in _UNREACHABLE):
-        return RemoteUnreachable(f"{what} {where}: remote unreachable: {text}")
+        return RemoteUnreachable(f"{what} {where}: remote unreachable: {text}; check the "
+                                 "host name, port and network, then retry")
+    if "certificate" in lower or "ssl" in lower or "tls" in lower:
+        return CertificateUntrusted(f"{what} {where}: TLS failed ({text}); pass --ca-bundle "
+                                    f"FILE or set {ENV_CA_BUNDLE} if the server's CA is "
+                                    "your own")
     return TransferFailed(f"{what} {where} failed: {text}")
 
 

@@ -12,15 +12,23 @@ import pygit2
 
 from .urls import public_url, scrub
 
-URL = re.compile(r"^(file|https?|ssh|git)://")
+URL = re.compile(r"^(file|https?|ssh|git|git\+ssh|ssh\+git)://")
 
 
 class SourceError(Exception):
-    """The repository or branch cannot be opened; the message says why."""
+    """The repository or branch cannot be opened; the message says why (``exit_code``:
+    that of the Git failure behind it, see :mod:`aureacore_db.cli_remote`)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def is_url(source: str) -> bool:
-    return bool(URL.match(source))
+    """A remote URL (not a local path): ``scheme://...`` or scp-like ``user@host:path``."""
+    from .credentials import is_scp_like
+
+    return bool(URL.match(source)) or is_scp_like(source)
 
 
 def clone_dir(source: str, db_path: Path) -> Path:
@@ -85,8 +93,8 @@ def open_source(source: str, db_path: Path, branch: str,
         if isinstance(exc.__cause__, KeyError) or "couldn't find remote ref" in text \
                 or "reference 'refs/remotes/origin/" in text:
             raise SourceError(f"branch {branch!r} not found at {public_url(source)}") from None
-        raise SourceError(f"cannot fetch {public_url(source)}: {scrub(str(exc), source)}") \
-            from None
+        raise SourceError(f"cannot fetch {public_url(source)}: {scrub(str(exc), source)}",
+                          exc.exit_code) from None
 
 
 def branch_tip(repo: pygit2.Repository, branch: str,

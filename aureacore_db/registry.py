@@ -48,7 +48,7 @@ import yaml
 
 from .configstore import ConfigStore, atomic_write
 from .db import connect, get_meta
-from .gitprovider import GitProvider, GitProviderError, PullResult
+from .gitprovider import Diverged, GitProvider, GitProviderError, PullResult
 from .gitsource import clone_dir, drop_bare_cache, is_url
 from .ingest import Ingest, IngestResult
 from .locks import file_lock
@@ -148,10 +148,24 @@ class SyncResult:
     rewrite_detected: bool = False
     events_delivered: int = 0
     ingest: dict[str, Any] | None = None
+    unpushed: list[str] = field(default_factory=list)  # local commits sync left alone
+    diverged: str | None = None  # why the remote's commits could not be pulled
 
     @property
     def changed(self) -> bool:
         return bool(self.new_commits or self.rewrite_detected)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PushResult:
+    """What :meth:`ServiceRegistry.push` did."""
+
+    pushed: list[str] = field(default_factory=list)  # commit ids now on the remote
+    rebased: dict[str, str] = field(default_factory=dict)  # old id -> replayed id
+    sync: SyncResult | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -496,7 +510,12 @@ class ServiceRegistry:
         """
         with self._lock():
             self._ensure_clone()
-            pulled = self._pull()
+            diverged = None
+            try:
+                pulled = self.git.pull_changes()
+            except Diverged as exc:  # kept as it is; `push` (or the next write) resolves it
+                old = self.git.tip()
+                pulled, diverged = PullResult(old, old, True), str(exc)
             before = self._before_rewrite(pulled)
             with self._db() as db:
                 before_seq = db.execute("select coalesce(max(seq), 0) from commits"
@@ -505,7 +524,8 @@ class ServiceRegistry:
             result = self._ingest()
             report = SyncResult(old_tip, result.tip,
                                 rewrite_detected=result.rewrite_detected,
-                                ingest=result.as_dict())
+                                ingest=result.as_dict(), unpushed=self.git.unpushed(),
+                                diverged=diverged)
             with self._db() as db:
                 if result.commits_added:
                     if before is None:
@@ -553,11 +573,45 @@ class ServiceRegistry:
                         "select id, commit_sha, kind, service_id from events")},
                     {r[0] for r in db.execute("select sha from commits")})
 
+    # -- push --------------------------------------------------------------------------
+    def push(self) -> PushResult:
+        """Push local commits the remote lacks (a registration made while it was down),
+        replayed onto the remote's new commits when both touch different files;
+        :class:`~aureacore_db.gitprovider.Diverged` names both sides' commits
+        otherwise, and nothing moves. Then sync, so the database shows the result."""
+        with self._lock():
+            self._ensure_clone()
+            pending = self._push_pending()
+        report = PushResult(pending[0], pending[1])
+        report.sync = self.sync_configurations()
+        return report
+
+    def _push_pending(self) -> tuple[list[str], dict[str, str]]:
+        """Push what is pending (registry lock held); registrations follow replays."""
+        if not self._has_remote():
+            return [], {}
+        self.git.fetch()
+        outgoing = self.git.unpushed()
+        mapping = self.git.push_pending()
+        if mapping:
+            with self._db() as db:
+                with db.atomic():
+                    db.conn.executemany("update registrations set commit_sha = ? where "
+                                        "commit_sha = ?", [(n, o) for o, n in mapping.items()])
+        return [mapping.get(sha, sha) for sha in outgoing], mapping
+
     # -- internals -------------------------------------------------------------------
     def _pull(self) -> PullResult:
-        pulled = self.git.pull_changes()
-        if pulled.ahead:  # commits left unpushed by an interrupted registration
-            self.git.push()
+        """Before a write: pull, and push commits an earlier write left unpushed
+        (replayed onto a moved remote when they touch different files)."""
+        try:
+            pulled = self.git.pull_changes()
+        except Diverged:
+            self._push_pending()
+            tip = self.git.tip()
+            return PullResult(tip, tip, True)
+        if pulled.ahead:
+            self._push_pending()
         return pulled
 
     def _has_remote(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from . import revisions
 from .db import connect, get_meta
 from .gitpath import git_path, path_bytes
 from .gitpath import path_text as shown_path
-from .gitprovider import GitProvider, GitProviderError
+from .gitprovider import GitProvider, GitProviderError, PushRejected
 from .locks import file_lock
 from .names import ERROR
 from .tables import ensure_rollbacks_table  # (also imported by the plugin)
@@ -47,6 +48,8 @@ OUTCOME_STATUS = {
 }
 
 Actor = dict[str, Any]
+_IDENTITY = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>]*)>\s*$")
+_ANGLE = re.compile(r"[<>\n\r]")
 
 
 @dataclass
@@ -87,9 +90,10 @@ class RollbackResult:
 class RollbackRefused(Exception):
     """The rollback was refused (and recorded); ``result`` says why."""
 
-    def __init__(self, result: RollbackResult) -> None:
+    def __init__(self, result: RollbackResult, exit_code: int = 1) -> None:
         super().__init__(result.message)
         self.result = result
+        self.exit_code = exit_code  # the CLI's (that of a failed push, see cli_remote)
 
     @property
     def status(self) -> int:
@@ -97,20 +101,42 @@ class RollbackRefused(Exception):
 
 
 def normalize_actor(actor: Actor | str | None) -> Actor:
-    """An actor dict with at least an ``id``."""
+    """An actor dict with at least an ``id``; a string ``"Name <email>"`` (as Git writes
+    an author) also gives the ``name`` and ``email``.
+
+    Raises :class:`ValueError` for a string with angle brackets that is not like that.
+    """
     if actor is None:
         return {"id": "anonymous"}
     if isinstance(actor, str):
-        return {"id": actor}
+        return {"id": actor, **parse_identity(actor)}
     return dict(actor) if actor.get("id") is not None else {**actor, "id": "anonymous"}
 
 
+def parse_identity(text: str) -> dict[str, str]:
+    """``{"name", "email"}`` of ``"Name <email>"`` (Git's author form), or ``{}`` for a
+    plain id. Raises :class:`ValueError` for angle brackets in any other form."""
+    match = _IDENTITY.match(text)
+    if match:
+        name, email = match["name"].strip(), match["email"].strip()
+        if not email:
+            raise ValueError(f"{text!r}: no email between < and >")
+        return {"name": name or email, "email": email}
+    if "<" in text or ">" in text:
+        raise ValueError(f"{text!r} is not like 'Name <email>'")
+    return {}
+
+
 def actor_signature(actor: Actor) -> pygit2.Signature:
-    """Git signature for an actor: its name (or id) and email (or ``<id>@aureacore-db``)."""
+    """The commit author for an actor, the same whichever way the rollback is made: its
+    ``name`` and ``email``; else those of an id written ``"Name <email>"``; else the id
+    and ``<id>@aureacore-db``."""
     ident = str(actor["id"])
-    name = str(actor.get("name") or actor.get("display") or ident)
-    email = str(actor.get("email") or f"{ident}@aureacore-db")
-    return pygit2.Signature(name, email)
+    parsed = parse_identity(ident) if not (actor.get("name") and actor.get("email")) else {}
+    name = str(actor.get("name") or actor.get("display") or parsed.get("name") or ident)
+    email = str(actor.get("email") or parsed.get("email") or f"{ident}@aureacore-db")
+    clean = [_ANGLE.sub("", part).strip() for part in (name, email)]
+    return pygit2.Signature(clean[0] or clean[1], clean[1] or "unknown@aureacore-db")
 
 
 def record_attempt(db_path: str | os.PathLike, result: RollbackResult, actor: Actor,
@@ -149,9 +175,10 @@ def _rollback_lock(db_path: Path) -> AbstractContextManager[None]:
 
 
 class _Refuse(Exception):
-    def __init__(self, outcome: str, message: str) -> None:
+    def __init__(self, outcome: str, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.outcome = outcome
+        self.exit_code = exit_code
 
 
 def rollback(
@@ -192,7 +219,7 @@ def rollback(
             except _Refuse as refusal:
                 result.outcome, result.message = refusal.outcome, str(refusal)
                 _record(db, result, who, via)
-                raise RollbackRefused(result) from None
+                raise RollbackRefused(result, refusal.exit_code) from None
             except Exception as exc:  # recorded, then re-raised
                 result.outcome, result.message = "error", f"{type(exc).__name__}: {exc}"
                 _record(db, result, who, via)
@@ -279,15 +306,18 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
         new_commit, f"aureacore-db: roll back {sid} to {result.target_commit[:7]}")
     result.new_commit = str(new_commit)
     if "origin" in repo.remotes.names():
-        rejected = _push(repo, branch)
-        if rejected:
+        failed = _push(repo, branch)
+        if failed is not None:
             repo.references[ref_name].resolve().set_target(head, "aureacore-db: undo rollback")
             result.new_commit = None
+            rejected = str(failed)
             advice = ("Push to a bare repository instead (origin has a checked-out "
                       "branch)." if "non-bare" in rejected else
-                      "Someone else pushed first: pull, ingest and try again.")
-            raise _Refuse("push_rejected", f"push to origin was rejected ({rejected}); the "
-                          f"local commit was undone, nothing changed. {advice}")
+                      "Someone else pushed first: pull, ingest and try again."
+                      if isinstance(failed, PushRejected) else "")
+            raise _Refuse("push_rejected", f"push to origin failed ({rejected}); the "
+                          f"local commit was undone, nothing changed. {advice}".rstrip(),
+                          failed.exit_code)
         result.pushed = True
     if checked_out:
         on_disk = os.path.join(os.fsencode(repo.workdir), path_bytes(result.path))
@@ -447,13 +477,13 @@ def _safe_path(path: str | None) -> bool:
                                              for p in parts)
 
 
-def _push(repo: pygit2.Repository, branch: str) -> str | None:
-    """Push the branch to origin (through the Git provider, with its deadline); returns
-    why the push failed, or None."""
+def _push(repo: pygit2.Repository, branch: str) -> GitProviderError | None:
+    """Push the branch to origin (through the Git provider, with its deadline and the
+    environment's credentials); returns why the push failed, or None."""
     try:
         GitProvider(repo.workdir or repo.path, branch).push()
     except GitProviderError as exc:
-        return str(exc)
+        return exc
     return None
 
 

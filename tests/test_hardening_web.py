@@ -127,7 +127,7 @@ def _get(client, path: str, **kwargs):
 def test_an_unreachable_url_fails_without_showing_its_token(tmp_path, url):
     db = tmp_path / "registry.db"
     result = CliRunner().invoke(cli, ["ingest", url, "--db", str(db)])
-    assert result.exit_code == 1
+    assert result.exit_code == 8  # network unreachable (README: Remotes and credentials)
     assert "cannot fetch https://" in result.output and TOKEN not in result.output
     assert not db.exists() or TOKEN not in _dump(db)
     assert TOKEN not in "".join(str(p) for p in tmp_path.rglob("*"))  # no folder named so
