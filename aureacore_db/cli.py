@@ -10,7 +10,14 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_common import Size, check_source, require_new_or_registry
+from .cli_common import (
+    Size,
+    check_port,
+    check_source,
+    db_option,
+    json_option,
+    require_new_or_registry,
+)
 from .cli_remote import failure, remote_options
 from .parsing import DEFAULT_MAX_BYTES
 
@@ -47,15 +54,14 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("repo")
-@click.option("--db", "db_path", default="registry.db", show_default=True,
-              type=click.Path(dir_okay=False), help="SQLite database to create or update.")
+@db_option
 @click.option("--branch", default="main", show_default=True, help="Branch to walk.")
 @click.option("--max-size", default=str(DEFAULT_MAX_BYTES), show_default=True, type=Size(),
               help="Largest config file read, e.g. 512k or 2M; larger files are ERROR.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option("the summary")
 @remote_options
-def ingest(repo: str, db_path: str, branch: str, max_size: int, quiet: bool,
+def ingest(repo: str, db_path: Path, branch: str, max_size: int, quiet: bool,
            as_json: bool) -> None:
     """Walk every commit of REPO (a path or a file:// / https:// URL) into the database.
 
@@ -175,9 +181,7 @@ def demo(directory: Path, quiet: bool, serve: bool, port: int) -> None:
     from .ingest import Ingest
 
     if serve:  # before minutes of work, not after: a busy port is a clear error now
-        from .cli_web import _check_port
-
-        _check_port("127.0.0.1", port)
+        check_port("127.0.0.1", port)
     marker = directory / ".aureacore-demo"
     if directory.exists() and any(directory.iterdir()):
         if not marker.exists():
@@ -233,9 +237,9 @@ def _demo_losses(db_path: Path) -> str:
 
 def _register_commands() -> None:
     """Commands of other areas live in their own modules, each exposing COMMANDS."""
-    from . import cli_events, cli_registry, cli_web
+    from . import cli_deps, cli_health, cli_registry, cli_web, cli_webhooks
 
-    for module in (cli_web, cli_registry, cli_events):
+    for module in (cli_web, cli_registry, cli_webhooks, cli_deps, cli_health):
         for command in module.COMMANDS:
             cli.add_command(command)
 

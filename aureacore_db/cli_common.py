@@ -1,4 +1,5 @@
-"""Checks shared by the CLI commands, so bad input ends in one clear ``Error:`` line.
+"""What the CLI commands share: their common options (``--db``, ``--repo``, ``--branch``,
+``--json``), the port check, and the checks that end bad input in one clear ``Error:`` line.
 
 A command that needs a registry refuses a missing file, a folder, a file that is not
 SQLite, a SQLite database of something else and a database that was never ingested,
@@ -9,12 +10,24 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import click
 
 from .db import open_read_only
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_DB = "registry.db"
+DB_HELP = "The registry database (aureacore-db ingest creates it)."
+REPO_HELP = ("The config repository (working clone, path or URL). Default: the one the "
+             "database was ingested from.")
+LOCAL_REPO_HELP = ("The config repository, a local working clone. Default: the one the "
+                   "database was ingested from.")
+BRANCH_HELP = "Branch. Default: the database's, else main."
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 INGEST_HINT = "run `aureacore-db ingest REPO --db {db}` first"
@@ -24,6 +37,64 @@ MISSING, FOLDER, NOT_SQLITE, EMPTY, FOREIGN, NOT_INGESTED, REGISTRY = (
     "missing", "folder", "not-sqlite", "empty", "foreign", "not-ingested", "registry")
 
 
+# -- shared options (like sqlite-utils' option decorators) ---------------------------
+def db_option(command: F) -> F:
+    """``--db PATH`` (a :class:`~pathlib.Path`, as ``db_path``; default registry.db)."""
+    return click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+                        type=click.Path(dir_okay=False, path_type=Path),
+                        help=DB_HELP)(command)
+
+
+def dbs_option(command: F) -> F:
+    """``--db PATH``, repeatable (``db_paths``, a tuple; ``serve``)."""
+    return click.option("--db", "db_paths", multiple=True,
+                        type=click.Path(dir_okay=False, path_type=Path),
+                        help=f"{DB_HELP} Repeat for several; default {DEFAULT_DB}.")(command)
+
+
+def repo_option(command: F) -> F:
+    """``--repo`` as a path or URL (``repo``, a string or None)."""
+    return click.option("--repo", default=None, help=REPO_HELP)(command)
+
+
+def local_repo_option(command: F) -> F:
+    """``--repo`` that must be an existing local folder (``repo``, a Path or None)."""
+    return click.option("--repo", default=None,
+                        type=click.Path(exists=True, file_okay=False, path_type=Path),
+                        help=LOCAL_REPO_HELP)(command)
+
+
+def branch_option(command: F) -> F:
+    """``--branch`` (``branch``; None means the database's, else main)."""
+    return click.option("--branch", default=None, help=BRANCH_HELP)(command)
+
+
+def json_option(what: str = "the result") -> Callable[[F], F]:
+    """``--json`` (``as_json``): print ``what`` as JSON instead of text."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
+
+
+def check_port(host: str, port: int) -> None:
+    """A clear error for an address that cannot be served (in use, or not this host's)."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"--host {host}: {exc.strerror}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot serve on {host}:{port}: {exc.strerror}; pick another --port"
+                + ("" if exc.errno == errno.EADDRINUSE else " or --host")) from exc
+
+
+# -- checks -------------------------------------------------------------------------
 def parse_size(value: str) -> int:
     """``512k``, ``2M``, ``1GiB`` or a plain number of bytes."""
     units = {"k": 1024, "m": 1024**2, "g": 1024**3}

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import click
 
-from .cli_common import check_source, inspect_db, read_only, require_new_or_registry
+from .cli_common import (
+    branch_option,
+    check_source,
+    db_option,
+    inspect_db,
+    json_option,
+    read_only,
+    repo_option,
+    require_new_or_registry,
+)
 from .cli_remote import failure, remote_options
 from .db import get_meta
 from .gitprovider import Diverged, GitProviderError
@@ -18,17 +27,8 @@ from .models import ConfigError, ServiceConfig
 from .names import CONFIGURED
 from .registry import RegistrationRejected, RegistryError, ServiceRegistry, SyncResult
 
-_DB = click.option("--db", "db_path", default="registry.db", show_default=True,
-                   type=click.Path(dir_okay=False), help="The registry database.")
-_REPO = click.option("--repo", default=None,
-                     help="Config repository (working clone, path or URL). Default: the "
-                          "one the database was ingested from.")
-_BRANCH = click.option("--branch", default=None,
-                       help="Branch. Default: the database's, else main.")
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
-
-def _defaults(db_path: str, repo: str | None, branch: str | None, why: str,
+def _defaults(db_path: Path, repo: str | None, branch: str | None, why: str,
               need_commits: bool) -> tuple[str, str]:
     """``--repo`` / ``--branch`` or the ones recorded in ``aureacore_meta``; refuses a
     database path that is not a registry, and a local repository that is missing or
@@ -36,21 +36,21 @@ def _defaults(db_path: str, repo: str | None, branch: str | None, why: str,
     require_new_or_registry(db_path, why)
     repo, branch = _recorded(db_path, repo, branch)
     if not is_url(repo):
-        check_source(repo, Path(db_path), branch, need_commits=need_commits)
+        check_source(repo, db_path, branch, need_commits=need_commits)
     return repo, branch
 
 
-def _recorded(db_path: str, repo: str | None, branch: str | None) -> tuple[str, str]:
+def _recorded(db_path: Path, repo: str | None, branch: str | None) -> tuple[str, str]:
     if repo is None or branch is None:
-        if not Path(db_path).exists():
+        if not db_path.exists():
             if repo is None:
                 raise click.UsageError(
                     f"{db_path}: no such database; run `aureacore-db ingest REPO --db "
                     f"{db_path}` first, or pass --repo")
             return repo, branch or "main"
         source = repo_path = None
-        if "aureacore_meta" in inspect_db(Path(db_path))[1]:
-            db = read_only(Path(db_path), ingested=False)  # reading writes nothing
+        if "aureacore_meta" in inspect_db(db_path)[1]:
+            db = read_only(db_path, ingested=False)  # reading writes nothing
             try:
                 source, repo_path = get_meta(db, "source"), get_meta(db, "repo_path")
                 branch = branch or get_meta(db, "branch") or "main"
@@ -65,9 +65,9 @@ def _recorded(db_path: str, repo: str | None, branch: str | None) -> tuple[str, 
 
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_DB
-@_REPO
-@_BRANCH
+@db_option
+@repo_option
+@branch_option
 @click.option("--author", default=None, help='Commit author, "Name <email>".')
 @click.option("--message", "-m", default=None, help="Commit message.")
 @click.option("--allow-errors", is_flag=True,
@@ -79,9 +79,9 @@ def _recorded(db_path: str, repo: str | None, branch: str | None) -> tuple[str, 
 @click.option("--yes", "-y", is_flag=True,
               help="Do not ask, on a terminal, before a write that changes other "
                    "services' status.")
-@_JSON
+@json_option()
 @remote_options
-def register(file: Path, db_path: str, repo: str | None, branch: str | None,
+def register(file: Path, db_path: Path, repo: str | None, branch: str | None,
              author: str | None, message: str | None, allow_errors: bool,
              allow_breaking: bool, dry_run: bool, yes: bool, as_json: bool) -> None:
     """Validate FILE (a service file), then write, commit and ingest it.
@@ -133,17 +133,17 @@ def register(file: Path, db_path: str, repo: str | None, branch: str | None,
 
 
 @click.command()
-@_DB
-@_REPO
-@_BRANCH
-@_JSON
+@db_option
+@repo_option
+@branch_option
+@json_option()
 @click.option("--deliver/--no-deliver", "deliver_events", default=True, show_default=True,
               help="Then send configured webhooks their undelivered events.")
 @click.option("--watch", "watch_interval", default=None, metavar="INTERVAL",
               help="Keep polling every INTERVAL (e.g. 30s, 5m) and sync on change; backs "
                    "off while the remote is down; SIGTERM or Ctrl-C stops it.")
 @remote_options
-def sync(db_path: str, repo: str | None, branch: str | None, as_json: bool,
+def sync(db_path: Path, repo: str | None, branch: str | None, as_json: bool,
          deliver_events: bool, watch_interval: str | None) -> None:
     """Pull the config repository and ingest what changed; print the changes.
 
@@ -186,12 +186,12 @@ def _print_sync(result: SyncResult) -> None:
 
 
 @click.command()
-@_DB
-@_REPO
-@_BRANCH
-@_JSON
+@db_option
+@repo_option
+@branch_option
+@json_option()
 @remote_options
-def push(db_path: str, repo: str | None, branch: str | None, as_json: bool) -> None:
+def push(db_path: Path, repo: str | None, branch: str | None, as_json: bool) -> None:
     """Push local commits the remote lacks (e.g. a write made while it was down).
 
     When the remote moved meanwhile, the local commits are replayed onto it if the two
@@ -217,7 +217,7 @@ def push(db_path: str, repo: str | None, branch: str | None, as_json: bool) -> N
         _print_sync(result.sync)
 
 
-def _watch(db_path: str, repo: str, branch: str, interval_text: str,
+def _watch(db_path: Path, repo: str, branch: str, interval_text: str,
            deliver_events: bool) -> None:
     """``sync --watch``: sync every INTERVAL until SIGTERM / Ctrl-C; a clean exit (0)."""
     from .watch import parse_interval, stop_on_signals, watch
@@ -247,7 +247,7 @@ def _watch(db_path: str, repo: str, branch: str, interval_text: str,
     click.echo(f"stopped after {rounds} round(s)", err=True)
 
 
-def _deliver_webhooks(db_path: str) -> None:
+def _deliver_webhooks(db_path: Path) -> None:
     """Send webhooks what they have not received yet (events of this sync, or older ones
     a receiver missed while it was down)."""
     from .db import connect

@@ -10,26 +10,29 @@ from typing import Any
 
 import click
 
-from .cli_common import check_source, require_registry
+from .cli_common import (
+    check_port,
+    check_source,
+    db_option,
+    dbs_option,
+    json_option,
+    local_repo_option,
+    require_registry,
+)
 from .cli_remote import failure, remote_options
 from .names import ERROR
-
-DB_HELP = "Registry database (from aureacore-db ingest)."
-REPO_HELP = "Config repository to commit to (default: the one the database was ingested from)."
 
 
 @click.command()
 @click.argument("dbs", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--db", "db_opts", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Registry database (repeat for several; default registry.db).")
-@click.option("--repo", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help=REPO_HELP + " Only with one database.")
+@dbs_option
+@local_repo_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
               help="Port to listen on.")
 @click.option("--root", is_flag=True,
               help="Print a URL that logs you in as root (may roll services back).")
-def serve(dbs: tuple[Path, ...], db_opts: tuple[Path, ...], repo: Path | None, host: str,
+def serve(dbs: tuple[Path, ...], db_paths: tuple[Path, ...], repo: Path | None, host: str,
           port: int, root: bool) -> None:
     """Browse registry databases in Datasette, with service pages and rollback.
 
@@ -44,7 +47,7 @@ def serve(dbs: tuple[Path, ...], db_opts: tuple[Path, ...], repo: Path | None, h
     """
     from .web import serve as run
 
-    paths = list(dict.fromkeys([*dbs, *db_opts])) or [Path("registry.db")]
+    paths = list(dict.fromkeys([*dbs, *db_paths])) or [Path("registry.db")]
     for path in paths:
         require_registry(path, writable="serve brings its schema up to date and records "
                                         "rollbacks there")
@@ -53,28 +56,8 @@ def serve(dbs: tuple[Path, ...], db_opts: tuple[Path, ...], repo: Path | None, h
             raise click.UsageError("--repo needs a single database (each database rolls "
                                    "back in the repository it was ingested from)")
         check_source(repo, paths[0], "main", need_commits=False)
-    _check_port(host, port)
+    check_port(host, port)
     run(paths, host=host, port=port, repo=repo, root=root, echo=click.echo)
-
-
-def _check_port(host: str, port: int) -> None:
-    """A clear error for an address that cannot be served (in use, or not this host's)."""
-    import errno
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise click.ClickException(f"--host {host}: {exc.strerror}") from exc
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            raise click.ClickException(
-                f"cannot serve on {host}:{port}: {exc.strerror}; pick another --port"
-                + ("" if exc.errno == errno.EADDRINUSE else " or --host")) from exc
 
 
 def _cli_actor(actor: str | None, repo_path: str | None) -> dict[str, Any]:
@@ -121,10 +104,8 @@ class _ActorOption(click.Option):
 @click.argument("service")
 @click.option("--to", "to", required=True,
               help="Commit (sha, short sha or revision) whose version to restore.")
-@click.option("--db", "db_path", default="registry.db", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path), help=DB_HELP)
-@click.option("--repo", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help=REPO_HELP)
+@db_option
+@local_repo_option
 @click.option("--actor", cls=_ActorOption,
               help='Who rolls back, "Name <email>" or a user id; becomes the commit author '
                    "(an id alone: <id>@aureacore-db). Default: your Git identity in the "
@@ -136,8 +117,7 @@ class _ActorOption(click.Option):
               help="With --yes: roll back even when the preview shows other services "
                    "going into ERROR.")
 @click.option("--dry-run", is_flag=True, help="Print the preview only; write nothing.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the plan, its preview and the result as JSON.")
+@json_option("the plan, its preview and the result")
 @remote_options
 def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str | None,
              yes: bool, allow_breaking: bool, dry_run: bool, as_json: bool) -> None:
@@ -245,8 +225,7 @@ def _print_plan(service: str, plan: dict[str, Any], echo: Any) -> None:
 
 @click.command()
 @click.argument("name", required=False)
-@click.option("--db", "db_path", default="registry.db", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path), help=DB_HELP)
+@db_option
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="A query parameter; repeat for more.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",

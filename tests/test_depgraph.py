@@ -188,6 +188,27 @@ def test_deps_command(story, db_path):
     assert side.exit_code == 1 and "not on the mainline" in side.output
 
 
+def test_deps_modes_combine_as_each_prints_alone(story, db_path):
+    """SERVICE, --cycles and --order in one call: text is each mode's output in that order;
+    JSON is one object with commit, seq and a key per mode."""
+    runner = CliRunner()
+    db = ["--db", str(db_path), "--at", story["second"]]
+    alone = [runner.invoke(cli, ["deps", *mode, *db]) for mode in
+             (["platform/auth"], ["--cycles"], ["--order"])]
+    assert all(r.exit_code == 0 for r in alone), [r.output for r in alone]
+    together = runner.invoke(cli, ["deps", "platform/auth", "--cycles", "--order", *db])
+    assert together.output == "".join(r.output for r in alone)
+
+    parts = json.loads(runner.invoke(cli, ["deps", "platform/auth", "--cycles", "--order",
+                                           "--json", *db]).output)
+    assert sorted(parts) == ["commit", "cycles", "order", "seq", "service"]
+    assert parts["commit"] == story["second"]
+    assert parts["service"] == json.loads(runner.invoke(
+        cli, ["deps", "platform/auth", "--json", *db]).output)
+    assert parts["cycles"] == json.loads(runner.invoke(
+        cli, ["deps", "--cycles", "--json", *db]).output)["cycles"]
+
+
 # -- Datasette -------------------------------------------------------------------------
 async def _get(db_path, *paths: str):
     ds = Datasette(files=[str(db_path)])  # the plugin comes through its entry point
