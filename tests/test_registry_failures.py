@@ -176,8 +176,8 @@ registry.register_service(ServiceConfig(name="auth", namespace="platform", versi
 """
 
 KILL_MID_INGEST = """
-import os, signal, sys
-from aureacore_db import ingest as ingest_module
+import importlib, os, signal, sys
+ingest_module = importlib.import_module("aureacore_db.ingest")  # the module, not the function
 from aureacore_db.registry import ServiceRegistry
 
 init, flush = ingest_module.Ingest.__init__, ingest_module.Ingest._flush
