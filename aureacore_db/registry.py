@@ -533,10 +533,10 @@ class ServiceRegistry:
                             "select sha from commits where seq > ? order by seq", [before_seq])]
                     else:
                         shas = [r[0] for r in db.execute("select sha from commits order by seq")
-                                if r[0] not in before[1]]
+                                if r[0] not in before]
                     self._report_changes(db, shas, report)
                 self._resolve_registrations(db, self.git.open())
-            report.events_delivered = self._deliver(before[0] if before else None)
+            report.events_delivered = self._deliver()
         return report
 
     @staticmethod
@@ -554,13 +554,12 @@ class ServiceRegistry:
                 f"from status s where s.commit_sha in ({marks}) order by s.seq, s.service_id",
                 chunk)
 
-    def _before_rewrite(self, pulled: PullResult) -> tuple[set[tuple], set[str]] | None:
-        """Event ids and commit ids before an ingest that will see a rewritten branch.
+    def _before_rewrite(self, pulled: PullResult) -> set[str] | None:
+        """Commit ids before an ingest that will see a rewritten branch (None: no rewrite).
 
-        Ingest removes the rows of commits no longer reachable, so new events may reuse
-        ids at or below the delivery cursor and new commits may get lower ``seq``
-        numbers; then both are found by set difference instead (events by id *and*
-        commit, since ids are reused; None: no rewrite).
+        Ingest removes the rows of commits no longer reachable, so new commits may get
+        lower ``seq`` numbers; then they are found by set difference instead. (Event ids
+        are never reused, AUTOINCREMENT: new events are always above the cursor.)
         """
         with self._db() as db:
             old = get_meta(db, "tip")
@@ -569,9 +568,7 @@ class ServiceRegistry:
             repo = self.git.open()
             if old in repo and repo.descendant_of(pulled.new_tip, old):
                 return None
-            return ({tuple(r) for r in db.execute(
-                        "select id, commit_sha, kind, service_id from events")},
-                    {r[0] for r in db.execute("select sha from commits")})
+            return {r[0] for r in db.execute("select sha from commits")}
 
     # -- push --------------------------------------------------------------------------
     def push(self) -> PushResult:
@@ -687,16 +684,11 @@ class ServiceRegistry:
         if subscription in self._subscribers:
             self._subscribers.remove(subscription)
 
-    def _deliver(self, pre_ids: set[tuple] | None = None) -> int:
-        """Deliver events with id above the cursor (or, after a rewrite, not seen before)."""
+    def _deliver(self) -> int:
+        """Deliver events with id above the cursor (ids are never reused)."""
         with self._db() as db:
-            if pre_ids is None:
-                rows = list(db.query("select * from events where id > ? order by id",
-                                     [self._cursor]))
-            else:
-                rows = [r for r in db.query("select * from events order by id")
-                        if (r["id"], r["commit_sha"], r["kind"], r["service_id"])
-                        not in pre_ids]
+            rows = list(db.query("select * from events where id > ? order by id",
+                                 [self._cursor]))
         for row in rows:
             event = Event(row["id"], row["kind"], row["service_id"], row["commit_sha"],
                           row["seq"], row["mainline"], row["occurred_at"],
@@ -709,9 +701,6 @@ class ServiceRegistry:
                         log.exception("event subscriber %r failed on event %s",
                                       sub.callback, event.id)
             self._cursor = max(self._cursor, event.id)
-        if pre_ids is not None:
-            with self._db() as db:
-                self._cursor = _max_event_id(db)
         return len(rows)
 
 

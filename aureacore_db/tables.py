@@ -13,7 +13,9 @@ Steps:
 2. ``webhook_secrets`` — secrets of webhooks made before ``webhook_secrets`` move there;
 3. ``read_indexes`` — the read indexes and full-text search; on a new database ingest
    defers this step (and the ones after it) until its first bulk load is written;
-4. ``git_hook_deliveries`` — the log of the Git push webhook route.
+4. ``git_hook_deliveries`` — the log of the Git push webhook route;
+5. ``events_autoincrement`` — ``events`` of databases before 88e2623 rebuilt with
+   AUTOINCREMENT, so an event id is never given twice.
 
 **Adding a schema change** (a column, a table, an index, a changed view): change the
 definition here, *and* append a step at the end of ``MIGRATIONS``::
@@ -462,6 +464,76 @@ def _read_indexes(db: sqlite_utils.Database) -> None:
 @MIGRATIONS(name="git_hook_deliveries")
 def _git_hook_deliveries(db: sqlite_utils.Database) -> None:
     create_table(db, "git_hook_deliveries")
+
+
+@MIGRATIONS(name="events_autoincrement")
+def _events_autoincrement(db: sqlite_utils.Database) -> None:
+    """Databases before 88e2623 made ``events`` without AUTOINCREMENT: SQLite could then
+    give the ids of events a rewrite removed to new events. Rebuild it with AUTOINCREMENT,
+    keeping every row and id, and start the id sequence above every id any consumer may
+    have seen (events, webhook cursors, deliveries). A webhook that was already sent an
+    id that now names another event gets its cursor moved back before it, once, as each
+    delivery run checked before."""
+    found = db.execute("select sql from sqlite_master where type = 'table' "
+                       "and name = 'events'").fetchone()
+    if found is None or "AUTOINCREMENT" in found[0].upper():
+        return
+    _rewind_webhooks_past_reused_ids(db)
+    indexes = [r[0] for r in db.execute("select sql from sqlite_master where type = "
+                                        "'index' and tbl_name = 'events' and sql is not null")]
+    # legacy: views that name events keep naming it (the new table), none is rewritten
+    legacy = db.execute("PRAGMA legacy_alter_table").fetchone()[0]
+    db.execute("PRAGMA legacy_alter_table = ON")
+    try:
+        db.execute("alter table [events] rename to [_events_before_autoincrement]")
+    finally:
+        db.execute(f"PRAGMA legacy_alter_table = {int(legacy)}")
+    spec = TABLES["events"]
+    _create_autoincrement(db, "events", spec["columns"], spec.get("foreign_keys", []))
+    old = db["_events_before_autoincrement"].columns_dict
+    columns = ", ".join(f"[{c}]" for c in spec["columns"] if c in old)
+    db.execute(f"insert into [events] ({columns}) select {columns} "
+               "from [_events_before_autoincrement] order by id")
+    db.execute("drop table [_events_before_autoincrement]")
+    for sql in indexes:
+        db.execute(sql)
+    db.execute("delete from sqlite_sequence where name = 'events'")
+    db.execute("insert into sqlite_sequence (name, seq) values ('events', ?)",
+               [_highest_event_id_seen(db)])
+
+
+def _highest_event_id_seen(db: sqlite_utils.Database) -> int:
+    """The largest of the event ids, webhook cursors and delivered event ids."""
+    found = [db.execute("select coalesce(max(id), 0) from events").fetchone()[0]]
+    for table, column in (("webhooks", "cursor"), ("webhook_deliveries", "event_id")):
+        if column in db[table].columns_dict:
+            found.append(db.execute(f"select coalesce(max([{column}]), 0) from [{table}]"
+                                    ).fetchone()[0])
+    return max(int(x or 0) for x in found)
+
+
+def _rewind_webhooks_past_reused_ids(db: sqlite_utils.Database) -> None:
+    """Move each webhook's cursor back before the first delivered event id that now names
+    another event (another kind, commit or service than the delivery recorded)."""
+    needed = {"event_kind", "commit_sha", "service_id", "event_id", "status", "webhook_id"}
+    if not needed <= set(db["webhook_deliveries"].columns_dict) \
+            or "cursor" not in db["webhooks"].columns_dict:
+        return
+    db.execute("""
+        update webhooks set cursor = (
+            select min(d.event_id) - 1 from webhook_deliveries d
+            join events e on e.id = d.event_id
+            where d.webhook_id = webhooks.id and d.status = 'delivered'
+              and d.event_id <= webhooks.cursor
+              and (e.kind is not d.event_kind or e.commit_sha is not d.commit_sha
+                   or e.service_id is not d.service_id))
+        where exists (
+            select 1 from webhook_deliveries d join events e on e.id = d.event_id
+            where d.webhook_id = webhooks.id and d.status = 'delivered'
+              and d.event_id <= webhooks.cursor
+              and (e.kind is not d.event_kind or e.commit_sha is not d.commit_sha
+                   or e.service_id is not d.service_id))
+    """)
 
 
 def pending(db: sqlite_utils.Database) -> list[str]:

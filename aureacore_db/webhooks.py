@@ -418,27 +418,6 @@ def _record(db: sqlite_utils.Database, webhook: Webhook, row: dict[str, Any],
         db["webhooks"].update(webhook.id, update)
 
 
-def _rewind(db: sqlite_utils.Database, webhook: Webhook) -> int:
-    """Move the cursor back before any delivered event id that now names another event.
-
-    Event ids of commits that a force-push removed can be given to new events; a
-    delivery row whose kind / commit / service no longer match its event id shows it.
-    """
-    found = db.execute("""
-        select min(d.event_id) from webhook_deliveries d
-        left join events e on e.id = d.event_id
-        where d.webhook_id = ? and d.status = 'delivered' and d.event_id <= ?
-          and e.id is not null
-          and (e.kind is not d.event_kind or e.commit_sha is not d.commit_sha
-               or e.service_id is not d.service_id)
-    """, [webhook.id, webhook.cursor]).fetchone()[0]
-    if found is None:
-        return webhook.cursor
-    with db.atomic():
-        db["webhooks"].update(webhook.id, {"cursor": found - 1})
-    return found - 1
-
-
 def _pending(db: sqlite_utils.Database, webhook: Webhook, after: int,
              horizon: int) -> Iterator[dict[str, Any]]:
     """Events after ``after`` up to ``horizon`` of the webhook's kinds, in id order, paged."""
@@ -470,7 +449,6 @@ def deliver_webhook(db: sqlite_utils.Database, webhook: Webhook, client: SyncCli
         db["webhooks"].update(webhook.id, {"last_run_at": now_iso(milliseconds=True),
                                            "last_error": str(exc)})
         return result
-    webhook.cursor = _rewind(db, webhook)
     horizon = _max_event(db)
     for row in _pending(db, webhook, webhook.cursor, horizon):
         started_at = now_iso(milliseconds=True)

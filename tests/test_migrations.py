@@ -144,3 +144,61 @@ def test_processes_opening_a_database_at_once_apply_each_step_once(tmp_path):
     assert errors == []
     assert [r["name"] for r in rows(path, "select name from _sqlite_migrations "
                                           "order by id")] == STEPS
+
+
+def events_without_autoincrement(path: Path) -> None:
+    """A 3380f44 database whose ``events`` table is as releases before 88e2623 made it
+    (no AUTOINCREMENT): ids 1-4 kept, id 5 deleted by a rewrite after webhook 7 had it,
+    and id 3 given again to another event after webhook 7 had been sent the first one."""
+    schema = OLD_SCHEMA.read_text().replace(
+        "CREATE TABLE [events] ([id] INTEGER PRIMARY KEY AUTOINCREMENT,",
+        "CREATE TABLE [events] ([id] INTEGER PRIMARY KEY,")
+    assert "AUTOINCREMENT" not in schema.split("CREATE TABLE [events]")[1].split(";")[0]
+    conn = sqlite3.connect(path)
+    conn.executescript(schema)
+    conn.executescript("""
+        insert into commits (sha, seq, mainline, message) values ('c1', 1, 1, 'first');
+        insert into events (id, kind, service_id, commit_sha, seq, mainline, payload) values
+            (1, 'service_added', 'platform/a', 'c1', 1, 1, '{"n": 1}'),
+            (2, 'service_added', 'platform/b', 'c1', 1, 1, '{"n": 2}'),
+            (3, 'service_added', 'platform/c', 'c2', 2, 1, '{"n": 3}'),
+            (4, 'status_changed', 'platform/c', 'c2', 2, 1, '{"n": 4}');
+        insert into webhooks (id, name, url, active, cursor)
+            values (7, 'ops', 'https://hooks.example.com/x', 1, 5);
+        insert into webhooks (id, name, url, active, cursor)
+            values (8, 'late', 'https://hooks.example.com/y', 1, 2);
+        insert into webhook_deliveries (webhook_id, event_id, event_kind, service_id,
+                                        commit_sha, status, attempts) values
+            (7, 1, 'service_added', 'platform/a', 'c1', 'delivered', 1),
+            (7, 3, 'service_added', 'platform/old', 'gone', 'delivered', 1),
+            (7, 5, 'service_removed', 'platform/old', 'gone', 'delivered', 1);
+        create view my_events as select id, kind from events where kind = 'service_added';
+    """)
+    conn.commit()
+    conn.close()
+
+
+def test_events_without_autoincrement_are_rebuilt_keeping_every_id(tmp_path):
+    path = tmp_path / "old.db"
+    events_without_autoincrement(path)
+    before = rows(path, "select * from events order by id")
+
+    db = connect(path)
+    sql = db.execute("select sql from sqlite_master where name = 'events'").fetchone()[0]
+    assert "AUTOINCREMENT" in sql.upper()
+    assert rows(path, "select * from events order by id") == before  # every row and id
+    assert {i.name for i in db["events"].indexes} >= {"idx_events_kind_id",
+                                                      "idx_events_commit_sha"}
+    assert rows(path, "select * from my_events") == [  # a view naming events still works
+        {"id": 1, "kind": "service_added"}, {"id": 2, "kind": "service_added"},
+        {"id": 3, "kind": "service_added"}]
+    # event 5 (deleted, but delivered) is never given again; nor is the deleted top id 4
+    db.execute("delete from events where id = 4")
+    db.execute("insert into events (kind, service_id, commit_sha) values "
+               "('service_added', 'platform/d', 'c3')")
+    assert db.execute("select max(id) from events").fetchone()[0] == 6
+    # webhook 7 was sent id 3 when it named another event: it gets it again; 8 is as it was
+    assert {h.name: h.cursor for h in list_webhooks(db)} == {"ops": 2, "late": 2}
+    db.close()
+    connect(path).close()  # a second open changes nothing
+    assert rows(path, "select seq from sqlite_sequence where name = 'events'") == [{"seq": 6}]
