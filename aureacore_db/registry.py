@@ -48,6 +48,7 @@ import yaml
 
 from .configstore import ConfigStore, atomic_write
 from .db import connect, get_meta
+from .gitpath import git_path, path_text
 from .gitprovider import Diverged, GitProvider, GitProviderError, PullResult
 from .gitsource import clone_dir, drop_bare_cache, is_url
 from .ingest import Ingest, IngestResult
@@ -176,8 +177,8 @@ class _Plan:
     """A validated candidate registration."""
 
     service_id: str
-    path: str
-    files: dict[str, bytes]  # repo-relative path -> new content
+    path: str  # the service file, as stored (gitpath.path_text)
+    files: dict[str, bytes]  # Git path (gitpath.git_path, as pygit2 takes it) -> content
     problems: list[Problem]  # the service's own, then other services it would break
     file_errors: bool  # errors that the file alone shows
     unchanged: bool
@@ -306,7 +307,7 @@ class ServiceRegistry:
         preview = preview_write(repo, tip, files, state=state, subject=sid)
         candidate, step = preview.candidate, preview.step
         assert candidate is not None and step is not None
-        data = files[path]
+        data = files[git_path(path)]
         file_check = check_config(parse_config(data, path))
         problems: list[Problem] = [p for p in own if p not in file_check.problems]
         declared = candidate.path_id.get(path)
@@ -367,7 +368,9 @@ class ServiceRegistry:
 
     def _target_files(self, repo: pygit2.Repository, tip: str | None, state: TreeState,
                       service: Service) -> tuple[str, dict[str, bytes]]:
-        """Where the service's file goes, and every file to write (path -> bytes)."""
+        """Where the service's file goes (stored text, as the tree holds paths), and every
+        file to write (Git path -> bytes): a file with a non-UTF-8 name is written again
+        under its exact name."""
         sid = service.id
         assert service.config is not None
         existing = state.primary(sid)
@@ -378,7 +381,7 @@ class ServiceRegistry:
         else:
             path = f"{SERVICES_DIR}/{service.namespace}/{service.name}.yaml"
         fmt = "json" if path.lower().endswith(".json") else "yaml"
-        files = {path: service.config.dumps(fmt).encode("utf-8")}
+        files = {git_path(path): service.config.dumps(fmt).encode("utf-8")}
         if state.layout.kind == "root" and existing is None and tip is not None:
             files.update(_root_file_with(repo, tip, state, service, path))
         return path, files
@@ -445,7 +448,7 @@ class ServiceRegistry:
         message = message or f"{verb} {plan.service_id} {service.config.version or ''}".strip()
         try:
             for rel, data in plan.files.items():
-                if rel == plan.path:
+                if rel == git_path(plan.path):
                     store.save_config(rel, service.config)
                 else:
                     atomic_write(self.git.workdir / rel, data)
@@ -486,7 +489,8 @@ class ServiceRegistry:
                 continue
             on_disk = path.read_bytes()
             if on_disk != data and on_disk != _blob_at(repo, tree, rel):
-                raise RegistryError(f"{rel} has uncommitted changes in {self.git.workdir}; "
+                raise RegistryError(f"{path_text(rel)} has uncommitted changes in "
+                                    f"{self.git.workdir}; "
                                     "commit or discard them first (nothing was registered)")
 
     def _restore(self, tip: str | None, files: list[str]) -> None:

@@ -111,6 +111,32 @@ def test_rollback_finds_a_non_utf8_path_again(latin1_repo, db_path):
         {"version": "1.0.0"}]
 
 
+def test_registering_again_overwrites_the_non_utf8_file(repo, db_path):
+    """A service whose file has a non-UTF-8 name gets its new version in that same file,
+    and the commit touches exactly that path."""
+    repo.service("auth")
+    write_bytes_path(repo, CAFE, 'name: x\nnamespace: cafe\nversion: "1.0.0"\n')
+    repo.commit("a Latin-1 folder")
+    ingest(repo.path, db_path)
+    assert rows(db_path, "select path from services where id = 'cafe/x'") == [
+        {"path": "services/caf\\351/x.yaml"}]
+
+    result = ServiceRegistry(db_path, repo.path).register_service(
+        ServiceConfig(name="x", namespace="cafe", version="2.0.0"))
+
+    assert result.status == "CONFIGURED" and result.path == "services/caf\\351/x.yaml"
+    touched = subprocess.run(["git", "diff-tree", "--no-commit-id", "-r", "-z", "--name-only",
+                              "HEAD"], cwd=repo.path, capture_output=True, check=True).stdout
+    assert touched.split(b"\0")[:-1] == [CAFE]
+    shown = subprocess.run(["git", "show", b"HEAD:" + CAFE], cwd=repo.path,
+                           capture_output=True, check=True).stdout
+    assert b"2.0.0" in shown
+    assert not (repo.path / "services" / "cafe").exists()  # no second file elsewhere
+    assert repo.git("status", "--porcelain") == ""
+    assert rows(db_path, "select version, path from services where id = 'cafe/x'") == [
+        {"version": "2.0.0", "path": "services/caf\\351/x.yaml"}]
+
+
 # -- odd commits ------------------------------------------------------------------------
 
 def raw_commit(repo: GitRepo, tree: str, parent: str | None, author: bytes, when: bytes,
