@@ -1,0 +1,118 @@
+"""Regression tests for problems the QA review of issues 8, 9 and 11 reproduced on main.
+
+Each test is marked ``xfail(strict=True)``: it documents a real bug without breaking CI,
+and turns into a failure (XPASS) once the bug is fixed, so the marker must then go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import GitRepo
+
+from aureacore_db.cli import cli
+from aureacore_db.ingest import ingest
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> tuple[GitRepo, Path]:
+    repo = GitRepo(tmp_path / "configs")
+    repo.service("auth", version="2.0.0")
+    repo.commit("auth 2.0.0")
+    repo.service("auth", version="3.0.0")
+    repo.service("gateway", version="1.0.0",
+                 dependencies=[{"service": "auth", "version_constraint": ">=3.0.0",
+                                "required": True}])
+    repo.commit("auth 3.0.0, gateway needs it")
+    repo.service("gateway", version="1.1.0",
+                 dependencies=[{"service": "auth", "version_constraint": ">=4.0.0",
+                                "required": True}])
+    repo.commit("gateway wants auth 4 (ERROR at the tip)")
+    db = tmp_path / "registry.db"
+    ingest(repo.path, db)
+    return repo, db
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 8 'secrets never reach an anonymous visitor': `datasette -i registry.db` "
+    "(immutable mode, what `datasette publish` uses) lets anyone download /registry.db, "
+    "which holds webhook_secrets (HMAC secret and credential-bearing URLs)"))
+def test_immutable_database_download_does_not_leak_webhook_secrets(registry):
+    from datasette.app import Datasette
+
+    _, db = registry
+    assert run("webhooks", "add", "http://127.0.0.1:9/x", "--db", str(db), "--name", "w1",
+               "--secret", "S3CRETVALUE").exit_code == 0
+    assert run("webhooks", "add", "http://bob:PASSW0RD@127.0.0.1:9/y", "--db", str(db),
+               "--name", "w2").exit_code == 0
+
+    async def download() -> tuple[int, bytes]:
+        ds = Datasette(immutables=[str(db)])
+        await ds.invoke_startup()
+        response = await ds.client.get("/registry.db")
+        return response.status_code, response.content
+
+    status, body = asyncio.run(download())
+    assert status != 200 or (b"S3CRETVALUE" not in body and b"PASSW0RD" not in body)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 11 §4 web: the confirm step of a rollback is a generic confirm() text; a "
+    "rollback that changes another service's status (here: fixes the subject) is written "
+    "without the preview ever being shown (only breaking/ERROR targets get a preview page)"))
+def test_web_confirm_step_shows_the_status_preview(registry):
+    from datasette.app import Datasette
+
+    _, db = registry
+
+    async def confirm_texts() -> list[str]:
+        ds = Datasette([str(db)])
+        await ds.invoke_startup()
+        root = {"ds_actor": ds.sign({"a": {"id": "root"}}, "actor")}
+        page = await ds.client.get("/registry/-/aureacore/services/platform/gateway",
+                                   cookies=root)
+        assert page.status_code == 200
+        return re.findall(r'data-confirm="([^"]*)"', page.text)
+
+    texts = asyncio.run(confirm_texts())
+    assert texts, "the service page offers a rollback"
+    # Rolling gateway back to 1.0.0 makes it CONFIGURED again: the confirm step should
+    # say so (ERROR -> CONFIGURED), as the CLI preview does before its question.
+    assert any("CONFIGURED" in text for text in texts), texts
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 11 §2: a git-hook sync also delivers outgoing webhooks with the default retry "
+    "policy (5 attempts, 1+2+4+8 s backoff, 10 s per attempt) before the worker records "
+    "the sync or picks up the next push; one receiver that is down delays every later "
+    "push-triggered sync by 15-65 s (target: database updated within 2 s of a push)"))
+def test_hook_sync_is_not_held_up_by_a_webhook_receiver_that_is_down(registry):
+    from aureacore_db.githooks import run_sync
+
+    repo, db = registry
+    assert run("webhooks", "add", f"http://127.0.0.1:{closed_port()}/hook", "--db", str(db),
+               "--name", "down", "--from-start").exit_code == 0
+    repo.service("auth", version="3.0.1")
+    repo.commit("auth 3.0.1")
+    started = time.monotonic()
+    summary = run_sync(db)
+    elapsed = time.monotonic() - started
+    assert "1 new commit" in summary
+    assert elapsed < 5, f"the hook's sync took {elapsed:.1f}s because of outgoing webhooks"
