@@ -261,7 +261,9 @@ def sync_source(db_path: str | Path, repo: str | None = None) -> tuple[str, str]
 
 
 def run_sync(db_path: str | Path, repo: str | None = None) -> str:
-    """One sync of the database (pull and ingest, then outgoing webhooks); its summary."""
+    """One sync of the database (pull and ingest); its summary. Outgoing webhooks are
+    then sent in the background (:func:`deliver_in_background`), so a receiver that is
+    slow or down never delays this sync's record or the next push's sync."""
     from .registry import ServiceRegistry
 
     source, branch = sync_source(db_path, repo)
@@ -271,10 +273,7 @@ def run_sync(db_path: str | Path, repo: str | None = None) -> str:
                f"{len(result.status_changes)} status change(s); tip "
                f"{(result.new_tip or '-')[:12]}"
                + (" [branch was rewritten]" if result.rewrite_detected else ""))
-    try:
-        _deliver_events(db_path)
-    except Exception as exc:  # noqa: BLE001 - the sync itself is done
-        summary += f"; outgoing webhooks: {type(exc).__name__}: {exc}"
+    deliver_in_background(db_path)
     return summary
 
 
@@ -289,6 +288,35 @@ def _deliver_events(db_path: str | Path) -> None:
         db.close()
     if active:
         deliver(db_path)
+
+
+_DELIVERING: dict[Path, bool] = {}  # database -> another round is wanted
+_DELIVERING_LOCK = threading.Lock()
+
+
+def deliver_in_background(db_path: str | Path) -> None:
+    """Send outgoing webhooks their undelivered events in a background thread, one
+    thread per database; a call while one runs asks it for one more round."""
+    key = Path(db_path).resolve()
+    with _DELIVERING_LOCK:
+        if key in _DELIVERING:
+            _DELIVERING[key] = True
+            return
+        _DELIVERING[key] = False
+
+    def rounds() -> None:
+        while True:
+            try:
+                _deliver_events(key)
+            except Exception:  # noqa: BLE001 - logged; the events stay undelivered
+                log.exception("outgoing webhooks of %s", key)
+            with _DELIVERING_LOCK:
+                if not _DELIVERING[key]:
+                    del _DELIVERING[key]
+                    return
+                _DELIVERING[key] = False
+
+    threading.Thread(target=rounds, name="aureacore-deliver", daemon=True).start()
 
 
 class HookSyncer:

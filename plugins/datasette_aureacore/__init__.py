@@ -734,9 +734,12 @@ def extra_template_vars(template, database, view_name, request, datasette):
 @hookimpl
 def permission_allowed(datasette, actor, action, resource):
     """``aureacore-rollback``: only actors matched by the plugin's rollback allow block.
-    The webhook secrets table is not shown to anyone."""
+    The webhook secrets table is not shown to anyone, and a registry's file cannot be
+    downloaded (it holds them; Datasette offers the download of immutable databases)."""
     if action == "view-table" and isinstance(resource, (tuple, list)) and len(resource) == 2 \
             and resource[1] == SECRETS_TABLE:
+        return False
+    if action == "view-database-download" and is_registry(datasette, resource):
         return False
     if action != PERMISSION:
         return None
