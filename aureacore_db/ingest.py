@@ -88,16 +88,30 @@ def _json_or_none(value: Any) -> str | None:
 class _Stored:
     """Checks of configs stored by earlier runs, so resuming needs no re-parsing."""
 
+    COLUMNS = "format, raw, content, parse_error, parse_line, parse_column, problems"
+
     def __init__(self, db: sqlite_utils.Database, known: Callable[[str], bool]) -> None:
         self.db = db
         self.known = known  # cheap test first: most blobs of a run are new
+        self._ahead: dict[str, tuple] = {}
+
+    def preload_current(self) -> None:
+        """Read the configs of the current services in one query, ahead of rebuilding a
+        tree state from a commit ingested earlier (one query instead of one per service)."""
+        self._ahead = {row[0]: row[1:] for row in self.db.conn.execute(
+            f"select id, {self.COLUMNS} from configs "
+            "where id in (select config_id from services where config_id is not null)")}
+
+    def forget_preloaded(self) -> None:
+        self._ahead = {}
 
     def __call__(self, oid: str) -> ConfigCheck | None:
-        if not self.known(oid):
-            return None
-        row = self.db.conn.execute(
-            "select format, raw, content, parse_error, parse_line, parse_column, problems "
-            "from configs where id = ?", [oid]).fetchone()
+        row = self._ahead.pop(oid, None)
+        if row is None:
+            if not self.known(oid):
+                return None
+            row = self.db.conn.execute(
+                f"select {self.COLUMNS} from configs where id = ?", [oid]).fetchone()
         if row is None or row[6] is None:
             return None
         fmt, raw, content, error, line, column, problems = row
@@ -250,8 +264,8 @@ class Ingest:
             return
         for name in ("history", "status", "validation_errors", "parameter_changes"):
             self._ids[name] = db.execute(f"select coalesce(max(id), 0) from {name}").fetchone()[0]
-        stored = _Stored(db, self._config_known)
-        self.reader = BlobReader(repo, max_bytes=self.max_bytes, fallback=stored)
+        self.stored = _Stored(db, self._config_known)
+        self.reader = BlobReader(repo, max_bytes=self.max_bytes, fallback=self.stored)
         pending = _Children(repo, todo)
         states: dict[pygit2.Oid, TreeState] = {}
         last_main: tuple[pygit2.Commit, TreeState] | None = None
@@ -372,7 +386,9 @@ class Ingest:
         state = states.get(parent.id)
         if state is None:
             state = TreeState(self.reader)
+            self.stored.preload_current()  # most likely the services of that commit
             state.advance(None, parent.tree)  # rebuilt from a commit ingested earlier
+            self.stored.forget_preloaded()
             if pending.get(parent.id) > 1:
                 states[parent.id] = state
         if pending.take(parent.id) > 0:
@@ -582,8 +598,10 @@ class Ingest:
         services named in ``only``, when given: those the batch touched)."""
         db = self.db
         if state is None:
+            stored = _Stored(db, self._config_known)
+            stored.preload_current()
             state = TreeState(BlobReader(self.repo, max_bytes=self.max_bytes,
-                                         fallback=_Stored(db, self._config_known)))
+                                         fallback=stored))
             state.advance(None, tip.tree)
         services = state.services()
         ids = sorted(services) if only is None else sorted(only & services.keys())
