@@ -24,17 +24,18 @@ CHUNK = 64  # commits per task
 MIN_COMMITS = 500  # fewer than this: not worth starting workers
 # libgit2 keeps parsed trees and commits in a cache of up to 256 MB by default, and maps
 # pack files in windows of 1 GB up to 8 GB: both fill as a long history is walked. A walk
-# reads each object about once, so small bounds lose nothing and keep memory flat.
-GIT_CACHE_BYTES = 8 * 2**20
-GIT_WINDOW_BYTES = 8 * 2**20
-GIT_MAPPED_BYTES = 64 * 2**20
+# reads each object about once, so without the cache and with small windows it runs as
+# fast (measured on the 1k x 10k benchmark) and its memory stays flat.
+GIT_WINDOW_BYTES = 4 * 2**20
+GIT_MAPPED_BYTES = 32 * 2**20
 
 
 def bound_git_cache() -> None:
-    """Cap libgit2's object cache and pack mappings in this process (see above)."""
-    pygit2.settings.cache_max_size(GIT_CACHE_BYTES)
+    """No libgit2 object cache and bounded pack mappings in this process (see above)."""
+    pygit2.settings.enable_caching(False)
     pygit2.settings.mwindow_size = GIT_WINDOW_BYTES
     pygit2.settings.mwindow_mapped_limit = GIT_MAPPED_BYTES
+
 
 _repo: pygit2.Repository | None = None
 _reader: BlobReader | None = None

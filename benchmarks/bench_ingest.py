@@ -1,6 +1,8 @@
 """Benchmark `aureacore-db ingest` against the floor (see README.md).
 
 python benchmarks/bench_ingest.py --services 1000 --commits 10000 --runs 3
+python benchmarks/bench_ingest.py --scale --keep /work/bench-cache   # 10k x 100k, cached
+python benchmarks/bench_ingest.py --baseline ../main-checkout         # ratios in one run
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from generate_repo import append_commit, generate, run_git
 
 HERE = Path(__file__).resolve().parent
+SCALE = (10_000, 100_000)  # --scale: services, commits
 STEPS = ("floor", "full", "incremental", "nochange")
 
 
@@ -259,8 +262,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--baseline", type=Path, metavar="DIR",
                     help="also run every step with the checkout DIR, interleaved, for ratios "
                          "measured in the same run")
+    ap.add_argument("--scale", action="store_true",
+                    help="10,000 services x 100,000 commits (generated once, ~10 minutes on "
+                         "2 cores, then reused from --keep); default runs 1")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a = ap.parse_args(argv)
+    if a.scale:
+        a.services, a.commits = SCALE
+        a.runs = a.runs if "--runs" in (argv if argv is not None else sys.argv) else 1
     steps = [s for s in STEPS if s in a.steps.split(",")]
     if {"incremental", "nochange"} & set(steps) and "full" not in steps:
         ap.error("the incremental and nochange steps need the full step")
