@@ -99,19 +99,24 @@ def resolve_commit(db: Any, at: str | None = None, repo_path: str | None = None
 
 _PRESENT_SQL = """
     with latest as (
-        select service_id, change, config_id,
-               row_number() over (partition by service_id order by seq desc, id desc) as rn
-        from history where mainline = 1 and seq <= :seq
-    ), status_at as (
-        select service_id, status, message,
-               row_number() over (partition by service_id order by seq desc, id desc) as rn
-        from status where mainline = 1 and seq <= :seq
+        -- per service, its last mainline rows up to the commit: index seeks on
+        -- (service_id, seq), so the cost follows the number of services, not of rows
+        select s.id as service_id,
+               (select h.id from history h
+                where h.service_id = s.id and +h.mainline = 1 and h.seq <= :seq
+                order by h.seq desc, h.id desc limit 1) as history_id,
+               (select st.id from status st
+                where st.service_id = s.id and +st.mainline = 1 and st.seq <= :seq
+                order by st.seq desc, st.id desc limit 1) as status_id
+        from services s
     )
-    select l.service_id, l.config_id, c.version, s.status, s.message
+    select l.service_id, h.config_id, c.version, st.status, st.message
     from latest l
-    left join configs c on c.id = l.config_id
-    left join status_at s on s.service_id = l.service_id and s.rn = 1
-    where l.rn = 1 and l.change != 'removed'
+    join history h on h.id = l.history_id
+    left join configs c on c.id = h.config_id
+    left join status st on st.id = l.status_id
+    where h.change != 'removed'
+    order by l.service_id
 """
 
 _EDGES_SQL = """
@@ -324,6 +329,24 @@ class DepGraph:
             },
             "cycles": [asdict(c) for c in self.cycles() if sid in c.services],
         }
+
+
+def cycle_members_json(edges_json: str | None) -> str:
+    """SQL ``aureacore_cycle_members(json_group_array(json_array(service, depends_on)))``:
+    the services on a cycle of those edges (a strongly connected component of two or
+    more, or a self-loop), as a sorted JSON array. Linear in the edges, where a recursive
+    SQL closure grows with services times their reach."""
+    graph = nx.DiGraph()
+    graph.add_edges_from((str(u), str(v)) for u, v in json.loads(edges_json or "[]"))
+    members: set[str] = set()
+    for component in nx.strongly_connected_components(graph):
+        if len(component) > 1:
+            members |= component
+        else:
+            (node,) = component
+            if graph.has_edge(node, node):
+                members.add(node)
+    return json.dumps(sorted(members))
 
 
 def load_graph(db: Any, at: str | None = None) -> DepGraph:

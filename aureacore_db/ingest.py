@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -37,7 +38,7 @@ from .leafdiff import dump, flat_changes
 from .locks import file_lock
 from .names import ERROR
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
-from .prefetch import MIN_COMMITS, Prepared, prepared
+from .prefetch import MIN_COMMITS, Prepared, bound_git_cache, prepared
 from .tables import PER_COMMIT, upgrade
 from .timestamps import git_time_iso, now_iso
 from .tree import Change, Step, TreeState
@@ -92,16 +93,30 @@ def _json_or_none(value: Any) -> str | None:
 class _Stored:
     """Checks of configs stored by earlier runs, so resuming needs no re-parsing."""
 
+    COLUMNS = "format, raw, content, parse_error, parse_line, parse_column, problems"
+
     def __init__(self, db: sqlite_utils.Database, known: Callable[[str], bool]) -> None:
         self.db = db
         self.known = known  # cheap test first: most blobs of a run are new
+        self._ahead: dict[str, tuple] = {}
+
+    def preload_current(self) -> None:
+        """Read the configs of the current services in one query, ahead of rebuilding a
+        tree state from a commit ingested earlier (one query instead of one per service)."""
+        self._ahead = {row[0]: row[1:] for row in self.db.conn.execute(
+            f"select id, {self.COLUMNS} from configs "
+            "where id in (select config_id from services where config_id is not null)")}
+
+    def forget_preloaded(self) -> None:
+        self._ahead = {}
 
     def __call__(self, oid: str) -> ConfigCheck | None:
-        if not self.known(oid):
-            return None
-        row = self.db.conn.execute(
-            "select format, raw, content, parse_error, parse_line, parse_column, problems "
-            "from configs where id = ?", [oid]).fetchone()
+        row = self._ahead.pop(oid, None)
+        if row is None:
+            if not self.known(oid):
+                return None
+            row = self.db.conn.execute(
+                f"select {self.COLUMNS} from configs where id = ?", [oid]).fetchone()
         if row is None or row[6] is None:
             return None
         fmt, raw, content, error, line, column, problems = row
@@ -133,10 +148,11 @@ class Ingest:
         self.batch_commits = batch_commits
         self.workers = workers  # prefetch processes; None: one per spare core, 0: none
         self._rows: dict[str, list[dict[str, Any]]] = {}
-        self._seen_configs: set[str] = set()
-        self._seen_deps: set[tuple[str, str]] = set()
+        # configs and (config, service) dependency lists of the unwritten batch; earlier
+        # ones are looked up in the database, so memory does not grow with history
+        self._batch_configs: set[str] = set()
+        self._batch_deps: set[tuple[str, str]] = set()
         self._ids: dict[str, int] = {}
-        self._had_rows = False
         self._touched: set[str] = set()  # services with rows in the unwritten batch
         self._refresh_all = False  # after a rewrite every service row may be stale
         self._indexes_deferred = False  # a first bulk load builds read indexes at the end
@@ -146,6 +162,7 @@ class Ingest:
         if not self.db_path.parent.is_dir():
             raise SourceError(f"folder {self.db_path.parent} (for the database) does not exist")
         # Open the repository and find the branch first: a bad source creates nothing.
+        bound_git_cache()  # for this process: a long walk would fill it
         self.repo = open_source(self.source, self.db_path, self.branch)
         tip = branch_tip(self.repo, self.branch, remote_first=is_url(self.source))
         with ingest_lock(self.db_path):
@@ -243,10 +260,7 @@ class Ingest:
     def _walk(self, tip: pygit2.Commit, result: IngestResult) -> None:
         repo, db = self.repo, self.db
         planned = self._plan_append(tip)
-        if planned is not None:
-            todo, seq_of, main_of = planned
-        else:
-            todo, seq_of, main_of = self._plan_full(tip, result)
+        todo, seqs, mains = planned if planned is not None else self._plan_full(tip, result)
         if not todo:
             if result.rewrite_detected or result.commits_removed:
                 with db.atomic():
@@ -255,14 +269,9 @@ class Ingest:
             return
         for name in ("history", "status", "validation_errors", "parameter_changes"):
             self._ids[name] = db.execute(f"select coalesce(max(id), 0) from {name}").fetchone()[0]
-        self._had_rows = self._ids["history"] > 0
-        stored = _Stored(db, self._config_known)
-        self.reader = BlobReader(repo, max_bytes=self.max_bytes, fallback=stored)
-        pending: dict[pygit2.Oid, int] = {}
-        for oid in todo:
-            parents = repo[oid].parent_ids
-            if parents:
-                pending[parents[0]] = pending.get(parents[0], 0) + 1
+        self.stored = _Stored(db, self._config_known)
+        self.reader = BlobReader(repo, max_bytes=self.max_bytes, fallback=self.stored)
+        pending = _Children(repo, todo)
         states: dict[pygit2.Oid, TreeState] = {}
         last_main: tuple[pygit2.Commit, TreeState] | None = None
         batch_started, in_batch = time.monotonic(), 0
@@ -279,11 +288,11 @@ class Ingest:
                     self.reader.put(key, check)
             state = self._state_for(parent, states, pending)
             step = state.advance(parent.tree if parent else None, commit.tree, updates)
-            sha = str(oid)
-            self._record(commit, seq_of[sha], main_of[sha], step, state)
+            seq, main = seqs[done - 1], mains[done - 1]
+            self._record(commit, seq, main, step, state)
             if pending.get(oid):
                 states[oid] = state
-            if main_of[sha]:
+            if main:
                 last_main = (commit, state)
             result.commits_added += 1
             in_batch += 1
@@ -296,19 +305,24 @@ class Ingest:
         self._mark_complete(tip)
 
     # -- planning -----------------------------------------------------------
-    def _plan_full(self, tip: pygit2.Commit, result: IngestResult) -> tuple[list, dict, dict]:
+    def _plan_full(self, tip: pygit2.Commit, result: IngestResult) -> Plan:
         """Number every reachable commit; reconcile rows of earlier runs with it."""
         order = canonical_order(self.repo, tip.id)
         mainline = first_parent_chain(self.repo, tip.id)
+        if self.db.execute("select 1 from commits limit 1").fetchone() is None:
+            # a first run: nothing to reconcile, and no per-commit dictionaries to keep
+            return (order, array("q", range(1, len(order) + 1)),
+                    bytearray(oid in mainline for oid in order))
         seq_of = {str(oid): i + 1 for i, oid in enumerate(order)}
         main_of = {str(oid): int(oid in mainline) for oid in order}
         existing = {sha: (seq, main) for sha, seq, main in
                     self.db.execute("select sha, seq, mainline from commits")}
         self._reconcile(existing, seq_of, main_of, result)
         todo = [oid for oid in order if str(oid) not in existing]
-        return todo, seq_of, main_of
+        return (todo, array("q", (seq_of[str(oid)] for oid in todo)),
+                bytearray(main_of[str(oid)] for oid in todo))
 
-    def _plan_append(self, tip: pygit2.Commit) -> tuple[list, dict, dict] | None:
+    def _plan_append(self, tip: pygit2.Commit) -> Plan | None:
         """The common case, without walking all history: the branch only grew from the
         tip a completed run ingested, along its first-parent chain. The new commits are
         numbered exactly as a full run would number them (see ``canonical_order``)."""
@@ -330,20 +344,28 @@ class Ingest:
             return None  # rewritten, or the old tip left the first-parent chain
         order = canonical_order(self.repo, tip.id, known=known)
         mainline = set(chain)
-        seq_of = {str(o): count + i + 1 for i, o in enumerate(order)}
-        main_of = {str(o): int(o in mainline) for o in order}
-        return order, seq_of, main_of
+        return (order, array("q", range(count + 1, count + len(order) + 1)),
+                bytearray(o in mainline for o in order))
 
     def _commit_known(self, sha: str) -> bool:
         return self.db.conn.execute("select 1 from commits where sha = ?", [sha]).fetchone() \
             is not None
 
     def _config_known(self, oid: str) -> bool:
-        """Whether a config row exists (this run's, or stored by an earlier run)."""
-        if oid in self._seen_configs:
+        """Whether a config row exists (in the unwritten batch, or stored)."""
+        if oid in self._batch_configs:
             return True
-        return self._had_rows and self.db.conn.execute(
+        return self.db.conn.execute(
             "select 1 from configs where id = ?", [oid]).fetchone() is not None
+
+    def _deps_known(self, oid: str, sid: str) -> bool:
+        """Whether the dependency rows of a config read as a service's are recorded
+        (a config without dependencies has none: looking again finds none to add)."""
+        if (oid, sid) in self._batch_deps:
+            return True
+        return self.db.conn.execute(
+            "select 1 from dependencies where config_id = ? and service_id = ? limit 1",
+            [oid, sid]).fetchone() is not None
 
     def _mark_complete(self, tip: pygit2.Commit) -> None:
         """Remember a completed run's tip, so the next run can take the append path;
@@ -359,22 +381,22 @@ class Ingest:
         """Diffs and parsed configs of the commits to do, from worker processes."""
         if self.workers == 0 or (self.workers is None and len(todo) < MIN_COMMITS):
             return None
-        return prepared(self.repo.path, [str(oid) for oid in todo], self.max_bytes,
-                        self.workers)
+        return prepared(self.repo.path, todo, self.max_bytes, self.workers)
 
     def _state_for(self, parent: pygit2.Commit | None, states: dict,
-                   pending: dict) -> TreeState:
+                   pending: _Children) -> TreeState:
         """The first parent's state, shared with the last child that needs it."""
         if parent is None:
             return TreeState(self.reader)
         state = states.get(parent.id)
         if state is None:
             state = TreeState(self.reader)
+            self.stored.preload_current()  # most likely the services of that commit
             state.advance(None, parent.tree)  # rebuilt from a commit ingested earlier
-            if pending.get(parent.id, 0) > 1:
+            self.stored.forget_preloaded()
+            if pending.get(parent.id) > 1:
                 states[parent.id] = state
-        pending[parent.id] -= 1
-        if pending[parent.id] > 0:
+        if pending.take(parent.id) > 0:
             return state.copy()
         states.pop(parent.id, None)
         return state
@@ -485,12 +507,12 @@ class Ingest:
     def _record_config(self, sid: str, entry: Entry) -> None:
         if entry.oid is None:
             return
-        if (entry.oid, sid) not in self._seen_deps:
-            self._seen_deps.add((entry.oid, sid))
+        if not self._deps_known(entry.oid, sid):
+            self._batch_deps.add((entry.oid, sid))
             self._record_dependencies(sid, entry)  # "insert or replace": repeats are harmless
         if self._config_known(entry.oid):
             return
-        self._seen_configs.add(entry.oid)
+        self._batch_configs.add(entry.oid)
         check = entry.check
         parse = check.parse
         content = check.content
@@ -548,6 +570,7 @@ class Ingest:
         """Write the batch in one transaction (commits last, so a batch is all or nothing)."""
         rows, self._rows = self._rows, {}
         touched, self._touched = self._touched, set()
+        self._batch_configs, self._batch_deps = set(), set()
         with self.db.atomic():
             for table in ("configs", "dependencies", "history", "status", "validation_errors",
                           "parameter_changes", "events", "commits"):
@@ -580,9 +603,10 @@ class Ingest:
         services named in ``only``, when given: those the batch touched)."""
         db = self.db
         if state is None:
-            self._had_rows = True
+            stored = _Stored(db, self._config_known)
+            stored.preload_current()
             state = TreeState(BlobReader(self.repo, max_bytes=self.max_bytes,
-                                         fallback=_Stored(db, self._config_known)))
+                                         fallback=stored))
             state.advance(None, tip.tree)
         services = state.services()
         ids = sorted(services) if only is None else sorted(only & services.keys())
@@ -620,6 +644,37 @@ class Ingest:
             for chunk in _chunks(sorted(only), 500):
                 db.execute(first_last + f" where id in ({','.join('?' * len(chunk))})", chunk)
         set_meta(db, "tip", str(tip.id))
+
+
+Plan = tuple[list[pygit2.Oid], array, bytearray]  # commits to do, their seq and mainline
+
+
+class _Children:
+    """How many commits still to do have each commit as first parent, in memory that
+    follows the shape of the history, not its length: most commits have exactly one
+    such child (the next commit), so only the others are stored."""
+
+    def __init__(self, repo: pygit2.Repository, todo: list[pygit2.Oid]) -> None:
+        counts: dict[pygit2.Oid, int] = {}
+        for oid in todo:
+            parents = repo[oid].parent_ids
+            if parents:
+                counts[parents[0]] = counts.get(parents[0], 0) + 1
+        self._other = {oid: n for oid, n in counts.items() if n != 1}
+        self._other.update((oid, 0) for oid in todo if oid not in counts)  # no child
+        del counts
+
+    def get(self, oid: pygit2.Oid) -> int:
+        return self._other.get(oid, 1)
+
+    def take(self, oid: pygit2.Oid) -> int:
+        """One child is being done: the number left."""
+        left = self._other.get(oid, 1) - 1
+        if left:
+            self._other[oid] = left
+        else:
+            self._other.pop(oid, None)  # never asked again
+        return left
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 import pygit2
@@ -22,6 +22,20 @@ from .validation import ConfigCheck
 
 CHUNK = 64  # commits per task
 MIN_COMMITS = 500  # fewer than this: not worth starting workers
+# libgit2 keeps parsed trees and commits in a cache of up to 256 MB by default, and maps
+# pack files in windows of 1 GB up to 8 GB: both fill as a long history is walked. A walk
+# reads each object about once, so without the cache and with small windows it runs as
+# fast (measured on the 1k x 10k benchmark) and its memory stays flat.
+GIT_WINDOW_BYTES = 4 * 2**20
+GIT_MAPPED_BYTES = 32 * 2**20
+
+
+def bound_git_cache() -> None:
+    """No libgit2 object cache and bounded pack mappings in this process (see above)."""
+    pygit2.settings.enable_caching(False)
+    pygit2.settings.mwindow_size = GIT_WINDOW_BYTES
+    pygit2.settings.mwindow_mapped_limit = GIT_MAPPED_BYTES
+
 
 _repo: pygit2.Repository | None = None
 _reader: BlobReader | None = None
@@ -29,6 +43,7 @@ _reader: BlobReader | None = None
 
 def _init(repo_path: str, max_bytes: int) -> None:
     global _repo, _reader
+    bound_git_cache()
     _repo = pygit2.Repository(repo_path)
     _reader = BlobReader(_repo, max_bytes=max_bytes, cache_size=2048)
 
@@ -67,10 +82,10 @@ def worker_count() -> int:
 
 
 def prepared(
-    repo_path: str, shas: list[str], max_bytes: int, workers: int | None = None
+    repo_path: str, oids: Sequence[pygit2.Oid], max_bytes: int, workers: int | None = None
 ) -> Iterator[Prepared]:
     """Yield ``(sha, updates, checks)`` for each commit, in order, computed by workers."""
-    chunks = [shas[i:i + CHUNK] for i in range(0, len(shas), CHUNK)]
+    starts = range(0, len(oids), CHUNK)  # shas made per chunk: no copy of all history
     workers = workers or worker_count()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
@@ -78,8 +93,10 @@ def prepared(
         window: deque[Future] = deque()
         ahead = workers * 4  # bounded, so memory stays flat
         next_chunk = 0
-        while next_chunk < len(chunks) or window:
-            while next_chunk < len(chunks) and len(window) < ahead:
-                window.append(pool.submit(_prepare, chunks[next_chunk]))
+        while next_chunk < len(starts) or window:
+            while next_chunk < len(starts) and len(window) < ahead:
+                start = starts[next_chunk]
+                chunk = [str(oid) for oid in oids[start:start + CHUNK]]
+                window.append(pool.submit(_prepare, chunk))
                 next_chunk += 1
             yield from window.popleft().result()

@@ -165,11 +165,19 @@ COMMIT_PARAM = re.compile(r"aureacore_commit\(\s*:(\w+)\s*\)")
 def register_sql_function(conn: sqlite3.Connection,
                           repo_path: str | os.PathLike | None = None) -> None:
     """SQL ``aureacore_commit(ref)``: the full sha of the ingested commit ``ref`` names
-    (empty: the mainline tip); an unknown reference fails the query."""
+    (empty: the mainline tip); an unknown reference fails the query. Also
+    ``aureacore_cycle_members(edges)`` (see :func:`~aureacore_db.depgraph.cycle_members_json`)."""
     def aureacore_commit(ref: Any) -> str:
         return resolve_commit(conn, None if ref is None else str(ref), repo_path).sha
 
     conn.create_function(SQL_FUNCTION, 1, aureacore_commit)
+
+    def aureacore_cycle_members(edges_json: str | None) -> str:
+        from .depgraph import cycle_members_json  # networkx: only when a query asks
+
+        return cycle_members_json(edges_json)
+
+    conn.create_function("aureacore_cycle_members", 1, aureacore_cycle_members)
 
 
 def commit_parameter_error(conn: sqlite3.Connection, sql: str, values: dict[str, Any],

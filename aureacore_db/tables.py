@@ -15,7 +15,9 @@ Steps:
    defers this step (and the ones after it) until its first bulk load is written;
 4. ``git_hook_deliveries`` — the log of the Git push webhook route;
 5. ``events_autoincrement`` — ``events`` of databases before 88e2623 rebuilt with
-   AUTOINCREMENT, so an event id is never given twice.
+   AUTOINCREMENT, so an event id is never given twice;
+6. ``views_cross_join`` — ``current_dependencies`` walks services in id order (a
+   ``cross join`` fixes SQLite's join order: its first page 70 ms → 1 ms at 10k services).
 
 **Adding a schema change** (a column, a table, an index, a changed view): change the
 definition here, *and* append a step at the end of ``MIGRATIONS``::
@@ -321,7 +323,7 @@ VIEWS = {
                t.version as depends_on_version, t.status as depends_on_status,
                case when t.id is null or t.removed = 1 then 0 else 1 end as depends_on_exists
         from services s
-        join dependencies d on d.config_id = s.config_id and d.service_id = s.id
+        cross join dependencies d on d.config_id = s.config_id and d.service_id = s.id
         left join services t on t.id = d.depends_on
         where s.removed = 0
         order by s.id, d.position
@@ -500,6 +502,11 @@ def _events_autoincrement(db: sqlite_utils.Database) -> None:
     db.execute("delete from sqlite_sequence where name = 'events'")
     db.execute("insert into sqlite_sequence (name, seq) values ('events', ?)",
                [_highest_event_id_seen(db)])
+
+
+@MIGRATIONS(name="views_cross_join")
+def _views_cross_join(db: sqlite_utils.Database) -> None:
+    create_views(db)
 
 
 def _highest_event_id_seen(db: sqlite_utils.Database) -> int:

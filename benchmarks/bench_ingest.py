@@ -1,6 +1,8 @@
 """Benchmark `aureacore-db ingest` against the floor (see README.md).
 
 python benchmarks/bench_ingest.py --services 1000 --commits 10000 --runs 3
+python benchmarks/bench_ingest.py --scale --keep /work/bench-cache   # 10k x 100k, cached
+python benchmarks/bench_ingest.py --baseline ../main-checkout         # ratios in one run
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -20,22 +23,99 @@ from pathlib import Path
 from generate_repo import append_commit, generate, run_git
 
 HERE = Path(__file__).resolve().parent
-STEPS = ("floor", "full", "incremental")
+SCALE = (10_000, 100_000)  # --scale: services, commits
+STEPS = ("floor", "full", "incremental", "nochange")
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """Run ``cmd`` in a fresh process; return (wall seconds, peak RSS MB of that process)."""
-    with tempfile.TemporaryFile() as err:
+def rss_mb(pid: int) -> float:
+    """Resident set of one process in MB (0 once it is gone), from /proc."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident set of a process and all its descendants (workers) in MB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        one = todo.pop()
+        total += rss_mb(one)
+        todo.extend(children.get(one, ()))
+    return total
+
+
+def commits_in(db: Path | None) -> int | None:
+    """Commits stored so far (batches are committed as the walk goes)."""
+    if db is None or not db.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.05)
+        try:
+            return conn.execute("select count(*) from commits").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+
+
+def measure(cmd: list[str], db: Path | None = None, every: float = 0.25,
+            env: dict[str, str] | None = None) -> dict:
+    """Run ``cmd`` in a fresh process; return its wall seconds, peak RSS (the process's
+    own, from ``os.wait4``) and, sampled every ``every`` seconds from /proc, the peak RSS
+    of the process tree (main + workers) and the curve of RSS against ``db``'s commits."""
+    curve: list[tuple[int | None, float, float]] = []
+    tree_peak = 0.0
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            main_rss, tree = rss_mb(proc.pid), tree_rss_mb(proc.pid)
+            tree_peak = max(tree_peak, tree)
+            curve.append((commits_in(db), main_rss, tree))
+            time.sleep(every)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode:
             err.seek(0)
             tail = err.read().decode(errors="replace")[-3000:]
             sys.exit(f"{' '.join(cmd)} exited with {proc.returncode}:\n{tail}")
-    return wall, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    own = json.loads(text)["duration_s"] if text.startswith("{") else None
+    main_peak = usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime  # with the workers it waited for
+    return {"wall": wall, "cpu": cpu, "own": own, "rss": main_peak,
+            "tree_rss": max(tree_peak, main_peak), "curve": curve}
+
+
+def rss_curve(curve: list, points: int = 10) -> list[tuple[int, float, float]]:
+    """The peak RSS (main, tree) seen up to each of ``points`` evenly spaced commit counts."""
+    known = [(c, m, t) for c, m, t in curve if c is not None]
+    if not known:
+        return []
+    top = max(c for c, _, _ in known)
+    out, main_peak, tree_peak = [], 0.0, 0.0
+    marks = [top * (i + 1) // points for i in range(points)]
+    for c, m, t in curve:
+        main_peak, tree_peak = max(main_peak, m), max(tree_peak, t)
+        while c is not None and marks and c >= marks[0]:
+            out.append((marks.pop(0), main_peak, tree_peak))
+    return out
 
 
 def ingest_cmd() -> list[str]:
@@ -57,7 +137,17 @@ def cached_repo(keep: Path, services: int, commits: int) -> Path:
     return repo
 
 
-def bench(keep: Path, services: int, commits: int, runs: int, steps: list[str]) -> dict:
+def code_env(code: Path | None) -> dict[str, str] | None:
+    """The environment that runs the ingest of the checkout ``code`` (None: as installed)."""
+    if code is None:
+        return None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(code), str(code / "plugins")])
+    return env
+
+
+def bench(keep: Path, services: int, commits: int, runs: int, steps: list[str],
+          baseline: Path | None = None, code: Path | None = None) -> dict:
     cache = cached_repo(keep, services, commits)
     work = keep / f"work-{cache.name}"
     shutil.rmtree(work, ignore_errors=True)
@@ -65,70 +155,91 @@ def bench(keep: Path, services: int, commits: int, runs: int, steps: list[str]) 
     shutil.copytree(cache, repo, symlinks=True)  # appends never touch the cache
     orig = run_git(repo, "rev-parse", "main")
     ingest = ingest_cmd()
-    samples: dict[str, list[tuple[float, float]]] = {s: [] for s in steps}
+    variants = {"": code_env(code)}
+    if baseline is not None:
+        variants[" (baseline)"] = code_env(baseline)
+    names = [s + v for s in steps for v in ([""] if s == "floor" else variants)]
+    samples: dict[str, list[dict]] = {n: [] for n in names}
     for i in range(runs):
-        db = work / f"run{i}.db"
-        if "floor" in steps:
-            samples["floor"].append(measure([sys.executable, str(HERE / "floor.py"), str(repo)]))
-        if "full" in steps:
-            samples["full"].append(
-                measure([*ingest, "ingest", str(repo), "--db", str(db), "--quiet"])
-            )
-        if "incremental" in steps:
-            append_commit(repo)
+        for variant, env in variants.items():
+            db = work / f"run{i}{variant.strip(' ()')}.db"
+            cmd = [*ingest, "ingest", str(repo), "--db", str(db), "--json"]
+            if "floor" in steps and not variant:
+                samples["floor"].append(
+                    measure([sys.executable, str(HERE / "floor.py"), str(repo)]))
+            if "full" in steps:
+                samples["full" + variant].append(measure(cmd, db, env=env))
+            if "incremental" in steps:
+                append_commit(repo)
             try:
-                cmd = [*ingest, "ingest", str(repo), "--db", str(db), "--quiet"]
-                samples["incremental"].append(measure(cmd))
+                if "incremental" in steps:
+                    samples["incremental" + variant].append(measure(cmd, env=env))
+                if "nochange" in steps:
+                    samples["nochange" + variant].append(measure(cmd, env=env))
             finally:
                 run_git(repo, "reset", "-q", "--hard", orig)
-        if i < runs - 1:  # keep only the last run's database
-            for f in work.glob(f"{db.name}*"):
-                f.unlink()
-        print(
-            f"run {i + 1}/{runs}: " + ", ".join(f"{s} {v[-1][0]:.2f}s" for s, v in samples.items()),
-            file=sys.stderr,
-        )
-    floor = statistics.median(w for w, _ in samples["floor"]) if "floor" in steps else None
+            if i < runs - 1:  # keep only the last run's databases
+                for f in work.glob(f"{db.name}*"):
+                    f.unlink()
+        print(f"run {i + 1}/{runs}: " + ", ".join(
+            f"{s} {v[-1]['wall']:.2f}s" for s, v in samples.items()), file=sys.stderr)
+    floor = statistics.median(v["wall"] for v in samples["floor"]) if "floor" in steps else None
     result: dict = {
-        "services": services,
-        "commits": commits,
-        "runs": runs,
-        "repo": str(cache),
-        "ingest": ingest,
-        "steps": {},
+        "services": services, "commits": commits, "runs": runs, "repo": str(cache),
+        "ingest": ingest, "code": str(code) if code else None,
+        "baseline": str(baseline) if baseline else None,
+        "load_average": os.getloadavg(), "steps": {},
     }
     for step, vals in samples.items():
-        walls = [w for w, _ in vals]
+        walls = [v["wall"] for v in vals]
         med = statistics.median(walls)
         result["steps"][step] = {
             "wall_s": walls,
-            "rss_mb": [r for _, r in vals],
+            "rss_mb": [v["rss"] for v in vals],
+            "tree_rss_mb": [v["tree_rss"] for v in vals],
             "median_s": med,
+            "cpu_s": [v["cpu"] for v in vals],
+            "median_cpu_s": statistics.median(v["cpu"] for v in vals),
+            "own_s": [v["own"] for v in vals],
+            "median_own_s": statistics.median(v["own"] for v in vals)
+            if all(v["own"] is not None for v in vals) else None,
             "min_s": min(walls),
             "max_s": max(walls),
             "ratio_to_floor": med / floor if floor else None,
-            "median_rss_mb": statistics.median(r for _, r in vals),
+            "median_rss_mb": statistics.median(v["rss"] for v in vals),
+            "median_tree_rss_mb": statistics.median(v["tree_rss"] for v in vals),
+            "rss_curve": rss_curve(vals[-1]["curve"]) if step.startswith("full") else [],
         }
     dbs = sorted(work.glob("run*.db"))
-    result["db_mb"] = dbs[-1].stat().st_size / 1e6 if dbs else None
+    result["db_mb"] = dbs[0].stat().st_size / 1e6 if dbs else None
     return result
 
 
 def table(result: dict) -> str:
     rows = [
-        "| step | median s | min s | max s | × floor | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| step | median s | min s | max s | × floor | CPU s | ingest's own s | peak RSS MB "
+        "| tree RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for step, s in result["steps"].items():
-        ratio = f"{s['ratio_to_floor']:.1f}" if s["ratio_to_floor"] is not None else "–"
+        ratio = f"{s['ratio_to_floor']:.2f}" if s["ratio_to_floor"] is not None else "–"
+        own = f"{s['median_own_s']:.3f}" if s["median_own_s"] is not None else "–"
         rows.append(
             f"| {step} | {s['median_s']:.2f} | {s['min_s']:.2f} | {s['max_s']:.2f} | "
-            f"{ratio} | {s['median_rss_mb']:.0f} |"
+            f"{ratio} | {s['median_cpu_s']:.2f} | {own} | {s['median_rss_mb']:.0f} | "
+            f"{s['median_tree_rss_mb']:.0f} |"
         )
     head = f"{result['services']} services × {result['commits']} commits, {result['runs']} runs"
     if result["db_mb"]:
         head += f", database {result['db_mb']:.1f} MB"
-    return head + "\n\n" + "\n".join(rows)
+    load = ", ".join(f"{x:.2f}" for x in result["load_average"])
+    out = head + f" (load average at the end: {load})\n\n" + "\n".join(rows)
+    for step, s in result["steps"].items():
+        if s["rss_curve"]:
+            out += (f"\n\nRSS against commits ingested, {step} (last run; peak so far, MB)"
+                    "\n\n| commits | main | tree |\n|---:|---:|---:|\n")
+            out += "\n".join(f"| {c} | {m:.0f} | {t:.0f} |" for c, m, t in s["rss_curve"])
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,12 +257,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--steps", default=",".join(STEPS), help="comma-separated subset of: " + ", ".join(STEPS)
     )
+    ap.add_argument("--code", type=Path, metavar="DIR",
+                    help="run the ingest of this checkout (PYTHONPATH=DIR:DIR/plugins)")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="also run every step with the checkout DIR, interleaved, for ratios "
+                         "measured in the same run")
+    ap.add_argument("--scale", action="store_true",
+                    help="10,000 services x 100,000 commits (generated once, ~10 minutes on "
+                         "2 cores, then reused from --keep); default runs 1")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a = ap.parse_args(argv)
+    if a.scale:
+        a.services, a.commits = SCALE
+        a.runs = a.runs if "--runs" in (argv if argv is not None else sys.argv) else 1
     steps = [s for s in STEPS if s in a.steps.split(",")]
-    if "incremental" in steps and "full" not in steps:
-        ap.error("the incremental step needs the full step")
-    result = bench(a.keep.resolve(), a.services, a.commits, a.runs, steps)
+    if {"incremental", "nochange"} & set(steps) and "full" not in steps:
+        ap.error("the incremental and nochange steps need the full step")
+    result = bench(a.keep.resolve(), a.services, a.commits, a.runs, steps,
+                   baseline=a.baseline, code=a.code)
     print(json.dumps(result, indent=2) if a.json else table(result))
 
 

@@ -1,8 +1,10 @@
 """Benchmark the web layer: plugin pages and canned queries through Datasette's client.
 
-Median of 20 requests (after 2 warm-up requests) per page and per canned query, as
-HTML/JSON and CSV. The target is under 100 ms each on a database of 1,000 services x
-10,000 commits, which is built first when missing:
+Median of 20 requests (after 2 warm-up requests) per page: every plugin page, every
+table and view's first page (HTML and JSON) and every canned query of metadata.yml
+(HTML, JSON and CSV, with realistic parameters picked from the database). The target is
+under 100 ms each on any registry database (``--db``; by default one of 1,000 services x
+10,000 commits, built first when missing):
 
     python benchmarks/bench_web.py                      # builds .bench/web/ if needed
     python benchmarks/bench_web.py --db path/to/registry.db
@@ -62,25 +64,50 @@ def pick(db_path: Path) -> dict[str, str]:
             "key": key.removeprefix("$.parameters.")}
 
 
-def paths(db_name: str, p: dict[str, str]) -> list[str]:
+PARAMS = {  # canned-query parameter -> value picked from the database (see ``pick``)
+    "commit": lambda p: p["commit"][:10], "service": lambda p: p["service"],
+    "key": lambda p: p["key"], "since": lambda p: p["since"], "namespace": lambda p: "",
+}
+QUERY_PARAMS = {"dependents": {"service": "depended"}, "parameter_blame": {"service": ""}}
+
+
+def query_params(name: str, params: list[str], p: dict[str, str]) -> dict[str, str]:
+    """Values for a canned query's parameters: realistic ones from the database."""
+    out = {}
+    for param in params:
+        special = QUERY_PARAMS.get(name, {}).get(param)
+        if special is not None:
+            out[param] = p[special] if special else ""
+        else:
+            out[param] = PARAMS.get(param, lambda _p: "")(p)
+    return out
+
+
+async def paths(ds, p: dict[str, str]) -> list[str]:  # noqa: ANN001 - a Datasette
+    """Every plugin page, every table and view (first page, HTML and JSON) and every
+    canned query (HTML, JSON and CSV) of the registry database."""
+    from datasette.utils import derive_named_parameters
+
+    db = ds.get_database()
+    name = db.name
     sid = quote(p["service"], safe="/")
-    queries = {
-        "errors_now": {},
-        "state_as_of": {"commit": p["commit"][:10]},
-        "service_history": {"service": p["service"]},
-        "parameter_blame": {"key": p["key"], "service": ""},
-        "changes_since": {"since": p["since"]},
-        "dependents": {"service": p["depended"]},
-        "first_errors": {},
-        "rollback_log": {},
-    }
     out = ["/-/aureacore", "/-/aureacore.json", f"/-/aureacore/services/{sid}",
            f"/-/aureacore/services/{sid}.json", f"/-/aureacore/services/{sid}/diff",
-           f"/-/aureacore/commits/{p['commit']}"]
-    for name, params in queries.items():
-        qs = f"?{urlencode(params)}" if params else ""
-        out += [f"/{db_name}/{name}{qs}", f"/{db_name}/{name}.json{qs}",
-                f"/{db_name}/{name}.csv{qs}"]
+           f"/-/aureacore/services/{sid}/diff.json", f"/-/aureacore/commits/{p['commit']}",
+           f"/-/aureacore/commits/{p['commit']}.json", f"/-/aureacore/deps/{sid}",
+           f"/-/aureacore/deps/{sid}.json"]
+    tables = await db.table_names() + await db.view_names()
+    hidden = set(await db.hidden_table_names())
+    for table in tables:
+        if table not in hidden:
+            out += [f"/{name}/{quote(table)}", f"/{name}/{quote(table)}.json"]
+    queries = await ds.get_canned_queries(name, {"id": "root"})
+    for query, spec in queries.items():
+        params = spec.get("params") or await derive_named_parameters(db, spec["sql"])
+        values = query_params(query, params, p)
+        qs = f"?{urlencode(values)}" if values else ""
+        out += [f"/{name}/{query}{qs}", f"/{name}/{query}.json{qs}",
+                f"/{name}/{query}.csv{qs}"]
     return out
 
 
@@ -90,7 +117,7 @@ async def measure(db_path: Path, runs: int) -> list[tuple[str, float, int]]:
     ds = make_datasette(db_path)
     await ds.invoke_startup()
     results = []
-    for path in paths(ds.get_database().name, pick(db_path)):
+    for path in await paths(ds, pick(db_path)):
         status = 0
         for _ in range(2):
             status = (await ds.client.get(path)).status_code

@@ -263,3 +263,23 @@ def test_canned_queries_for_dependents_and_cycles(story, db_path):
     assert ("web/admin", "platform/auth", 1) in edges
     assert ("web/frontend", "platform/search", 0) in edges
     assert rows(db_path, "select count(*) as n from commits")[0]["n"] == 5
+
+
+def test_cycle_members_sql_function_finds_cycles_and_self_loops():
+    import json
+    import sqlite3
+
+    from aureacore_db.revisions import register_sql_function
+
+    conn = sqlite3.connect(":memory:")
+    register_sql_function(conn)
+    conn.execute("create table e (s text, d text)")
+    conn.executemany("insert into e values (?, ?)", [
+        ("a/x", "a/y"), ("a/y", "a/z"), ("a/z", "a/x"),  # a cycle of three
+        ("b/self", "b/self"),  # a self-loop
+        ("c/top", "a/x"), ("a/z", "c/leaf"),  # reach the cycle, or reached from it: not on it
+    ])
+    found = conn.execute("select aureacore_cycle_members(json_group_array(json_array(s, d))) "
+                         "from e").fetchone()[0]
+    assert json.loads(found) == ["a/x", "a/y", "a/z", "b/self"]
+    assert conn.execute("select aureacore_cycle_members('[]')").fetchone()[0] == "[]"

@@ -307,6 +307,61 @@ def test_batch_size_does_not_change_the_result(repo, tmp_path):
     assert_same_db(small, one_batch)
 
 
+def build_repeating_blobs(repo: GitRepo, after_commit=None) -> None:
+    """Blobs that come back: a config reverted to earlier bytes, and one file's bytes
+    serving two services (each with its own dependency rows)."""
+    shared = "version: 1.0.0\ndependencies:\n  - service: db\n    required: false\n"
+    for step in range(6):
+        repo.service("api", version=f"1.{step % 2}.0")  # 1.0, 1.1, 1.0, ... (reverts)
+        if step == 1:
+            repo.write("services/alpha/shared.yaml", shared)
+        if step == 3:
+            repo.write("services/beta/shared.yaml", shared)  # same blob, another service
+        if step == 4:
+            repo.rm("services/alpha/shared.yaml")
+        if step == 5:
+            repo.write("services/alpha/shared.yaml", shared)  # back, as the same blob
+        repo.commit(f"step {step}")
+        if after_commit:
+            after_commit()
+
+
+def test_configs_seen_in_earlier_batches_are_stored_once_per_blob(repo, tmp_path):
+    runs: list = []
+    incremental = tmp_path / "incremental.db"
+    build_repeating_blobs(repo, lambda: runs.append(run_ingest(repo, incremental)))
+    one_batch, per_commit = tmp_path / "one.db", tmp_path / "per-commit.db"
+    Ingest(str(repo.path), one_batch).run()
+    Ingest(str(repo.path), per_commit, batch_commits=1).run()
+    assert_same_db(per_commit, one_batch)
+    assert_same_db(incremental, one_batch)
+    deps = rows(one_batch, "select service_id, depends_on from dependencies "
+                           "where config_id = (select config_id from services "
+                           "where id = 'alpha/shared') order by service_id")
+    assert deps == [{"service_id": "alpha/shared", "depends_on": "alpha/db"},
+                    {"service_id": "beta/shared", "depends_on": "beta/db"}]
+    blobs = rows(one_batch, "select count(distinct config_id) n from history "
+                            "where config_id is not null")[0]["n"]
+    assert rows(one_batch, "select count(*) n from configs")[0]["n"] == blobs == 3
+
+
+def test_walk_keeps_no_per_commit_state_for_a_linear_history(repo):
+    import pygit2
+
+    from aureacore_db.gitsource import canonical_order
+    from aureacore_db.ingest import _Children
+
+    for step in range(40):
+        repo.service("api", version=f"1.{step}.0")
+        repo.commit(f"release {step}")
+    git = pygit2.Repository(str(repo.path))
+    todo = canonical_order(git, git.head.target)
+    children = _Children(git, todo)
+    assert len(children._other) == 1  # only the tip (no child): every other has one
+    assert children.get(todo[-1]) == 0 and children.get(todo[5]) == 1
+    assert children.take(todo[5]) == 0 and len(children._other) == 1
+
+
 def test_second_run_without_new_commits_changes_nothing(repo, db_path, tmp_path):
     build_rich_history(repo)
     run_ingest(repo, db_path)

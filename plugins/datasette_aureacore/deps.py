@@ -63,16 +63,16 @@ group by t.service_id order by depth, t.service_id
                        "(any edges); required_cycle gives the validation error when every "
                        "edge of a cycle is required (those services are in ERROR).",
         "sql": """
-with recursive reach(start, node) as (
-  select service_id, depends_on from current_dependencies
-  union
-  select r.start, d.depends_on from reach r join current_dependencies d on d.service_id = r.node
+with members(id) as (
+  select value from json_each((
+    select aureacore_cycle_members(json_group_array(json_array(service_id, depends_on)))
+    from current_dependencies))
 )
 select s.id as service_id, s.status,
        (select group_concat(e.message, '; ') from current_errors e
         where e.service_id = s.id and e.kind = 'cycle') as required_cycle
 from services s
-where s.removed = 0 and exists (select 1 from reach r where r.start = s.id and r.node = s.id)
+where s.removed = 0 and s.id in (select id from members)
 order by s.id
 """.strip(),
     },
