@@ -182,6 +182,31 @@ def test_ambiguous_short_sha_says_so():
         resolve_commit(conn, "HEAD~3")
 
 
+def test_sql_commit_function_refuses_blobs_and_long_text_at_once(monkeypatch):
+    """``aureacore_commit(zeroblob(100000000))`` took 1.5 s (the blob was turned into a
+    100 MB repr first); a blob or an over-long text is now refused before any work."""
+    from aureacore_db.revisions import register_sql_function
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("create table commits (sha text primary key, seq int, mainline int)")
+    conn.execute("insert into commits values (?, 1, 1)", ["ab" * 20])
+    register_sql_function(conn)
+    reasons: list[str] = []
+    monkeypatch.setattr("sys.unraisablehook", lambda u: reasons.append(str(u.exc_value)))
+    sqlite3.enable_callback_tracebacks(True)
+    try:
+        for arg in ("zeroblob(100000000)", "x'abab'", "printf('%.*c', 5000, 'a')"):
+            with pytest.raises(sqlite3.OperationalError):
+                conn.execute(f"select aureacore_commit({arg})").fetchone()
+    finally:
+        sqlite3.enable_callback_tracebacks(False)
+    assert reasons[:2] == ["a commit reference is text, not a blob"] * 2
+    assert reasons[2].startswith("commit reference too long (5,000 characters")
+    assert conn.execute("select aureacore_commit('abab')").fetchone()[0] == "ab" * 20
+    with pytest.raises(UnknownCommit, match="too long"):
+        resolve_commit(conn, " " * 2000)
+
+
 # -- the overview ------------------------------------------------------------------------
 def test_overview_links_only_what_exists_and_counts_link_to_their_rows(client):
     page = client.get("/myreg/-/aureacore")
