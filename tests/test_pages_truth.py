@@ -58,6 +58,15 @@ def test_dependency_page_is_linked_from_and_back_to_the_other_pages(client):
     assert "/registry/services" not in page.text
 
 
+def test_a_missing_dependency_is_plain_text_not_a_dead_link(client):
+    page = client.get("/myreg/-/aureacore/services/payments/billing").text
+    upstream = page.split('class="upstream"', 1)[1].split("</table>", 1)[0]
+    assert "platform/ledger (missing)" in upstream
+    assert "/myreg/-/aureacore/services/platform/ledger" not in hrefs(page)
+    assert f"/myreg/-/aureacore/services/{AUTH}" in hrefs(upstream)  # one that exists
+    assert client.get("/myreg/-/aureacore/services/platform/ledger").status_code == 404
+
+
 def test_old_dependency_page_address_still_works(client):
     moved = client.get(f"/-/aureacore/deps/{AUTH}?database=myreg&depth=1")
     assert moved.status_code == 302

@@ -280,7 +280,8 @@ def service_data(conn: sqlite3.Connection, sid: str) -> dict[str, Any] | None:
             "select count(*) from parameter_changes where service_id = ?", [sid]).fetchone()[0],
         "upstream": _rows(conn, """
             select d.depends_on as service_id, d.version_constraint, d.required,
-                   t.version, t.status, coalesce(t.removed, 1) as missing
+                   t.version, t.status, coalesce(t.removed, 1) as missing,
+                   t.id is not null as known
             from dependencies d left join services t on t.id = d.depends_on
             where d.config_id = ? and d.service_id = ? order by d.position""",
                           [service["config_id"] or "", sid]),
