@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_REF = 200
+MAX_INPUT = 1000  # longer input is refused before it is even stripped
 _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
 _HEAD = re.compile(r"HEAD((?:~\d*|\^1?)*)")
 _STEP = re.compile(r"~(\d*)|\^1?")
@@ -76,6 +77,9 @@ def resolve_commit(db: Any, ref: str | None, repo_path: str | os.PathLike | None
     """The ingested commit ``ref`` names (see the module docstring); raises
     :class:`UnknownCommit` with a readable reason otherwise."""
     conn = _conn(db)
+    if ref is not None and len(ref) > MAX_INPUT:
+        raise UnknownCommit(f"commit reference too long ({len(ref):,} characters; a "
+                            f"reference is at most {MAX_REF})")
     text = (ref or "").strip()
     if not text:
         found = tip(conn)
@@ -165,9 +169,12 @@ COMMIT_PARAM = re.compile(r"aureacore_commit\(\s*:(\w+)\s*\)")
 def register_sql_function(conn: sqlite3.Connection,
                           repo_path: str | os.PathLike | None = None) -> None:
     """SQL ``aureacore_commit(ref)``: the full sha of the ingested commit ``ref`` names
-    (empty: the mainline tip); an unknown reference fails the query. Also
+    (empty: the mainline tip); an unknown reference fails the query, and so, at once,
+    does a blob or a text over :data:`MAX_INPUT` characters. Also
     ``aureacore_cycle_members(edges)`` (see :func:`~aureacore_db.depgraph.cycle_members_json`)."""
     def aureacore_commit(ref: Any) -> str:
+        if isinstance(ref, (bytes, bytearray, memoryview)):
+            raise UnknownCommit("a commit reference is text, not a blob")
         return resolve_commit(conn, None if ref is None else str(ref), repo_path).sha
 
     conn.create_function(SQL_FUNCTION, 1, aureacore_commit)

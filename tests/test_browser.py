@@ -1,7 +1,8 @@
 """One real-browser test: ``aureacore-db serve --root`` + headless Chromium (Playwright).
 
 Logs in as root with the token URL serve prints, opens a service page, clicks
-"Roll back to this version", confirms, and sees the new version. Needs Debian's
+"Roll back to this version", sees the confirm page with the plan and its preview,
+confirms there, and sees the new version. Needs Debian's
 ``chromium`` (``.ci/run`` installs it).
 """
 
@@ -70,6 +71,9 @@ def test_root_rolls_back_from_the_browser(tmp_path):
 
     repo = GitRepo(tmp_path / "configs")
     shas = build_sample(repo)
+    repo.service("web", version="1.0.0",
+                 dependencies=[{"service": AUTH, "version_constraint": ">=1.2.0"}])
+    repo.commit("web needs auth 1.2")  # so rolling auth back to 1.1.0 breaks web
     db = tmp_path / "registry.db"
     ingest(repo.path, db)
     head = repo.head()
@@ -86,19 +90,30 @@ def test_root_rolls_back_from_the_browser(tmp_path):
                 page.goto(f"http://127.0.0.1:{port}/-/aureacore/services/{AUTH}")
                 assert page.locator(".current-version").inner_text() == "1.2.0"
                 dialogs: list[str] = []
-
-                def accept(dialog) -> None:
-                    dialogs.append(dialog.message)
-                    dialog.accept()
-
-                page.on("dialog", accept)
+                page.on("dialog", lambda dialog: (dialogs.append(dialog.message),
+                                                  dialog.dismiss()))
                 row = page.locator(f'tr[data-commit="{shas["scale"]}"]')
                 row.get_by_role("button", name="Roll back to this version").click()
-                page.wait_for_load_state()
-                assert dialogs and "Roll back platform/auth" in dialogs[0]
+                # the confirm page: the plan and the status preview, before anything is written
+                page.locator("h1", has_text=f"Roll back {AUTH}?").wait_for()
+                assert "/rollback?to=" in page.url
+                plan = page.locator("table.rollback-plan")
+                assert "1.2.0" in plan.locator("tr.plan-now").inner_text()
+                assert "1.1.0" in plan.locator("tr.plan-target").inner_text()
+                preview = page.locator("ul.rollback-preview li.breaks")
+                assert preview.count() == 1 and preview.is_visible()
+                assert "platform/web" in preview.inner_text()
+                assert "CONFIGURED → ERROR" in preview.inner_text()
+                assert repo.head() == head  # nothing written yet
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "rollback-confirm.png"), full_page=True)
+                page.get_by_role("button", name="Roll back anyway — breaks 1 service").click()
                 page.locator(".current-version").wait_for()
+                assert not dialogs  # no JavaScript dialog on the way
                 assert page.locator(".current-version").inner_text() == "1.1.0"
-                assert "rolled back platform/auth" in page.locator(".message-info").inner_text()
+                banner = page.locator(".message-info").inner_text()
+                assert "rolled back platform/auth" in banner
+                assert "status changed: platform/web CONFIGURED -> ERROR" in banner
                 page.screenshot(path=str(tmp_path / "rollback.png"), full_page=True)
             finally:
                 browser.close()

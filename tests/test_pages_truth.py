@@ -58,6 +58,15 @@ def test_dependency_page_is_linked_from_and_back_to_the_other_pages(client):
     assert "/registry/services" not in page.text
 
 
+def test_a_missing_dependency_is_plain_text_not_a_dead_link(client):
+    page = client.get("/myreg/-/aureacore/services/payments/billing").text
+    upstream = page.split('class="upstream"', 1)[1].split("</table>", 1)[0]
+    assert "platform/ledger (missing)" in upstream
+    assert "/myreg/-/aureacore/services/platform/ledger" not in hrefs(page)
+    assert f"/myreg/-/aureacore/services/{AUTH}" in hrefs(upstream)  # one that exists
+    assert client.get("/myreg/-/aureacore/services/platform/ledger").status_code == 404
+
+
 def test_old_dependency_page_address_still_works(client):
     moved = client.get(f"/-/aureacore/deps/{AUTH}?database=myreg&depth=1")
     assert moved.status_code == 302
@@ -180,6 +189,31 @@ def test_ambiguous_short_sha_says_so():
     assert resolve_commit(conn, "").seq == 2
     with pytest.raises(UnknownCommit, match="fewer than 4"):
         resolve_commit(conn, "HEAD~3")
+
+
+def test_sql_commit_function_refuses_blobs_and_long_text_at_once(monkeypatch):
+    """``aureacore_commit(zeroblob(100000000))`` took 1.5 s (the blob was turned into a
+    100 MB repr first); a blob or an over-long text is now refused before any work."""
+    from aureacore_db.revisions import register_sql_function
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("create table commits (sha text primary key, seq int, mainline int)")
+    conn.execute("insert into commits values (?, 1, 1)", ["ab" * 20])
+    register_sql_function(conn)
+    reasons: list[str] = []
+    monkeypatch.setattr("sys.unraisablehook", lambda u: reasons.append(str(u.exc_value)))
+    sqlite3.enable_callback_tracebacks(True)
+    try:
+        for arg in ("zeroblob(100000000)", "x'abab'", "printf('%.*c', 5000, 'a')"):
+            with pytest.raises(sqlite3.OperationalError):
+                conn.execute(f"select aureacore_commit({arg})").fetchone()
+    finally:
+        sqlite3.enable_callback_tracebacks(False)
+    assert reasons[:2] == ["a commit reference is text, not a blob"] * 2
+    assert reasons[2].startswith("commit reference too long (5,000 characters")
+    assert conn.execute("select aureacore_commit('abab')").fetchone()[0] == "ab" * 20
+    with pytest.raises(UnknownCommit, match="too long"):
+        resolve_commit(conn, " " * 2000)
 
 
 # -- the overview ------------------------------------------------------------------------

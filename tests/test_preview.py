@@ -196,6 +196,84 @@ def test_web_confirm_step_shows_the_preview_and_the_banner_what_changed(demo):
         client.close()
 
 
+def hidden_fields(html: str, form_class: str) -> dict[str, str]:
+    """The hidden inputs of the page's form of that class."""
+    import re
+
+    form = html.split(f'<form class="{form_class}"', 1)[1].split("</form>", 1)[0]
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form))
+
+
+def test_web_confirm_page_shows_the_plan_and_preview_before_anything_is_written(demo):
+    client = Client(make_datasette(demo.db, repo=demo.repo))
+    try:
+        page = f"/-/aureacore/services/{AUTH}"
+        root = client.actor_cookies({"id": "root"})
+        head = demo.git("rev-parse", "HEAD")
+        target = demo.version_commit(AUTH, "2.3.1")
+        # the service page's buttons are GET forms to the confirm page (no JavaScript)
+        service = client.get(page, cookies=root).text
+        assert 'method="post"' not in service.split('class="timeline"', 1)[1]
+        assert f'name="to" value="{target}"' in service and "data-confirm" not in service
+        confirm = client.get(f"{page}/rollback?to={target[:7]}", cookies=root)
+        assert confirm.status_code == 200, confirm.text
+        text = confirm.text
+        assert "now" in text and "2.3.1" in text  # the plan: now -> that version
+        preview = text.split('class="rollback-preview"', 1)[1].split("</ul>", 1)[0]
+        assert GATEWAY in preview and "CONFIGURED &rarr; <strong>ERROR" in preview
+        assert "which does not satisfy &gt;=3.0.0" in preview
+        assert "Roll back anyway — breaks 1 service<" in text
+        assert 'name="allow_breaking" value="1"' in text  # only on that button
+        fields = hidden_fields(text, "rollback-confirm")
+        assert fields["to"] == target and fields["expected_head"] == head
+        assert fields["confirm"] == "1" and "allow_breaking" not in fields
+        plan = client.get(f"{page}/rollback.json?to={target[:7]}", cookies=root).json()
+        assert plan["expected_head"] == head and plan["preview"]["breaks"] == [GATEWAY]
+        assert plan["target"]["version"] == "2.3.1" and "repo" not in plan
+        assert demo.git("rev-parse", "HEAD") == head  # showing it wrote nothing
+        assert demo.status(GATEWAY) == "CONFIGURED"
+        # posting the page's form without the "anyway" button is refused as breaking
+        token, cookies = client.form(f"{page}/rollback?to={target}", {"id": "root"})
+        refused = client.post(f"{page}/rollback", data={**fields, "csrftoken": token},
+                              cookies=cookies)
+        assert refused.status_code == 409 and demo.git("rev-parse", "HEAD") == head
+        done = client.post(f"{page}/rollback", data={**fields, "csrftoken": token,
+                                                     "allow_breaking": "1"}, cookies=cookies)
+        assert done.status_code == 303, done.text
+        assert demo.git("rev-parse", "HEAD^") == head
+        banner = client.get(page, cookies={**cookies, **done.cookies})
+        assert f"status changed: {GATEWAY} CONFIGURED -&gt; ERROR" in banner.text
+    finally:
+        client.close()
+
+
+def test_web_confirm_page_needs_the_permission_and_bounds_its_input(demo):
+    client = Client(make_datasette(demo.db, repo=demo.repo))
+    try:
+        confirm = f"/-/aureacore/services/{AUTH}/rollback"
+        target = demo.version_commit(AUTH, "2.3.1")
+        for actor in (None, {"id": "mallory"}):
+            cookies = client.actor_cookies(actor)
+            assert client.get(f"{confirm}?to={target}", cookies=cookies).status_code == 403
+            refused = client.get(f"{confirm}.json?to={target}", cookies=cookies)
+            assert refused.status_code == 403 and refused.json()["outcome"] == "forbidden"
+        root = client.actor_cookies({"id": "root"})
+        assert client.get(f"{confirm}?to={'a' * 201}", cookies=root).status_code == 400
+        unknown = client.get(f"{confirm}?to=nosuchcommit", cookies=root)
+        assert unknown.status_code == 404 and "unknown commit" in unknown.text
+        assert client.get(f"/-/aureacore/services/x/nope/rollback?to={target}",
+                          cookies=root).status_code == 404
+        current = demo.version_commit(AUTH, rows(
+            demo.db, "select version from services where id = ?", (AUTH,))[0]["version"])
+        same = client.get(f"{confirm}?to={current}", cookies=root)
+        assert same.status_code == 200 and "already at that version" in same.text
+        assert "rollback-confirm" not in same.text  # no form
+        bare = client.get(confirm, cookies=root)  # no version chosen: back to the service
+        assert bare.status_code == 302 and bare.headers["location"].endswith(AUTH)
+    finally:
+        client.close()
+
+
 def test_register_preview_dry_run_and_allow_breaking(demo, tmp_path):
     raw = subprocess.run(["git", "show", "HEAD:services/platform/auth-service.yaml"],
                          cwd=demo.repo, check=True, capture_output=True).stdout

@@ -123,6 +123,16 @@ def test_stale_page_after_an_outside_commit_catches_up(setup):
     assert retry.status_code == 200 and retry.json()["head_before"] == outside
 
 
+def test_confirm_page_after_an_outside_commit_shows_the_branch_as_it_is(setup):
+    setup.repo.service("users", rel="services/platform/user-service.yaml", version="1.0.1")
+    outside = setup.repo.commit("users: bump")  # not ingested yet
+    plan = setup.client.get(f"{POST}.json?to={setup.shas['scale']}",
+                            cookies=setup.client.actor_cookies(ROOT)).json()
+    assert plan["expected_head"] == outside and plan["tip"] == outside
+    assert plan["preview"]["base"] == outside
+    assert setup.head() == outside and setup.rollbacks() == []
+
+
 def test_rollback_end_to_end(setup):
     head = setup.head()
     target = setup.shas["scale"]

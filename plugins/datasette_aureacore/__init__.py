@@ -9,6 +9,7 @@ aureacore registry (has an ``aureacore_meta`` table). Pages, under ``/<db>/-/aur
     /<db>/-/aureacore/services/<ns>/<name>     one service (config, status, timeline, deps)
     /<db>/-/aureacore/services/<ns>/<name>/diff?from=<commit>&to=<commit>
     /<db>/-/aureacore/commits/<sha>            one commit (what it changed, statuses moved)
+    /<db>/-/aureacore/services/<ns>/<name>/rollback?to=<commit>   confirm page (preview)
     POST /<db>/-/aureacore/services/<ns>/<name>/rollback
 
 For each registry it also provides the canned queries, table titles, descriptions and
@@ -48,7 +49,6 @@ PLUGIN = "aureacore"
 SECRETS_TABLE = "webhook_secrets"
 PERMISSION = "aureacore-rollback"
 PREFIX = "/-/aureacore"
-DISTRIBUTION = "aureacore-db"  # Datasette serves our static/ at /-/static-plugins/<this>/
 MAX_FORM_BYTES = 4096  # a rollback form is a few short fields
 MAX_FIELD = {"to": 200, "expected_head": 40, "confirm": 8, "allow_breaking": 8,
              "csrftoken": 512}
@@ -280,7 +280,8 @@ def service_data(conn: sqlite3.Connection, sid: str) -> dict[str, Any] | None:
             "select count(*) from parameter_changes where service_id = ?", [sid]).fetchone()[0],
         "upstream": _rows(conn, """
             select d.depends_on as service_id, d.version_constraint, d.required,
-                   t.version, t.status, coalesce(t.removed, 1) as missing
+                   t.version, t.status, coalesce(t.removed, 1) as missing,
+                   t.id is not null as known
             from dependencies d left join services t on t.id = d.depends_on
             where d.config_id = ? and d.service_id = ? order by d.position""",
                           [service["config_id"] or "", sid]),
@@ -413,8 +414,7 @@ async def _page(datasette, request, template: str, data: dict[str, Any], fmt: st
         datasette, sha, s, database), "aureacore_url": aureacore_url(datasette, database),
         "database": database, "registries": [
             (name, aureacore_url(datasette, name)) for name in registries(datasette)],
-        "json_url": _json_url(request), "subject": subject,
-        "aureacore_js": datasette.urls.static_plugins(DISTRIBUTION, "aureacore.js")}
+        "json_url": _json_url(request), "subject": subject}
     html = await datasette.render_template(template, context, request=request)
     return Response.html(html, status=status,
                          headers={"Content-Security-Policy": content_security_policy(datasette)})
@@ -544,8 +544,9 @@ def _truthy(value: str | None) -> bool:
 
 
 async def rollback_view(datasette, request):
-    """POST: roll the service back to the version at form field ``to``. A rollback that
-    would break other services answers with the preview and a confirm form (which sends
+    """GET ``?to=<commit>``: the confirm page (:func:`rollback_confirm`). POST: roll the
+    service back to the version at form field ``to``. A rollback that would break other
+    services answers with the preview and a confirm form (which sends
     ``allow_breaking=1``)."""
     from aureacore_db.rollback import (
         RollbackRefused,
@@ -558,16 +559,18 @@ async def rollback_view(datasette, request):
     sid = unquote(request.url_vars["sid"])
     fmt = request.url_vars.get("format")
     db = await _registry_db(datasette, request)
-    if request.method != "POST":
+    if request.method != "POST" and not request.args.get("to"):
         return Response.redirect(service_url(datasette, sid, database=db.name))
     actor = request.actor
     if not await datasette.permission_allowed(actor, PERMISSION, default=False):
-        # refused before the body is read: such a request writes nothing at all
+        # refused before the body is read or anything computed: writes nothing at all
         message = f"not allowed: {PERMISSION}"
         if fmt == "json":
             return Response.json({"ok": False, "outcome": "forbidden", "error": message,
                                   "service_id": sid}, status=403)
         raise Forbidden(f"You may not roll services back ({PERMISSION})")
+    if request.method != "POST":
+        return await rollback_confirm(datasette, request, db, sid, fmt)
     form = await _read_form(request)
     if isinstance(form, Response):
         return _refuse(form.status, form.body, fmt) if fmt == "json" else form
@@ -603,6 +606,49 @@ async def rollback_view(datasette, request):
                        result.as_dict()}, None, status=result.http_status, database=db.name,
                        rollback_url=service_url(datasette, sid, "/rollback", db.name),
                        service_id=sid, form={"to": to, "expected_head": expected or ""})
+
+
+def rollback_plan(db_path: str, sid: str, to: str, repo: str | None) -> dict[str, Any]:
+    """The CLI's plan (:func:`aureacore_db.rollback.describe`, with its status preview)
+    for the web's confirm page; the database first catches up when the branch moved
+    since the last ingest, so that "now" and the preview are of the same head.
+
+    Raises :class:`LookupError` when the service or the version cannot be found.
+    """
+    from aureacore_db.rollback import catch_up, describe
+
+    plan = describe(db_path, sid, to, repo_path=repo)
+    base = (plan["preview"] or {}).get("base")
+    if base and base != plan["tip"] and catch_up(db_path, repo):
+        plan = describe(db_path, sid, to, repo_path=repo)
+    plan.pop("repo", None)  # a server path: not for the page
+    target, current, preview = plan["target"], plan["current"], plan["preview"]
+    plan["expected_head"] = (preview or {}).get("base") or plan["tip"]
+    plan["refused"] = (
+        f"{sid} did not exist at {target['commit_sha'][:7]}" if not target["config_id"]
+        else f"{sid} is already at that version (config {target['config_id'][:7]})"
+        if target["config_id"] == current["config_id"] else None)
+    return plan
+
+
+async def rollback_confirm(datasette, request, db, sid: str, fmt: str | None) -> Response:
+    """GET ``…/rollback?to=<commit>`` (permission already checked): what the rollback
+    would do — now and target version, the services whose status it changes (the CLI's
+    preview) — and the form that makes it, carrying the head the preview was made at."""
+    to = request.args.get("to") or ""
+    if len(to) > MAX_FIELD["to"]:
+        return _refuse(400, "the commit ('to') is too long", fmt)
+    if await db.execute_fn(lambda conn: conn.execute(
+            "select 1 from services where id = ?", [sid]).fetchone()) is None:
+        return _refuse(404, f"no service {sid}", fmt)
+    repo = _config(datasette, db.name).get("repo")
+    try:
+        plan = await asyncio.to_thread(rollback_plan, db.path, sid, to, repo)
+    except LookupError as exc:
+        return _refuse(404, str(exc), fmt)
+    return await _page(datasette, request, "aureacore_rollback_confirm.html", plan, fmt,
+                       database=db.name, service_id=sid,
+                       rollback_url=service_url(datasette, sid, "/rollback", db.name))
 
 
 USED_LOGIN = ("This login link has already been used: a root login link works once. "
