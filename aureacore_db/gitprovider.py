@@ -340,10 +340,10 @@ class GitProvider:
         return repo
 
     def scrub_origin(self) -> None:
-        """Rewrite the remote's URL without userinfo if it has some (a clone made by an
-        earlier release), and (best effort) the reflogs and ``FETCH_HEAD`` that name it.
-        Its user name and password are kept in memory for this run only, unless
-        ``repo_url`` brought its own."""
+        """Rewrite the remote's URL without userinfo if it has some (a clone of a URL made
+        by an earlier release; a user's own repository is left as it is), and (best
+        effort) the reflogs and ``FETCH_HEAD`` that name it. Its user name and password
+        are kept in memory for this run only, unless ``repo_url`` brought its own."""
         try:
             repo = pygit2.Repository(str(self.workdir))
             url = repo.remotes[self.remote_name].url or ""
@@ -634,10 +634,11 @@ class GitProvider:
         ms = max(1, int(self.timeout * 1000))
         pygit2.settings.server_connect_timeout = ms
         pygit2.settings.server_timeout = ms
-        if what != "clone":
-            self.scrub_origin()
-        creds = (self.credentials or Credentials.from_env()).with_login(*self._login)
+        if what != "clone" and is_url(self.repo_url):
+            self.scrub_origin()  # our clone of the URL (a user's own repository is theirs)
         url = self._remote_url(what)
+        login = self._login if self._login != (None, None) else split_userinfo(url)[1:]
+        creds = (self.credentials or Credentials.from_env()).with_login(*login)
         remote = parse_remote(url)
         try:
             creds.apply_ca_bundle()

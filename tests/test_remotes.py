@@ -590,3 +590,30 @@ def test_a_token_in_the_query_string_is_not_given_to_git(https_remote, https, tm
     assert_clean_failure(done, 3, "query string is not given to Git", "AUREACORE_GIT_TOKEN",
                          secrets=(https.password,))
     assert files_holding(tmp_path, https.password) == []
+
+
+@needs_https
+def test_a_users_own_clone_keeps_its_origin_url(https_remote, https, tmp_path):
+    """rollback --repo on the user's own working clone: its origin URL (with a password
+    the user put there) is theirs, left as it is, and still authenticates the push."""
+    bare, url, env = https_remote
+    del env["AUREACORE_GIT_TOKEN"], env["AUREACORE_GIT_USERNAME"]
+    home = tmp_path / "home"
+    home.mkdir()
+    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1")
+    own = tmp_path / "own"
+    subprocess.run(["git", "clone", "-q", str(bare), str(own)], check=True)
+    secret_url = url.replace("https://", f"https://{https.user}:{https.password}@")
+    subprocess.run(["git", "-C", str(own), "remote", "set-url", "origin", secret_url],
+                   check=True)
+    db = tmp_path / "r.db"
+    assert cli("ingest", str(own), "--db", str(db), env=env).returncode == 0
+    first = subprocess.run(["git", "-C", str(own), "rev-list", "--max-parents=0", "main"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    done = cli("rollback", "platform/auth-service", "--to", first, "--db", str(db),
+               "--repo", str(own), "--yes", env=env)
+    assert done.returncode == 0, done.stderr
+    assert git_log(bare)[0].startswith("Roll back platform/auth-service")  # pushed
+    origin = subprocess.run(["git", "-C", str(own), "remote", "get-url", "origin"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert origin == secret_url
