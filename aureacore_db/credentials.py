@@ -9,7 +9,9 @@
   always refused.
 * **HTTPS**: a token from ``AUREACORE_GIT_TOKEN`` (user ``AUREACORE_GIT_USERNAME``,
   default ``x-access-token``, which GitHub and Gitea accept; GitLab takes ``oauth2``),
-  else the username/password in the URL, else Git's credential helpers
+  else the username/password of the URL the user passed (held here, in memory, for
+  that run: Git itself only ever gets the URL without them, see
+  :func:`aureacore_db.urls.split_userinfo`), else Git's credential helpers
   (``git credential fill``, never prompting). A custom CA bundle comes from
   ``AUREACORE_CA_BUNDLE`` (``--ca-bundle``).
 
@@ -110,6 +112,8 @@ class Credentials:
     username: str | None = None
     ca_bundle: Path | None = None
     credential_helper: bool = True
+    url_username: str | None = None  # the userinfo of the URL passed for this run
+    url_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Credentials:
@@ -125,6 +129,12 @@ class Credentials:
                    in ("1", "true", "yes"),
                    token=env.get(ENV_TOKEN) or None, username=env.get(ENV_USERNAME) or None,
                    ca_bundle=path(ENV_CA_BUNDLE))
+
+    def with_login(self, username: str | None, password: str | None) -> Credentials:
+        """These credentials with the user name and password from a URL's userinfo."""
+        if username is None and password is None:
+            return self
+        return replace(self, url_username=username, url_password=password)
 
     def with_options(self, **options: object) -> Credentials:
         """These credentials with the options that are set (not None) replaced."""
@@ -146,13 +156,15 @@ class Credentials:
         return pygit2.KeypairFromAgent(username)
 
     def for_https(self, url: str, username: str | None) -> pygit2.UserPass | None:
-        """A token from the environment, the URL's password, or a credential helper's."""
+        """A token from the environment, the password of the URL passed for this run
+        (:meth:`with_login`), or a credential helper's."""
         remote = parse_remote(url)
+        username = username or self.url_username
         if self.token:
             return pygit2.UserPass(self.username or username or DEFAULT_TOKEN_USER,
                                    self.token)
-        if remote is not None and remote.password:
-            return pygit2.UserPass(remote.user or "", remote.password)
+        if self.url_password:
+            return pygit2.UserPass(username or "", self.url_password)
         if self.credential_helper and remote is not None:
             found = credential_fill(remote, username or self.username)
             if found is not None:

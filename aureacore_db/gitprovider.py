@@ -12,6 +12,11 @@ Safety rules:
   never be overwritten silently: the loser gets :class:`RefConflict`.
 * **Pull never clobbers uncommitted work**: it fast-forwards only, checking out the
   new tree with libgit2's *safe* strategy, which refuses to overwrite local changes.
+* **Credentials stay in memory.** libgit2 only ever gets URLs without userinfo (it
+  writes them into ``.git/config``, reflogs and ``FETCH_HEAD``); the user name and
+  password of ``repo_url`` reach it through the credentials callback of each run. A
+  clone whose origin URL still carries them (made by an earlier release) is cleaned
+  before its next fetch or push (:meth:`GitProvider.scrub_origin`).
 * **Network operations have a deadline.** libgit2 has no per-call timeout for every
   transport, so fetch and push run in a worker thread that the caller waits for with
   a deadline; the socket timeouts of libgit2 are set too, and the transfer callbacks
@@ -46,7 +51,7 @@ from .credentials import (
     parse_remote,
 )
 from .gitsource import is_url
-from .urls import public_url, scrub
+from .urls import public_url, scrub, split_userinfo, without_userinfo
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_AUTHOR = ("aureacore-db", "aureacore-db@localhost")
@@ -217,8 +222,9 @@ class _Callbacks(pygit2.RemoteCallbacks):
             if "https" in self._asked:
                 raise self._refuse(AuthenticationFailed(
                     f"{shown}: authentication refused; check the token in {ENV_TOKEN} "
-                    f"(and {ENV_USERNAME} where the host needs a user name) or the "
-                    "credentials of your git credential helper"))
+                    f"(and {ENV_USERNAME} where the host needs a user name), the user and "
+                    "password in the URL, or the credentials of your git credential "
+                    "helper"))
             self._asked.add("https")
             found = self.creds.for_https(url, username_from_url)
             if found is None:
@@ -287,6 +293,9 @@ class GitProvider:
                  progress: Callable[[Any], None] | None = None,
                  credentials: Credentials | None = None) -> None:
         self.repo_url = str(repo_url)
+        split = split_userinfo(self.repo_url)
+        self.git_url = split.url  # what libgit2 gets: no userinfo, no query
+        self._login = (split.username, split.password)  # in memory only
         self.credentials = credentials  # None: read the environment at each call
         self.branch = branch
         self.remote_name = remote
@@ -307,7 +316,7 @@ class GitProvider:
         if self.workdir == Path(self.repo_url).expanduser().resolve():
             raise GitProviderError(f"{self.workdir}: not a Git working tree")
         self.workdir.parent.mkdir(parents=True, exist_ok=True)
-        url, branch, workdir = self.repo_url, self.branch, str(self.workdir)
+        url, branch, workdir = self.git_url, self.branch, str(self.workdir)
 
         def clone(callbacks: _Callbacks) -> None:
             pygit2.clone_repository(url, workdir, checkout_branch=branch,
@@ -329,6 +338,28 @@ class GitProvider:
         if repo.is_bare:
             raise GitProviderError(f"{self.workdir}: a bare repository has no working tree")
         return repo
+
+    def scrub_origin(self) -> None:
+        """Rewrite the remote's URL without userinfo if it has some (a clone of a URL made
+        by an earlier release; a user's own repository is left as it is), and (best
+        effort) the reflogs and ``FETCH_HEAD`` that name it. Its user name and password
+        are kept in memory for this run only, unless ``repo_url`` brought its own."""
+        try:
+            repo = pygit2.Repository(str(self.workdir))
+            url = repo.remotes[self.remote_name].url or ""
+        except (KeyError, pygit2.GitError):
+            return
+        split = split_userinfo(url)
+        if split.url == url:
+            return
+        repo.remotes.set_url(self.remote_name, split.url)
+        if self._login == (None, None):
+            self._login = (split.username, split.password)
+        git_dir = Path(repo.path)
+        logs = git_dir / "logs"
+        files = [f for f in logs.rglob("*") if f.is_file()] if logs.is_dir() else []
+        for path in [*files, git_dir / "FETCH_HEAD"]:
+            _rewrite(path, without_userinfo)
 
     @property
     def git_dir(self) -> Path:
@@ -603,8 +634,11 @@ class GitProvider:
         ms = max(1, int(self.timeout * 1000))
         pygit2.settings.server_connect_timeout = ms
         pygit2.settings.server_timeout = ms
-        creds = self.credentials or Credentials.from_env()
+        if what != "clone" and is_url(self.repo_url):
+            self.scrub_origin()  # our clone of the URL (a user's own repository is theirs)
         url = self._remote_url(what)
+        login = self._login if self._login != (None, None) else split_userinfo(url)[1:]
+        creds = (self.credentials or Credentials.from_env()).with_login(*login)
         remote = parse_remote(url)
         try:
             creds.apply_ca_bundle()
@@ -646,13 +680,13 @@ class GitProvider:
         raise error
 
     def _remote_url(self, what: str) -> str:
-        """The URL libgit2 talks to (with any credentials in it: never shown)."""
+        """The URL libgit2 talks to (without userinfo, see :meth:`scrub_origin`)."""
         if what == "clone":
-            return self.repo_url
+            return self.git_url
         try:
             return pygit2.Repository(str(self.workdir)).remotes[self.remote_name].url or ""
         except (KeyError, pygit2.GitError):
-            return self.repo_url
+            return self.git_url
 
     def _where(self) -> str:
         """The remote, as it may be shown (without credentials)."""
@@ -736,6 +770,21 @@ def _append_reflog(repo: pygit2.Repository, git_dir: Path, ref: str, old: str | 
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(line)
+
+
+def _rewrite(path: Path, change: Callable[[str], str]) -> None:
+    """Replace ``path``'s text by ``change(text)`` atomically, if it changes (best
+    effort: a file that cannot be read or written is left as it is)."""
+    try:
+        text = path.read_bytes().decode("utf-8", "surrogateescape")
+        new = change(text)
+        if new == text:
+            return
+        temp = path.with_name(path.name + ".aureacore-tmp")
+        temp.write_bytes(new.encode("utf-8", "surrogateescape"))
+        os.replace(temp, path)
+    except OSError:
+        return
 
 
 def _classify(what: str, where: str, error: BaseException, url: str = "") -> GitProviderError:

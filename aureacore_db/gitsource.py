@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pygit2
 
-from .urls import public_url, scrub
+from .urls import public_url, scrub, split_userinfo
 
 URL = re.compile(r"^(file|https?|ssh|git|git\+ssh|ssh\+git)://")
 
@@ -54,7 +54,12 @@ def open_source(source: str, db_path: Path, branch: str,
                 timeout: float = 60.0) -> pygit2.Repository:
     """Open ``source``; a URL is cloned once (a working clone, see :func:`clone_dir`) and
     fetched on later calls, its branch fast-forwarded when it can be (never losing
-    local work). Network calls end by ``timeout`` seconds."""
+    local work). Network calls end by ``timeout`` seconds.
+
+    The clone never keeps a credential: its origin URL has no userinfo (an old clone's
+    is rewritten, see :meth:`GitProvider.scrub_origin`) and the URL's user name and
+    password authenticate this run only; later runs take credentials from the
+    environment or Git's credential helpers."""
     if not is_url(source):
         path = Path(source).expanduser()
         if not path.exists():
@@ -63,6 +68,7 @@ def open_source(source: str, db_path: Path, branch: str,
         if found is None:
             raise SourceError(f"{source}: not a Git repository")
         return pygit2.Repository(found)
+    from .credentials import ENV_TOKEN
     from .gitprovider import GitProvider, GitProviderError
 
     target = clone_dir(source, db_path)
@@ -70,9 +76,11 @@ def open_source(source: str, db_path: Path, branch: str,
     drop_bare_cache(target)
     try:
         if (target / ".git").exists():
+            provider.scrub_origin()
+            given = split_userinfo(source)
             repo = pygit2.Repository(str(target))
-            if source != public_url(source) and repo.remotes["origin"].url != source:
-                repo.remotes.set_url("origin", source)  # new credentials: Git needs them
+            if given.username is not None and repo.remotes["origin"].url != given.url:
+                repo.remotes.set_url("origin", given.url)  # e.g. another SSH user name
             provider.fetch()
             try:
                 provider.fast_forward()  # so rollbacks start from the fetched tip
@@ -93,8 +101,22 @@ def open_source(source: str, db_path: Path, branch: str,
         if isinstance(exc.__cause__, KeyError) or "couldn't find remote ref" in text \
                 or "reference 'refs/remotes/origin/" in text:
             raise SourceError(f"branch {branch!r} not found at {public_url(source)}") from None
-        raise SourceError(f"cannot fetch {public_url(source)}: {scrub(str(exc), source)}",
-                          exc.exit_code) from None
+        shown = public_url(source)
+        why = _without_where(scrub(str(exc), source), shown, public_url(provider.git_url))
+        if exc.exit_code == 3 and "?" in source.split("#", 1)[0]:
+            why += ("; the URL's query string is not given to Git (Git servers take a "
+                    f"token as the password: in the URL or in {ENV_TOKEN})")
+        raise SourceError(f"cannot fetch {shown}: {why}", exc.exit_code) from None
+
+
+def _without_where(message: str, *wheres: str) -> str:
+    """``message`` without a leading ``[clone |fetch ]<where>[ failed]: `` (the caller
+    names the remote once itself)."""
+    for where in sorted(set(wheres), key=len, reverse=True):
+        match = re.match(rf"(?:(?:clone|fetch) )?{re.escape(where)}(?: failed)?: ", message)
+        if match:
+            return message[match.end():]
+    return message
 
 
 def branch_tip(repo: pygit2.Repository, branch: str,

@@ -2,14 +2,17 @@
 
 A repository or endpoint URL may carry a secret in its userinfo
 (``https://user:TOKEN@host/repo.git``) or its query string (``?private_token=…``).
-Only Git (or the HTTP client) gets the URL as given; everything stored, logged, shown
-or put into an error message goes through :func:`public_url` or :func:`scrub`.
+Everything stored, logged, shown or put into an error message goes through
+:func:`public_url` or :func:`scrub`. Git gets :func:`split_userinfo`'s URL: libgit2
+writes the URL it is given into the clone (origin's URL in ``.git/config``, reflog lines,
+``FETCH_HEAD``), so the userinfo goes to it through the credentials callback instead.
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 REDACTED = "***"
 # scheme://[userinfo@]host... up to whitespace or a quote
@@ -33,6 +36,58 @@ def public_url(url: str) -> str:
         netloc = f"{REDACTED}@{host}" + (f":{port}" if port is not None else "")
     query = REDACTED if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+class GitURL(NamedTuple):
+    """A URL split for Git: ``url`` is safe to write into a clone, ``username`` and
+    ``password`` (percent-decoded, None when absent) are for the credentials callback."""
+
+    url: str
+    username: str | None
+    password: str | None
+
+
+_SSH_SCHEMES = ("ssh", "git+ssh", "ssh+git")
+
+
+def split_userinfo(url: str) -> GitURL:
+    """``url`` without its userinfo, and the user name and password that were in it.
+
+    * The query string and fragment are dropped too: a query such as
+      ``?private_token=…`` is a credential, and Git servers do not read one (Git's smart
+      HTTP protocol appends ``/info/refs?service=…`` to the repository path) — a token
+      goes in the password or in ``AUREACORE_GIT_TOKEN``.
+    * An SSH URL keeps its user name (``ssh://git@host/…``: the account on the host, not
+      a secret, which later runs need too); a password in it is dropped (SSH uses keys).
+    * The ``***`` placeholder of :func:`public_url` (a source stored in the database)
+      counts as no credentials.
+    * Text that is not a ``scheme://`` URL (a path, scp-like ``git@host:path``) is
+      returned as is.
+    """
+    if "://" not in url:
+        return GitURL(url, None, None)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return GitURL(url, None, None)
+    netloc, username, password = parts.netloc, None, None
+    if "@" in netloc:
+        userinfo, netloc = netloc.rsplit("@", 1)
+        user, colon, secret = userinfo.partition(":")
+        if user != REDACTED:
+            username = unquote(user) or None
+        if colon and secret != REDACTED:
+            password = unquote(secret) or None
+        if parts.scheme.lower() in _SSH_SCHEMES and username is not None:
+            netloc = f"{user}@{netloc}"
+    return GitURL(urlunsplit((parts.scheme, netloc, parts.path, "", "")), username,
+                  password)
+
+
+def without_userinfo(text: str) -> str:
+    """``text`` (a reflog, ``FETCH_HEAD``) with every URL in it as :func:`split_userinfo`
+    gives it to Git."""
+    return _URL_IN_TEXT.sub(lambda m: split_userinfo(m.group(0)).url, text)
 
 
 def has_credentials(url: str) -> bool:

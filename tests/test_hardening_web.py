@@ -86,7 +86,7 @@ def git_server(repo: GitRepo):
 
 
 def test_a_token_in_the_repository_url_is_used_by_git_but_never_stored_or_shown(
-        repo, db_path, git_server):
+        repo, db_path, git_server, monkeypatch):
     repo.service("auth")
     repo.commit("add auth")
     url = git_server.base.replace("http://", f"http://user:{TOKEN}@") + "/configs/.git"
@@ -98,10 +98,23 @@ def test_a_token_in_the_repository_url_is_used_by_git_but_never_stored_or_shown(
     [meta] = rows(db_path, "select value from aureacore_meta where key = 'source'")
     assert meta["value"].startswith("http://***@127.0.0.1:")
 
-    # a later run from the stored (credential-free) source still reaches the server:
-    # the clone keeps what Git needs
+    from aureacore_db.gitsource import SourceError
+
+    # the clone keeps no credential either: a later run from the stored (credential-free)
+    # source authenticates with the environment's token (README: Remotes and credentials)
+    clone = db_path.parent / f"{db_path.name}.repos"
+    assert not [p for p in clone.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
     repo.service("billing")
     repo.commit("add billing")
+    monkeypatch.setenv("HOME", str(db_path.parent))  # no git credential helper
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in ("AUREACORE_GIT_TOKEN", "AUREACORE_GIT_USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SourceError, match="AUREACORE_GIT_TOKEN") as failed:
+        ingest(meta["value"], db_path)
+    assert failed.value.exit_code == 3 and TOKEN not in str(failed.value)
+    monkeypatch.setenv("AUREACORE_GIT_TOKEN", TOKEN)
+    monkeypatch.setenv("AUREACORE_GIT_USERNAME", "user")
     ingest(meta["value"], db_path)
     assert len(rows(db_path, "select id from services")) == 2
     assert TOKEN not in _dump(db_path)

@@ -289,6 +289,78 @@ def test_https_credentials_in_the_url_are_never_shown(https_remote, https, tmp_p
     assert_clean_failure(done, 3, "authentication refused", secrets=("not-the-pass-77",))
 
 
+def files_holding(folder: Path, secret: str) -> list[str]:
+    """Every file under ``folder`` (config, logs/, FETCH_HEAD, packed-refs, objects, ...)
+    whose bytes hold ``secret``."""
+    return [str(p.relative_to(folder)) for p in sorted(folder.rglob("*"))
+            if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+@needs_https
+def test_https_password_in_the_url_is_given_to_git_but_never_kept(https_remote, https,
+                                                                   tmp_path):
+    """The URL's user:password authenticates that run (in memory only): the clone's
+    config, reflogs and FETCH_HEAD hold a URL without them. A later run without them
+    in the URL needs AUREACORE_GIT_TOKEN (or a credential helper), and says so."""
+    _, url, env = https_remote
+    del env["AUREACORE_GIT_TOKEN"], env["AUREACORE_GIT_USERNAME"]
+    home = tmp_path / "home"
+    home.mkdir()
+    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1")  # no credential helper
+    secret_url = url.replace("https://", f"https://{https.user}:{https.password}@")
+    db = tmp_path / "registry.db"
+    cache = tmp_path / "registry.db.repos"
+    for _ in range(2):  # the clone, then a fetch into it
+        done = cli("ingest", secret_url, "--db", str(db), env=env)
+        assert done.returncode == 0, done.stderr
+        assert services(db) == {"platform/auth-service": "2.0.0"}
+        assert files_holding(cache, https.password) == []
+        assert https.password not in done.stdout + done.stderr
+    (work,) = cache.iterdir()
+    origin = subprocess.run(["git", "-C", str(work), "remote", "get-url", "origin"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert origin == url  # no userinfo at all (the user name may be a token too)
+
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("select value from aureacore_meta where key = 'source'"
+                              ).fetchone()[0]
+    assert https.password not in stored
+    done = cli("ingest", stored, "--db", str(db), env=env)
+    assert_clean_failure(done, 3, "AUREACORE_GIT_TOKEN", "credential helper")
+    assert done.stderr.count("127.0.0.1") == 1, done.stderr  # the URL said once
+    done = cli("ingest", stored, "--db", str(db),
+               env={**env, "AUREACORE_GIT_TOKEN": https.password,
+                    "AUREACORE_GIT_USERNAME": https.user})
+    assert done.returncode == 0, done.stderr
+    assert files_holding(cache, https.password) == []
+
+
+@needs_https
+def test_a_clone_keeping_a_password_in_its_origin_url_is_cleaned(https_remote, https,
+                                                                 tmp_path):
+    """A clone made by an earlier release (origin URL with user:password, reflog lines
+    naming it) loses them on the next ingest, which still authenticates."""
+    _, url, env = https_remote
+    db = tmp_path / "registry.db"
+    done = cli("ingest", url, "--db", str(db), env=env)
+    assert done.returncode == 0, done.stderr
+    cache = tmp_path / "registry.db.repos"
+    (work,) = cache.iterdir()
+    old_url = url.replace("https://", f"https://{https.user}:{https.password}@")
+    subprocess.run(["git", "-C", str(work), "remote", "set-url", "origin", old_url],
+                   check=True)
+    for log in (work / ".git" / "logs").rglob("*"):
+        if log.is_file():
+            log.write_text(log.read_text().replace(url, old_url))
+    assert files_holding(cache, https.password)  # the state an earlier release left
+    done = cli("ingest", url, "--db", str(db), env=env)
+    assert done.returncode == 0, done.stderr
+    assert files_holding(cache, https.password) == []
+    reflogs = "".join(p.read_text() for p in (work / ".git" / "logs").rglob("*")
+                      if p.is_file())
+    assert f"clone: from {url}" in reflogs  # the line is kept, its userinfo is not
+
+
 @needs_https
 def test_https_git_credential_helper(https_remote, https, tmp_path):
     """No token in the environment: Git's credential helper (a store file) answers."""
@@ -315,6 +387,7 @@ def test_https_no_credentials_at_all(https_remote, tmp_path):
     done = cli("ingest", url, "--db", str(tmp_path / "r.db"),
                env={**env, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"})
     assert_clean_failure(done, 3, "AUREACORE_GIT_TOKEN", "credential helper")
+    assert done.stderr.count("127.0.0.1") == 1, done.stderr  # the URL said once
 
 
 @needs_https
@@ -488,3 +561,59 @@ def test_rollback_help_says_who_the_author_is_and_bad_actor_is_clean(tmp_path):
                "--actor", "Alice <alice@example.com")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "not like 'Name <email>'" in done.stderr
+
+
+def test_split_userinfo_gives_git_a_url_without_secrets():
+    from aureacore_db.urls import split_userinfo
+
+    assert split_userinfo("https://alice:p%40ss@host:8443/team/configs.git?private_token=x#f"
+                          ) == ("https://host:8443/team/configs.git", "alice", "p@ss")
+    assert split_userinfo("https://ghp_TOKEN@github.com/team/configs.git") == (
+        "https://github.com/team/configs.git", "ghp_TOKEN", None)  # a token as the user
+    assert split_userinfo("https://***@host/configs.git") == (  # a source as stored
+        "https://host/configs.git", None, None)
+    assert split_userinfo("ssh://git:pw@host:2222/configs.git") == (  # SSH: keys only
+        "ssh://git@host:2222/configs.git", "git", "pw")
+    for as_is in ("git@host:team/configs.git", "/srv/configs", "file:///srv/configs"):
+        assert split_userinfo(as_is) == (as_is, None, None)
+
+
+@needs_https
+def test_a_token_in_the_query_string_is_not_given_to_git(https_remote, https, tmp_path):
+    _, url, env = https_remote
+    del env["AUREACORE_GIT_TOKEN"]
+    home = tmp_path / "home"
+    home.mkdir()
+    done = cli("ingest", f"{url}?private_token={https.password}", "--db",
+               str(tmp_path / "r.db"), env={**env, "HOME": str(home),
+                                           "GIT_CONFIG_NOSYSTEM": "1"})
+    assert_clean_failure(done, 3, "query string is not given to Git", "AUREACORE_GIT_TOKEN",
+                         secrets=(https.password,))
+    assert files_holding(tmp_path, https.password) == []
+
+
+@needs_https
+def test_a_users_own_clone_keeps_its_origin_url(https_remote, https, tmp_path):
+    """rollback --repo on the user's own working clone: its origin URL (with a password
+    the user put there) is theirs, left as it is, and still authenticates the push."""
+    bare, url, env = https_remote
+    del env["AUREACORE_GIT_TOKEN"], env["AUREACORE_GIT_USERNAME"]
+    home = tmp_path / "home"
+    home.mkdir()
+    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1")
+    own = tmp_path / "own"
+    subprocess.run(["git", "clone", "-q", str(bare), str(own)], check=True)
+    secret_url = url.replace("https://", f"https://{https.user}:{https.password}@")
+    subprocess.run(["git", "-C", str(own), "remote", "set-url", "origin", secret_url],
+                   check=True)
+    db = tmp_path / "r.db"
+    assert cli("ingest", str(own), "--db", str(db), env=env).returncode == 0
+    first = subprocess.run(["git", "-C", str(own), "rev-list", "--max-parents=0", "main"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    done = cli("rollback", "platform/auth-service", "--to", first, "--db", str(db),
+               "--repo", str(own), "--yes", env=env)
+    assert done.returncode == 0, done.stderr
+    assert git_log(bare)[0].startswith("Roll back platform/auth-service")  # pushed
+    origin = subprocess.run(["git", "-C", str(own), "remote", "get-url", "origin"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert origin == secret_url
