@@ -250,18 +250,9 @@ def _watch(db_path: Path, repo: str, branch: str, interval_text: str,
 def _deliver_webhooks(db_path: Path) -> None:
     """Send webhooks what they have not received yet (events of this sync, or older ones
     a receiver missed while it was down)."""
-    from .db import connect
-    from .webhooks import deliver, ensure_webhook_schema, list_webhooks
+    from .webhooks import deliver_pending
 
-    db = connect(db_path)
-    try:
-        ensure_webhook_schema(db)
-        active = list_webhooks(db, active_only=True)
-    finally:
-        db.close()
-    if not active:
-        return
-    for run in deliver(db_path):
+    for run in deliver_pending(db_path):
         click.echo(f"  webhook {run.webhook}: {run.delivered} delivered"
                    + (f", stopped: {run.error}" if run.error else ""), err=True)
 

@@ -277,19 +277,6 @@ def run_sync(db_path: str | Path, repo: str | None = None) -> str:
     return summary
 
 
-def _deliver_events(db_path: str | Path) -> None:
-    from .webhooks import deliver, ensure_webhook_schema, list_webhooks
-
-    db = connect(db_path)
-    try:
-        ensure_webhook_schema(db)
-        active = list_webhooks(db, active_only=True)
-    finally:
-        db.close()
-    if active:
-        deliver(db_path)
-
-
 _DELIVERING: dict[Path, bool] = {}  # database -> another round is wanted
 _DELIVERING_LOCK = threading.Lock()
 
@@ -304,10 +291,12 @@ def deliver_in_background(db_path: str | Path) -> None:
             return
         _DELIVERING[key] = False
 
+    from .webhooks import deliver_pending
+
     def rounds() -> None:
         while True:
             try:
-                _deliver_events(key)
+                deliver_pending(key)
             except Exception:  # noqa: BLE001 - logged; the events stay undelivered
                 log.exception("outgoing webhooks of %s", key)
             with _DELIVERING_LOCK:

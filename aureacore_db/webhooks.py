@@ -478,6 +478,18 @@ def deliver_lock(db_path: Path) -> AbstractContextManager[None]:
                      lambda: DeliverBusy(f"another deliver run is sending events of {db_path}"))
 
 
+def deliver_pending(db_path: str | Path) -> list[RunResult]:
+    """:func:`deliver` when the database has an active webhook (``[]`` when none): what
+    ``sync`` and a push-triggered sync run after ingesting."""
+    db = connect(Path(db_path))
+    try:
+        ensure_webhook_schema(db)
+        active = list_webhooks(db, active_only=True)
+    finally:
+        db.close()
+    return deliver(db_path) if active else []
+
+
 def deliver(db_path: str | Path, *, config: str | Path | None = None,
             policy: Policy | None = None, only: list[str] | None = None,
             sleep: Callable[[float], None] = time.sleep,

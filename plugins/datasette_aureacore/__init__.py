@@ -427,14 +427,11 @@ def _refuse(status: int, message: str, fmt: str | None) -> Response:
     return Response.text(message, status=status)
 
 
-async def _read_form(request, limit: int = MAX_FORM_BYTES) -> dict[str, str] | Response:
-    """The url-encoded form of a POST, read up to ``limit`` bytes (else 413); a body that
-    is not UTF-8 or a field longer than its limit is 400."""
-    from urllib.parse import parse_qsl
-
-    declared = request.headers.get("content-length") or "0"
-    if not declared.isdigit() or int(declared) > limit:
-        return _refuse(413, f"the form is larger than {limit} bytes", None)
+async def read_body(request, limit: int) -> bytes | None:
+    """The request body, or None when it is (or says it is) larger than ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return None
     body = bytearray()
     more = True
     while more:
@@ -442,7 +439,18 @@ async def _read_form(request, limit: int = MAX_FORM_BYTES) -> dict[str, str] | R
         body += message.get("body", b"")
         more = message.get("more_body", False)
         if len(body) > limit:
-            return _refuse(413, f"the form is larger than {limit} bytes", None)
+            return None
+    return bytes(body)
+
+
+async def _read_form(request, limit: int = MAX_FORM_BYTES) -> dict[str, str] | Response:
+    """The url-encoded form of a POST, read up to ``limit`` bytes (else 413); a body that
+    is not UTF-8 or a field longer than its limit is 400."""
+    from urllib.parse import parse_qsl
+
+    body = await read_body(request, limit)
+    if body is None:
+        return _refuse(413, f"the form is larger than {limit} bytes", None)
     try:
         form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True,
                               errors="strict", max_num_fields=len(MAX_FIELD) + 2))

@@ -18,6 +18,8 @@ from datasette import hookimpl
 from datasette.utils import tilde_decode
 from datasette.utils.asgi import Response
 
+from . import read_body
+
 HOOK_PATH = "/-/aureacore/hooks/git"
 MARKER_TABLE = "aureacore_meta"
 
@@ -41,22 +43,6 @@ async def _database(datasette, request):
     return None
 
 
-async def _read_body(request, limit: int) -> bytes | None:
-    """The request body, or None when it is larger than ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        return None
-    body = bytearray()
-    more = True
-    while more:
-        message = await request.receive()
-        body += message.get("body", b"")
-        more = message.get("more_body", False)
-        if len(body) > limit:
-            return None
-    return bytes(body)
-
-
 async def git_hook_view(datasette, request):
     """Verify, log and (for a push to the followed branch) queue a sync; answer at once."""
     from aureacore_db.githooks import MAX_BODY, SECRET_ENV, log_refusal, receive, syncer_for
@@ -71,7 +57,7 @@ async def git_hook_view(datasette, request):
     if not db.is_mutable or not db.path:
         return Response.json({"outcome": "refused", "reason": f"{db.name} is read-only "
                               "here; it cannot be synced"}, status=409)
-    body = await _read_body(request, MAX_BODY)
+    body = await read_body(request, MAX_BODY)
     if body is None:
         reason = f"the body is larger than {MAX_BODY} bytes"
         row = await asyncio.to_thread(log_refusal, db.path, reason, request.headers)
