@@ -7,12 +7,13 @@ leaves the database as of its last batch and the next run continues from there.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
 from array import array
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -122,7 +123,7 @@ class _Stored:
         fmt, raw, content, error, line, column, problems = row
         parse = ParseResult(fmt, raw, json.loads(content) if content else None, error, line,
                             column)
-        stored = tuple(Problem(**p) for p in json.loads(problems))
+        stored = () if problems == "[]" else tuple(Problem(**p) for p in json.loads(problems))
         return checked_config(parse, stored, content)
 
 
@@ -390,9 +391,9 @@ class Ingest:
             return TreeState(self.reader)
         state = states.get(parent.id)
         if state is None:
-            state = TreeState(self.reader)
             self.stored.preload_current()  # most likely the services of that commit
-            state.advance(None, parent.tree)  # rebuilt from a commit ingested earlier
+            with _no_gc():  # many objects, none of them garbage: collecting is wasted time
+                state = TreeState.resume(self.reader, parent.tree)  # ingested earlier
             self.stored.forget_preloaded()
             if pending.get(parent.id) > 1:
                 states[parent.id] = state
@@ -474,7 +475,7 @@ class Ingest:
         config_id = entry.oid if entry else None
         if entry is not None:
             self._record_config(sid, entry)
-        verdict = state.verdicts.get(sid)
+        verdict = state.verdict_of(sid)
         history_id = self._next_id("history")
         self._add("history", {
             "id": history_id, "service_id": sid, **common, "change": change.change,
@@ -610,7 +611,7 @@ class Ingest:
             state.advance(None, tip.tree)
         services = state.services()
         ids = sorted(services) if only is None else sorted(only & services.keys())
-        current = [self._service_row(sid, services[sid], state.verdicts.get(sid))
+        current = [self._service_row(sid, services[sid], state.verdict_of(sid))
                    for sid in ids]
         cleared = ("removed = 1, path = null, config_id = null, version = null, status = null, "
                    "status_message = null, owner = null, description = null, "
@@ -709,6 +710,18 @@ def shallow_points(repo: pygit2.Repository) -> str:
     except OSError:
         return "unknown"
     return " ".join(sorted(text.split()))
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector (building a tree state creates no cycles)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _insert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -> None:

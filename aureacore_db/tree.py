@@ -66,6 +66,10 @@ class TreeState:
         self.req_edges: Edges = {}
         self.cycles: dict[str, str] = {}
         self.last_good: dict[str, Entry] = {}  # last readable config per service
+        # a state resumed lazily (see :meth:`resume`): services whose verdict is not
+        # computed yet, and the state it is computed in when first needed
+        self.unjudged: set[str] = set()
+        self.judge_in: TreeState | None = None
 
     # -- copying ---------------------------------------------------------------
     def copy(self) -> TreeState:
@@ -76,7 +80,27 @@ class TreeState:
         for name in ("entries", "path_id", "by_id", "param_schemas", "verdicts", "deps_of",
                      "dependents", "req_edges", "cycles", "last_good"):
             setattr(other, name, dict(getattr(self, name)))
+        other.unjudged = set(self.unjudged)
+        other.judge_in = self.judge_in
         return other
+
+    @classmethod
+    def resume(cls, reader: BlobReader, tree: pygit2.Tree) -> TreeState:
+        """The state at a commit ingested earlier, to advance from. Verdicts are left
+        out until asked for (:meth:`verdict_of`): a commit's diff re-validates only the
+        services it can affect, and the others' verdicts are never needed."""
+        state = cls(reader)
+        state.advance(None, tree, judge=False)
+        state.judge_in = state.copy()  # the verdicts are computed in the state as it is now
+        return state
+
+    def verdict_of(self, sid: str) -> Verdict | None:
+        """A service's verdict (None when it does not exist)."""
+        found = self.verdicts.get(sid)
+        if found is None and sid in self.unjudged:
+            assert self.judge_in is not None
+            found = verdict(self.judge_in, sid)
+        return found
 
     # -- reading ---------------------------------------------------------------
     def primary(self, service_id: str) -> Entry | None:
@@ -108,10 +132,11 @@ class TreeState:
         self.by_id[new_id] = tuple(sorted(self.by_id.get(new_id, ()) + (path,)))
 
     def advance(self, parent_tree: pygit2.Tree | None, tree: pygit2.Tree,
-                updates: Updates | None = None) -> Step:
+                updates: Updates | None = None, *, judge: bool = True) -> Step:
         """Move from the first parent's tree to ``tree``; return what changed.
 
-        ``updates`` may carry :func:`tree_updates` computed ahead (in a worker process).
+        ``updates`` may carry :func:`tree_updates` computed ahead (in a worker process);
+        ``judge=False`` leaves the verdicts of the affected services to :meth:`verdict_of`.
         """
         touched: dict[str, Entry | None] = {}
         schema_changed: set[str] = set()
@@ -121,7 +146,7 @@ class TreeState:
             self._rescan(tree, touched)
         else:
             self._apply_updates(updates, touched, schema_changed)
-        return self._revalidate(touched, schema_changed)
+        return self._revalidate(touched, schema_changed, judge)
 
     def _rescan(self, tree: pygit2.Tree, touched: dict) -> None:
         """Read the layout and every service file again (a first commit, or a root-file
@@ -172,13 +197,22 @@ class TreeState:
                 required.add(target)
         return frozenset(every), frozenset(required)
 
-    def _revalidate(self, touched: dict[str, Entry | None], schema_changed: set[str]) -> Step:
+    def _revalidate(self, touched: dict[str, Entry | None], schema_changed: set[str],
+                    judge: bool = True) -> Step:
         """The verdicts and changes that follow from the files in ``touched`` and the
         parameter schemas in ``schema_changed``."""
         dirty = self._affected(touched, schema_changed)
         added, removed = self._update_edges(dirty)
         dirty |= self._update_cycles(added, removed)
         step = Step()
+        if not judge:  # resuming: the changes are not recorded either
+            self.verdicts = {}
+            self.unjudged = set(self.by_id)
+            for sid in touched:
+                after = self.primary(sid)
+                if after is not None and after.check.content is not None:
+                    self.last_good[sid] = after
+            return step
         self._record_verdicts(dirty, step)
         self._record_changes(touched, step)
         return step
@@ -188,7 +222,8 @@ class TreeState:
         services that appeared, went away or changed version (a dependent's verdict only
         sees whether its target exists and its version)."""
         dirty = set(touched)
-        dirty.update(sid for sid in schema_changed if sid in self.by_id or sid in self.verdicts)
+        dirty.update(sid for sid in schema_changed
+                     if sid in self.by_id or sid in self.verdicts or sid in self.unjudged)
         for sid, before in touched.items():
             after = self.primary(sid)
             if (before is None) != (after is None) or (
@@ -203,26 +238,29 @@ class TreeState:
         added and removed."""
         added: list[tuple[str, str]] = []
         removed: list[tuple[str, str]] = []
+        gained: dict[str, set[str]] = {}  # target -> new dependents
+        lost: dict[str, set[str]] = {}  # target -> former dependents
         for sid in dirty:
             every, required = self._dependency_targets(sid)
-            self._set_dependencies(sid, every)
+            old_every = self.deps_of.get(sid, frozenset())
+            if every != old_every:
+                for target in old_every - every:
+                    lost.setdefault(target, set()).add(sid)
+                for target in every - old_every:
+                    gained.setdefault(target, set()).add(sid)
+                _put(self.deps_of, sid, every)
             old_required = self.req_edges.get(sid, frozenset())
             if required != old_required:
                 added.extend((sid, t) for t in required - old_required)
                 removed.extend((sid, t) for t in old_required - required)
                 _put(self.req_edges, sid, required)
+        # the reverse index, one new set per target (not one per edge: a target many
+        # services depend on would cost quadratic time when a whole tree is read)
+        for target in lost.keys() | gained.keys():
+            before = self.dependents.get(target, frozenset())
+            _put(self.dependents, target,
+                 (before - lost.get(target, set())) | gained.get(target, set()))
         return added, removed
-
-    def _set_dependencies(self, sid: str, every: frozenset[str]) -> None:
-        """Record what ``sid`` depends on, keeping the reverse index in step."""
-        old_every = self.deps_of.get(sid, frozenset())
-        if every == old_every:
-            return
-        for target in old_every - every:
-            _put(self.dependents, target, self.dependents.get(target, frozenset()) - {sid})
-        for target in every - old_every:
-            self.dependents[target] = self.dependents.get(target, frozenset()) | {sid}
-        _put(self.deps_of, sid, every)
 
     def _update_cycles(self, added: list[tuple[str, str]],
                        removed: list[tuple[str, str]]) -> set[str]:
@@ -238,9 +276,10 @@ class TreeState:
 
     def _record_verdicts(self, dirty: set[str], step: Step) -> None:
         for sid in sorted(dirty):
-            old = self.verdicts.get(sid)
+            old = self.verdict_of(sid)
             new = verdict(self, sid) if sid in self.by_id else None
             _put(self.verdicts, sid, new)
+            self.unjudged.discard(sid)
             if new != old:
                 step.verdicts.append((sid, new, old))
 

@@ -297,6 +297,60 @@ def test_incremental_run_equals_full_run(repo, tmp_path):
     assert rows(full, "select count(*) n from validation_errors")[0]["n"] >= 3
 
 
+def test_each_one_commit_run_equals_a_fresh_full_ingest(repo, tmp_path):
+    """A one-commit run resumes from the stored tip and re-validates only what the
+    commit can affect; its rows must still equal a full ingest's after every commit,
+    including services whose own file did not change."""
+    incremental = tmp_path / "incremental.db"
+
+    def check(message: str, expect_status: dict[str, str]) -> None:
+        repo.commit(message)
+        result = run_ingest(repo, incremental)
+        assert result.commits_added == 1 or message == "initial"
+        full = tmp_path / f"full-{repo.head()[:8]}.db"
+        run_ingest(repo, full)
+        assert_same_db(incremental, full)
+        got = {r["id"]: r["status"] for r in rows(
+            incremental, "select id, status from services where removed = 0")}
+        for sid, status in expect_status.items():
+            assert got.get(sid) == status, (message, sid, got.get(sid))
+
+    schema = {"type": "object", "properties": {"replicas": {"type": "integer",
+                                                            "maximum": 10}}}
+    repo.service("api", version="1.0.0")
+    repo.service("web", version="1.0.0", parameters={"replicas": 5}, dependencies=[
+        {"service": "api", "version_constraint": ">=1.0.0,<2.0.0"}])
+    repo.service("worker", version="1.0.0", dependencies=[
+        {"service": "api", "required": False}])
+    repo.service("ping", dependencies=[{"service": "pong"}])
+    repo.service("pong", dependencies=[{"service": "ping"}])
+    repo.write("schemas/platform/web.json", json.dumps(schema))
+    check("initial", {"platform/web": "CONFIGURED", "platform/ping": "ERROR",
+                      "platform/pong": "ERROR"})
+    repo.service("api", version="2.0.0")
+    check("api 2.0: web's constraint fails, web's file unchanged",
+          {"platform/web": "ERROR", "platform/worker": "CONFIGURED"})
+    repo.service("api", version="1.5.0")
+    check("api 1.5", {"platform/web": "CONFIGURED"})
+    schema["properties"]["replicas"]["maximum"] = 3
+    repo.write("schemas/platform/web.json", json.dumps(schema))
+    check("schema: at most 3 replicas", {"platform/web": "ERROR"})
+    repo.rm("schemas/platform/web.json")
+    check("schema removed", {"platform/web": "CONFIGURED"})
+    repo.rm("services/platform/api.yaml")
+    check("api removed", {"platform/web": "ERROR", "platform/worker": "CONFIGURED"})
+    (repo.path / "services/platform/jobs").mkdir()
+    repo.git("mv", "services/platform/worker.yaml", "services/platform/jobs/worker.yaml")
+    check("worker moved", {"platform/worker": "CONFIGURED"})
+    repo.service("pong")
+    check("cycle broken: ping's file unchanged",
+          {"platform/ping": "CONFIGURED", "platform/pong": "CONFIGURED"})
+    repo.service("api", version="1.0.0")
+    check("api back", {"platform/web": "CONFIGURED"})
+    changes = {r["change"] for r in rows(incremental, "select change from history")}
+    assert changes == {"added", "modified", "renamed", "removed"}
+
+
 def test_batch_size_does_not_change_the_result(repo, tmp_path):
     build_rich_history(repo)
     one_batch = tmp_path / "one.db"
