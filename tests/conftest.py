@@ -91,6 +91,20 @@ def rows(db_path: Path, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
         conn.close()
 
 
+def wait_for(condition: Any, what: str, timeout: float = 30.0, every: float = 0.02) -> Any:
+    """Poll ``condition()`` until it returns something truthy (returned); fail after
+    ``timeout`` seconds saying what was awaited. A poll interval, not a wait for readiness."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def run_ingest(repo: GitRepo, db_path: Path, **kwargs: Any):
     return ingest(repo.path, db_path, **kwargs)
 

@@ -8,12 +8,11 @@ import hmac
 import json
 import subprocess
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import GitRepo, rows
+from conftest import GitRepo, rows, wait_for
 from test_web_pages import Client
 
 from aureacore_db.githooks import MAX_BODY, SECRET_ENV, HookSyncer, receive, run_sync
@@ -95,13 +94,7 @@ class Forge:
         return rows(self.db, "select * from git_hook_deliveries order by id")
 
     def wait_for(self, condition, what: str, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = condition()
-            if found:
-                return found
-            time.sleep(0.02)
-        raise AssertionError(f"timed out waiting for {what}")
+        return wait_for(condition, what, timeout)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import GitRepo, LocalServer, rows, run_ingest
+from conftest import GitRepo, LocalServer, rows, run_ingest, wait_for
 
 from aureacore_db.cli import cli
 from aureacore_db.ingest import ingest
@@ -349,10 +349,8 @@ def hostile():
 
 def _sent(server, path: str) -> int:
     """Bytes the server sent on ``path``, once its handler has finished."""
-    deadline = time.monotonic() + 20
     sent = server.server.RequestHandlerClass.sent
-    while path not in sent and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: path in sent, f"the handler of {path} to finish", timeout=20)
     return sent[path]
 
 

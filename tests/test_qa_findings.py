@@ -122,7 +122,7 @@ def test_hook_sync_is_not_held_up_by_a_webhook_receiver_that_is_down(registry):
 def test_hook_sync_still_sends_outgoing_webhooks_in_the_background(registry):
     from http.server import BaseHTTPRequestHandler
 
-    from conftest import LocalServer
+    from conftest import LocalServer, wait_for
 
     from aureacore_db.githooks import run_sync
 
@@ -145,9 +145,7 @@ def test_hook_sync_still_sends_outgoing_webhooks_in_the_background(registry):
         repo.service("auth", version="3.0.2")
         repo.commit("auth 3.0.2")
         assert "1 new commit" in run_sync(db)
-        deadline = time.monotonic() + 30
-        while not received and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling for the background delivery, with a deadline
-        assert received and b"auth" in received[0]
+        wait_for(lambda: received, "the background delivery")
+        assert b"auth" in received[0]
     finally:
         server.close()

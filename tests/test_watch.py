@@ -8,24 +8,19 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from conftest import GitRepo, rows
+from conftest import wait_for as shared_wait_for
 
 from aureacore_db.ingest import ingest
 from aureacore_db.watch import parse_interval
 
 
 def wait_for(condition, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    """A subprocess that polls its remote: a longer deadline than the shared default."""
+    return shared_wait_for(condition, what, timeout, every=0.05)
 
 
 def test_watch_syncs_pushes_survives_a_down_remote_and_stops_on_sigterm(tmp_path: Path):
