@@ -9,6 +9,7 @@ instance's title, settings and (optionally) the repository rollbacks commit to.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 DbPaths = str | os.PathLike | Sequence[str | os.PathLike]
 
 
-_CSP: dict[int, str] = {}
+_CSP: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Datasette -> its policy
 
 
 def content_security_policy(datasette: Any) -> str:
@@ -36,8 +37,7 @@ def content_security_policy(datasette: Any) -> str:
     import hashlib
     import re
 
-    key = id(datasette)
-    if key not in _CSP:
+    if datasette not in _CSP:
         hashes = []
         try:
             env = datasette.jinja_env  # the template is plain HTML: its source is the page
@@ -47,11 +47,11 @@ def content_security_policy(datasette: Any) -> str:
         for body in re.findall(r"<script>(.*?)</script>", html, re.S):
             digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
             hashes.append(f" 'sha256-{digest}'")
-        _CSP[key] = ("default-src 'self'; script-src 'self'" + "".join(hashes) + "; "
-                     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-                     "object-src 'none'; base-uri 'none'; form-action 'self'; "
-                     "frame-ancestors 'none'")
-    return _CSP[key]
+        _CSP[datasette] = ("default-src 'self'; script-src 'self'" + "".join(hashes) + "; "
+                           "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                           "object-src 'none'; base-uri 'none'; form-action 'self'; "
+                           "frame-ancestors 'none'")
+    return _CSP[datasette]
 
 
 def database_name(db_path: str | os.PathLike) -> str:
