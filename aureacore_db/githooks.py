@@ -25,16 +25,14 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import sqlite_utils
-
 from .db import connect, get_meta
+from .locks import write_transaction
 from .timestamps import now_iso
 
 log = logging.getLogger(__name__)
@@ -46,19 +44,6 @@ TABLE = "git_hook_deliveries"
 # accepted (sync queued), then synced or failed once the sync ran
 VERIFIED = ("accepted", "ignored", "synced", "failed")
 MAX_TEXT = 200  # header values and refs are cut to this length in the log
-
-
-@contextmanager
-def _writing(db: sqlite_utils.Database) -> Iterator[None]:
-    """A write transaction taken at once (BEGIN IMMEDIATE), so that it waits on the
-    busy timeout while a sync writes, instead of failing on a read-to-write upgrade."""
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.conn.execute("ROLLBACK")
-        raise
-    db.conn.execute("COMMIT")
 
 
 @dataclass
@@ -206,7 +191,7 @@ def receive(db_path: str | Path, headers: Mapping[str, str], body: bytes,
                                   f"and outcome in ({marks}) limit 1",
                                   [forge, delivery, *VERIFIED]).fetchone() is not None
 
-            with _writing(db):  # the replay check and the row, as one step
+            with write_transaction(db):  # the replay check and the row, as one step
                 branch = get_meta(db, "branch") or "main"
                 verdict = check_delivery(headers, body, secret, branch, seen)
                 row_id = int(db[TABLE].insert(verdict.row()).last_pk)
@@ -223,7 +208,7 @@ def log_refusal(db_path: str | Path, reason: str, headers: Mapping[str, str]) ->
     verdict = Verdict(413, "refused", reason, forge, _cut(event), _cut(delivery))
     db = connect(db_path)
     try:
-        with _writing(db):
+        with write_transaction(db):
             return int(db[TABLE].insert(verdict.row()).last_pk)
     finally:
         db.close()
@@ -234,7 +219,7 @@ def finish(db_path: str | Path, ids: list[int], outcome: str, summary: str) -> N
     db = connect(db_path)
     try:
         now = now_iso()
-        with _writing(db):
+        with write_transaction(db):
             db.conn.executemany(f"update {TABLE} set outcome = ?, sync_result = ?, "
                                 "finished_at = ? where id = ?",
                                 [(outcome, summary[:1000], now, i) for i in ids])

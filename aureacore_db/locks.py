@@ -1,4 +1,5 @@
-"""Advisory file locks: one writer at a time, across processes."""
+"""Locks: advisory file locks, and SQLite's write lock taken at once; one writer at a
+time, across processes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import sqlite_utils
 
 
 @contextmanager
@@ -30,3 +33,18 @@ def file_lock(path: Path, timeout: float | None = None,
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
+    """A write transaction of ``db`` taken at once
+    (``BEGIN IMMEDIATE``): it waits on the busy timeout while another process writes,
+    instead of failing later on a read-to-write upgrade. Rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

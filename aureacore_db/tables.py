@@ -41,6 +41,7 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from .locks import write_transaction
 from .urls import has_credentials, public_url
 
 TABLES: dict[str, dict] = {
@@ -560,15 +561,8 @@ def upgrade(db: sqlite_utils.Database, *, defer_read_indexes: bool = False) -> l
         return []
     if db.conn.in_transaction:
         return _apply(db, defer_read_indexes)
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        done = _apply(db, defer_read_indexes)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.conn.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return done
+    with write_transaction(db):
+        return _apply(db, defer_read_indexes)
 
 
 def _todo(names: list[str], defer_read_indexes: bool) -> list[str]:
