@@ -17,7 +17,10 @@ Steps:
 5. ``events_autoincrement`` — ``events`` of databases before 88e2623 rebuilt with
    AUTOINCREMENT, so an event id is never given twice;
 6. ``views_cross_join`` — ``current_dependencies`` walks services in id order (a
-   ``cross join`` fixes SQLite's join order: its first page 70 ms → 1 ms at 10k services).
+   ``cross join`` fixes SQLite's join order: its first page 70 ms → 1 ms at 10k services);
+7. ``environments`` — the environment tables (DESIGN §6), ``promotions``, an
+   ``environment`` column on rollbacks, registrations and health checks; a one-branch
+   database gets one environment named after its branch.
 
 **Adding a schema change** (a column, a table, an index, a changed view): change the
 definition here, *and* append a step at the end of ``MIGRATIONS``::
@@ -141,13 +144,43 @@ TABLES: dict[str, dict] = {
         "foreign_keys": [("commit_sha", "commits", "sha")],
     },
     "aureacore_meta": {"columns": {"key": str, "value": str}, "pk": "key"},
+    # -- environments (DESIGN §6): named branches in promotion order (``position``)
+    "environments": {
+        "columns": {
+            "name": str, "branch": str, "position": int, "tip": str, "tip_seq": int,
+            "ingested_at": str,
+        },
+        "pk": "name",
+        "foreign_keys": [("tip", "commits", "sha")],
+    },
+    # the mainline (first-parent chain of the tip) of each environment
+    "environment_commits": {
+        "columns": {"environment": str, "commit_sha": str, "seq": int},
+        "pk": ("environment", "commit_sha"),
+        "foreign_keys": [("environment", "environments", "name"),
+                         ("commit_sha", "commits", "sha")],
+    },
+    # the services of each environment as of its tip (``services`` is the first one's)
+    "environment_services": {
+        "columns": {
+            "environment": str, "service_id": str, "path": str, "config_id": str,
+            "version": str, "status": str, "status_message": str, "removed": int,
+            "error_count": int, "warning_count": int, "first_commit": str,
+            "last_commit": str, "last_updated": str,
+        },
+        "pk": ("environment", "service_id"),
+        "foreign_keys": [("environment", "environments", "name"),
+                         ("service_id", "services", "id"), ("config_id", "configs", "id"),
+                         ("first_commit", "commits", "sha"),
+                         ("last_commit", "commits", "sha")],
+    },
     # -- written by the registry, rollbacks, webhooks and health probes, never by ingest
     # (not derived from Git: no upgrade or re-ingest may lose them)
     "registrations": {
         "columns": {
             "id": int, "service_id": str, "path": str, "commit_sha": str, "parent_sha": str,
             "status": str, "message": str, "author": str, "registered_at": str,
-            "checked_at": str,
+            "checked_at": str, "environment": str,
         },
         "pk": "id",
     },
@@ -156,7 +189,18 @@ TABLES: dict[str, dict] = {
             "id": int, "attempted_at": str, "actor_id": str, "actor": str, "via": str,
             "service_id": str, "target_commit": str, "from_config": str, "to_config": str,
             "path": str, "expected_head": str, "head_before": str, "new_commit": str,
-            "pushed": int, "outcome": str, "message": str,
+            "pushed": int, "outcome": str, "message": str, "environment": str,
+        },
+        "pk": "id",
+    },
+    # a service's file copied from one environment's branch onto the next one's
+    "promotions": {
+        "columns": {
+            "id": int, "attempted_at": str, "actor_id": str, "actor": str, "via": str,
+            "service_id": str, "from_environment": str, "to_environment": str,
+            "source_commit": str, "from_config": str, "to_config": str, "path": str,
+            "expected_head": str, "head_before": str, "new_commit": str, "pushed": int,
+            "outcome": str, "message": str,
         },
         "pk": "id",
     },
@@ -187,7 +231,7 @@ TABLES: dict[str, dict] = {
     "health_checks": {
         "columns": {
             "id": int, "service_id": str, "url": str, "checked_at": str, "state": str,
-            "status_code": int, "latency_ms": float, "error": str,
+            "status_code": int, "latency_ms": float, "error": str, "environment": str,
         },
         "pk": "id",
     },
@@ -203,7 +247,7 @@ TABLES: dict[str, dict] = {
 
 
 # Tables whose rows do not come from Git (an upgrade must keep every row).
-NOT_DERIVED = ("registrations", "rollbacks", "webhooks", "webhook_secrets",
+NOT_DERIVED = ("registrations", "rollbacks", "promotions", "webhooks", "webhook_secrets",
                "webhook_deliveries", "health_checks", "git_hook_deliveries", "events")
 
 INDEXES: list[tuple[str, list[str]]] = [
@@ -235,6 +279,10 @@ INDEXES: list[tuple[str, list[str]]] = [
     ("events", ["service_id", "id"]),
     ("events", ["commit_sha"]),
     ("dependencies", ["service_id"]),
+    ("environment_commits", ["environment", "seq"]),
+    ("environment_commits", ["commit_sha"]),
+    ("environment_services", ["service_id"]),
+    ("environment_services", ["environment", "status"]),
     # facets of metadata.yml: counted from a small index instead of the wide rows
     ("configs", ["format"]),
     ("configs", ["schema_version"]),
@@ -250,6 +298,7 @@ SIDE_INDEXES: list[tuple[str, list[str], bool]] = [
     ("registrations", ["service_id", "id"], False),
     ("registrations", ["commit_sha"], False),
     ("rollbacks", ["service_id", "id"], False),
+    ("promotions", ["service_id", "id"], False),
     ("webhooks", ["name"], True),
     ("webhook_deliveries", ["webhook_id", "event_id"], True),
     ("webhook_deliveries", ["status"], False),
@@ -348,7 +397,8 @@ PER_COMMIT = ("history", "status", "validation_errors", "parameter_changes", "ev
 
 
 # Needed while ingest writes (the others can be built after a first bulk load).
-WRITE_INDEXES = [("history", ["service_id", "seq"])]
+WRITE_INDEXES = [("history", ["service_id", "seq"]),
+                 ("environment_commits", ["environment", "seq"])]
 
 
 # Tables whose ids must never be reused (event consumers keep cursors on them).
@@ -508,6 +558,45 @@ def _events_autoincrement(db: sqlite_utils.Database) -> None:
 @MIGRATIONS(name="views_cross_join")
 def _views_cross_join(db: sqlite_utils.Database) -> None:
     create_views(db)
+
+
+@MIGRATIONS(name="environments")
+def _environments(db: sqlite_utils.Database) -> None:
+    """DESIGN §6: the environment tables, ``promotions``, and an ``environment`` column on
+    rollbacks, registrations and health checks. A database that follows one branch gets
+    one environment named after it, its mainline and its current services (so it reads
+    as before, and its next ingest takes the append path)."""
+    for name in ("environments", "environment_commits", "environment_services",
+                 "promotions"):
+        create_table(db, name)
+    for table in ("rollbacks", "registrations", "health_checks"):
+        if "environment" not in db[table].columns_dict:
+            db[table].add_column("environment", str)
+    create_indexes(db, [(t, c) for t, c in INDEXES if t.startswith("environment_")])
+    create_views(db)
+    branch = db.execute("select value from aureacore_meta where key = 'branch'").fetchone()
+    if branch is None or db.execute("select 1 from environments limit 1").fetchone():
+        return
+    tip = db.execute("select value from aureacore_meta where key = 'tip'").fetchone()
+    tip_seq = db.execute("select seq from commits where sha = ?",
+                         [tip[0] if tip else None]).fetchone()
+    db.execute("insert into environments (name, branch, position, tip, tip_seq, ingested_at) "
+               "values (?, ?, 0, ?, ?, (select max(finished_at) from ingest_runs "
+               "where outcome = 'ok'))",
+               [branch[0], branch[0], tip[0] if tip else None, tip_seq[0] if tip_seq else None])
+    db.execute("insert into environment_commits (environment, commit_sha, seq) "
+               "select ?, sha, seq from commits where mainline = 1", [branch[0]])
+    db.execute(f"insert into environment_services (environment, {SERVICE_STATE}) "
+               f"select ?, {SERVICE_STATE.replace('service_id', 'id')} from services",
+               [branch[0]])
+    for table in ("rollbacks", "registrations", "health_checks"):
+        db.execute(f"update [{table}] set environment = ? where environment is null",
+                   [branch[0]])
+
+
+# columns of ``environment_services`` copied from ``services`` (the first environment)
+SERVICE_STATE = ("service_id, path, config_id, version, status, status_message, removed, "
+                 "error_count, warning_count, first_commit, last_commit, last_updated")
 
 
 def _highest_event_id_seen(db: sqlite_utils.Database) -> int:
