@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cli_common import db_option, json_option, read_only
+from .cli_env import env_option, stored_environment
 
 if TYPE_CHECKING:
     from .depgraph import DepGraph
@@ -82,16 +83,19 @@ def _print_order(order: dict[str, Any]) -> None:
 @click.command()
 @click.argument("service", required=False)
 @db_option
-@click.option("--at", "at", metavar="COMMIT", help="A mainline commit (default: the tip).")
+@click.option("--at", "at", metavar="COMMIT",
+              help="A commit of the environment's mainline (default: its tip).")
 @click.option("--cycles", "show_cycles", is_flag=True, help="List dependency cycles.")
 @click.option("--order", "show_order", is_flag=True,
               help="A start-up order: dependencies first, in generations.")
 @click.option("--depth", type=click.IntRange(1), help="Limit upstream/downstream depth.")
+@env_option
 @json_option("the report")
 def deps(service: str | None, db_path: Path, at: str | None, show_cycles: bool,
-         show_order: bool, depth: int | None, as_json: bool) -> None:
-    """Dependencies of SERVICE (namespace/name) at a mainline commit: upstream,
-    downstream and impact; or every cycle (--cycles); or a topological order (--order).
+         show_order: bool, depth: int | None, env_name: str | None, as_json: bool) -> None:
+    """Dependencies of SERVICE (namespace/name) at a mainline commit of an environment
+    (--env; default the first): upstream, downstream and impact; or every cycle
+    (--cycles); or a topological order (--order).
     """
     from .depgraph import DepGraphError, load_graph
 
@@ -99,8 +103,11 @@ def deps(service: str | None, db_path: Path, at: str | None, show_cycles: bool,
         raise click.UsageError("give a SERVICE, --cycles or --order")
     conn = read_only(db_path)
     try:
-        graph = load_graph(conn, at)
+        env = stored_environment(db_path, env_name) if env_name is not None else None
+        graph = load_graph(conn, at, env)
         out: dict[str, Any] = {"commit": graph.commit, "seq": graph.seq}
+        if env is not None:
+            out["environment"] = env.name
         if service:
             out["service"] = service_report(graph, service, depth)
         if show_cycles:

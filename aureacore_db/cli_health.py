@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .cli_common import db_option, json_option, require_registry
+from .cli_env import env_option, stored_environment
 
 
 def _print_results(results: list, as_json: bool) -> None:
@@ -37,10 +38,14 @@ def _print_results(results: list, as_json: bool) -> None:
 @click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.01),
               help="Seconds per probe, connect to last byte (the ceiling: a service's "
                    "shorter health_check.timeout_s wins).")
+@env_option
 @json_option("each round (one list per line)")
 def health(db_path: Path, once: bool, interval: float | None, rounds: int | None,
-           concurrency: int, timeout: float, as_json: bool) -> None:
+           concurrency: int, timeout: float, env_name: str | None, as_json: bool) -> None:
     """Probe each current service's health_check URL and record the results.
+
+    The services are those of one environment (--env; default the first), and so are
+    the recorded checks.
 
     2xx is passing, 429 warning, anything else or no answer critical. A change of
     state is a health_changed event. See the current_health and health_summary views.
@@ -50,12 +55,16 @@ def health(db_path: Path, once: bool, interval: float | None, rounds: int | None
     if once and interval is not None:
         raise click.UsageError("--once and --interval exclude each other")
     require_registry(db_path, writable="health records its probes there")
+    if env_name is not None:
+        stored_environment(db_path, env_name)  # an unknown name: nothing is probed
     if interval is None:
-        _print_results(check_once(db_path, concurrency=concurrency, timeout=timeout), as_json)
+        _print_results(check_once(db_path, concurrency=concurrency, timeout=timeout,
+                                  environment=env_name), as_json)
         return
     try:
         check_forever(db_path, interval, concurrency=concurrency, timeout=timeout,
-                      rounds=rounds, on_round=lambda r: _print_results(r, as_json))
+                      rounds=rounds, on_round=lambda r: _print_results(r, as_json),
+                      environment=env_name)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
 

@@ -18,8 +18,10 @@ from .cli_common import (
     repo_option,
     require_new_or_registry,
 )
+from .cli_env import env_option, stored_environment
 from .cli_remote import failure, remote_options
 from .db import get_meta
+from .environments import stored_environments
 from .gitprovider import Diverged, GitProviderError
 from .gitsource import SourceError, is_url
 from .ingest import IngestBusy
@@ -29,12 +31,25 @@ from .registry import RegistrationRejected, RegistryError, ServiceRegistry, Sync
 
 
 def _defaults(db_path: Path, repo: str | None, branch: str | None, why: str,
-              need_commits: bool) -> tuple[str, str]:
-    """``--repo`` / ``--branch`` or the ones recorded in ``aureacore_meta``; refuses a
-    database path that is not a registry, and a local repository that is missing or
-    holds another history than the database, before anything is written."""
+              need_commits: bool, env_name: str | None = None,
+              checked_out: bool = False) -> tuple[str, str]:
+    """``--repo`` / ``--branch`` (or ``--env``'s branch) or the ones recorded in
+    ``aureacore_meta``; refuses a database path that is not a registry, an unknown
+    environment, and a local repository that is missing or holds another history than
+    the database, before anything is written. ``checked_out``: with neither ``--env``
+    nor ``--branch``, the environment whose branch a local repository has checked out
+    (a sync follows every environment; it pulls that one)."""
     require_new_or_registry(db_path, why)
+    if env_name is not None:
+        env = stored_environment(db_path, env_name)
+        assert env is not None
+        if branch is not None and branch != env.branch:
+            raise click.UsageError(f"--branch {branch} and --env {env_name} (branch "
+                                   f"{env.branch}) disagree: give one of them")
+        branch = env.branch
     repo, branch = _recorded(db_path, repo, branch)
+    if checked_out and env_name is None and not is_url(repo):
+        branch = _checked_out_env_branch(db_path, repo) or branch
     if not is_url(repo):
         check_source(repo, db_path, branch, need_commits=need_commits)
     return repo, branch
@@ -63,6 +78,23 @@ def _recorded(db_path: Path, repo: str | None, branch: str | None) -> tuple[str,
     return repo, branch or "main"
 
 
+def _checked_out_env_branch(db_path: Path, repo: str) -> str | None:
+    """The branch a local repository has checked out, when it is one of the database's
+    environments' (None otherwise)."""
+    import pygit2
+
+    branches = {e.branch for e in stored_environments(db_path)}
+    try:
+        found = pygit2.discover_repository(repo)
+        head = pygit2.Repository(found).lookup_reference("HEAD") if found else None
+    except (pygit2.GitError, KeyError, ValueError):
+        return None
+    if head is None or not isinstance(head.target, str):
+        return None
+    name = head.target.removeprefix("refs/heads/")
+    return name if name in branches else None
+
+
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @db_option
@@ -79,25 +111,31 @@ def _recorded(db_path: Path, repo: str | None, branch: str | None) -> tuple[str,
 @click.option("--yes", "-y", is_flag=True,
               help="Do not ask, on a terminal, before a write that changes other "
                    "services' status.")
+@env_option
 @json_option()
 @remote_options
 def register(file: Path, db_path: Path, repo: str | None, branch: str | None,
              author: str | None, message: str | None, allow_errors: bool,
-             allow_breaking: bool, dry_run: bool, yes: bool, as_json: bool) -> None:
+             allow_breaking: bool, dry_run: bool, yes: bool, env_name: str | None,
+             as_json: bool) -> None:
     """Validate FILE (a service file), then write, commit and ingest it.
+
+    Writes on the branch of one environment (--env; default the first). A local
+    repository must have that branch checked out.
 
     Invalid files are rejected with every problem and nothing is written. First prints a
     preview: the services whose status the write would change (those it breaks are
     refused unless --allow-breaking) and why.
     """
     repo, branch = _defaults(db_path, repo, branch, "register ingests into it",
-                             need_commits=False)  # the first service of a new repo is fine
+                             need_commits=False,  # the first service of a new repo is fine
+                             env_name=env_name)
     try:
         config = ServiceConfig.from_file(file)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        registry = ServiceRegistry(db_path, repo, branch)
+        registry = ServiceRegistry(db_path, repo, branch, environment=env_name)
         planned = registry.preview_registration(config)
         _print_preview(planned.preview, as_json)
         if dry_run:
@@ -136,6 +174,7 @@ def register(file: Path, db_path: Path, repo: str | None, branch: str | None,
 @db_option
 @repo_option
 @branch_option
+@env_option
 @json_option()
 @click.option("--deliver/--no-deliver", "deliver_events", default=True, show_default=True,
               help="Then send configured webhooks their undelivered events.")
@@ -143,20 +182,23 @@ def register(file: Path, db_path: Path, repo: str | None, branch: str | None,
               help="Keep polling every INTERVAL (e.g. 30s, 5m) and sync on change; backs "
                    "off while the remote is down; SIGTERM or Ctrl-C stops it.")
 @remote_options
-def sync(db_path: Path, repo: str | None, branch: str | None, as_json: bool,
-         deliver_events: bool, watch_interval: str | None) -> None:
+def sync(db_path: Path, repo: str | None, branch: str | None, env_name: str | None,
+         as_json: bool, deliver_events: bool, watch_interval: str | None) -> None:
     """Pull the config repository and ingest what changed; print the changes.
 
-    Only pulls: local commits the remote lacks are left for `aureacore-db push` (exit 12
-    when the remote moved too and they cannot simply be fast-forwarded).
+    Ingests every environment the database follows; pulls the branch of --env (default:
+    the one a local repository has checked out, else the first). Only pulls: local
+    commits the remote lacks are left for `aureacore-db push` (exit 12 when the remote
+    moved too and they cannot simply be fast-forwarded).
     """
     repo, branch = _defaults(db_path, repo, branch, "sync ingests into it",
-                             need_commits=True)
+                             need_commits=True, env_name=env_name, checked_out=True)
     if watch_interval is not None:
-        _watch(db_path, repo, branch, watch_interval, deliver_events)
+        _watch(db_path, repo, branch, watch_interval, deliver_events, env_name)
         return
     try:
-        result = ServiceRegistry(db_path, repo, branch).sync_configurations()
+        result = ServiceRegistry(db_path, repo, branch,
+                                 environment=env_name).sync_configurations()
     except (RegistryError, GitProviderError, SourceError, IngestBusy) as exc:
         raise failure(exc) from exc
     if as_json:
@@ -189,18 +231,21 @@ def _print_sync(result: SyncResult) -> None:
 @db_option
 @repo_option
 @branch_option
+@env_option
 @json_option()
 @remote_options
-def push(db_path: Path, repo: str | None, branch: str | None, as_json: bool) -> None:
+def push(db_path: Path, repo: str | None, branch: str | None, env_name: str | None,
+         as_json: bool) -> None:
     """Push local commits the remote lacks (e.g. a write made while it was down).
 
     When the remote moved meanwhile, the local commits are replayed onto it if the two
     sides changed different files; otherwise nothing moves and the commits of both
     sides are listed (exit 12). Then syncs the database.
     """
-    repo, branch = _defaults(db_path, repo, branch, "push syncs it", need_commits=True)
+    repo, branch = _defaults(db_path, repo, branch, "push syncs it", need_commits=True,
+                             env_name=env_name, checked_out=True)
     try:
-        result = ServiceRegistry(db_path, repo, branch).push()
+        result = ServiceRegistry(db_path, repo, branch, environment=env_name).push()
     except (RegistryError, GitProviderError, SourceError, IngestBusy) as exc:
         raise failure(exc) from exc
     if as_json:
@@ -218,7 +263,7 @@ def push(db_path: Path, repo: str | None, branch: str | None, as_json: bool) -> 
 
 
 def _watch(db_path: Path, repo: str, branch: str, interval_text: str,
-           deliver_events: bool) -> None:
+           deliver_events: bool, env_name: str | None = None) -> None:
     """``sync --watch``: sync every INTERVAL until SIGTERM / Ctrl-C; a clean exit (0)."""
     from .watch import parse_interval, stop_on_signals, watch
 
@@ -229,7 +274,8 @@ def _watch(db_path: Path, repo: str, branch: str, interval_text: str,
     stop = stop_on_signals()
 
     def once():  # type: ignore[no-untyped-def]
-        result = ServiceRegistry(db_path, repo, branch).sync_configurations()
+        result = ServiceRegistry(db_path, repo, branch,
+                                 environment=env_name).sync_configurations()
         if deliver_events and result.changed:
             _deliver_webhooks(db_path)
         return result

@@ -19,6 +19,7 @@ from .cli_common import (
     local_repo_option,
     require_registry,
 )
+from .cli_env import env_option, stored_environment
 from .cli_remote import failure, remote_options
 from .names import ERROR
 
@@ -117,15 +118,18 @@ class _ActorOption(click.Option):
               help="With --yes: roll back even when the preview shows other services "
                    "going into ERROR.")
 @click.option("--dry-run", is_flag=True, help="Print the preview only; write nothing.")
+@env_option
 @json_option("the plan, its preview and the result")
 @remote_options
 def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str | None,
-             yes: bool, allow_breaking: bool, dry_run: bool, as_json: bool) -> None:
+             yes: bool, allow_breaking: bool, dry_run: bool, env_name: str | None,
+             as_json: bool) -> None:
     """Roll SERVICE back to its configuration at commit --to.
 
     Writes the exact bytes of that version to the service's path as a new commit on the
-    branch (pushed to origin if there is one) and ingests it. First prints a preview: the
-    services whose status the rollback would change (e.g. those it breaks) and why.
+    environment's branch (--env; pushed to origin if there is one) and ingests it. First
+    prints a preview: the services whose status the rollback would change (e.g. those it
+    breaks) and why.
     Refuses to touch a working tree with uncommitted changes. Every attempt is logged in
     the rollbacks table.
     """
@@ -139,8 +143,10 @@ def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str
 
     require_registry(db_path, ingested=repo is None,
                      writable="a rollback is ingested and logged there")
+    env = stored_environment(db_path, env_name)  # an unknown name: nothing is written
     db = connect(db_path)
-    source, branch = get_meta(db, "source"), get_meta(db, "branch") or "main"
+    source = get_meta(db, "source")
+    branch = env.branch if env else get_meta(db, "branch") or "main"
     repo_path = str(repo) if repo else get_meta(db, "repo_path")
     db.close()
     if not (repo or source):
@@ -153,7 +159,7 @@ def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str
         raise failure(exc) from exc
     who = _cli_actor(actor, repo_path)
     try:
-        plan = describe(db_path, service, to, repo_path=repo)
+        plan = describe(db_path, service, to, repo_path=repo, environment=env_name)
     except LookupError as exc:
         if dry_run:
             raise click.ClickException(str(exc)) from None
@@ -175,7 +181,9 @@ def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str
     if plan is not None and not yes:
         if not sys.stdin.isatty():
             raise click.ClickException("not on a terminal: pass --yes to roll back")
-        question = f"Commit this to {plan['branch']} in {plan['repo']}?"
+        where = plan["branch"] if plan["environment"] == plan["branch"] else \
+            f"{plan['branch']} (environment {plan['environment']})"
+        question = f"Commit this to {where} in {plan['repo']}?"
         if breaks:
             question = (f"This breaks {len(plan['preview']['breaks'])} other service(s). "
                         + question)
@@ -185,7 +193,7 @@ def rollback(service: str, to: str, db_path: Path, repo: Path | None, actor: str
     try:
         result = do_rollback(db_path, service, to, actor=who, repo_path=repo,
                              expected_head=tip, confirm=confirm, allow_breaking=allowed,
-                             via="cli")
+                             via="cli", environment=env_name)
     except RollbackRefused as refused:
         if as_json:
             click.echo(json.dumps(refused.result.as_dict(), indent=2, default=str))

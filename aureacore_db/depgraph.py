@@ -6,6 +6,11 @@ are those whose latest mainline ``history`` row with ``seq <= M.seq`` is not a r
 (DESIGN §3); their configs' ``dependencies`` rows give the edges. A dependency on a
 service that is not present is kept as a node with ``present = False``.
 
+Of one environment (DESIGN §6): its current services are its ``environment_services``
+rows; as of a commit M of its mainline, the latest rows of commits on its mainline
+(``environment_commits``) with ``seq <= M.seq``. Without one, the first environment's
+(the ``mainline`` columns).
+
 The graph algorithms (reachability, shortest paths, cycles, condensation, topological
 generations) are networkx's.
 """
@@ -21,7 +26,8 @@ from typing import Any
 
 import networkx as nx
 
-from . import revisions
+from . import envstate, revisions
+from .environments import Environment
 from .tree import service_ref
 
 
@@ -119,6 +125,37 @@ _PRESENT_SQL = """
     order by l.service_id
 """
 
+_ON_ENV = ("exists (select 1 from environment_commits e where e.environment = :env "
+           "and e.commit_sha = {}.commit_sha)")
+
+_ENV_PRESENT_SQL = f"""
+    with latest as (
+        select es.service_id,
+               (select h.id from history h
+                where h.service_id = es.service_id and h.seq <= :seq and {_ON_ENV.format('h')}
+                order by h.seq desc, h.id desc limit 1) as history_id,
+               (select st.id from status st
+                where st.service_id = es.service_id and st.seq <= :seq
+                  and {_ON_ENV.format('st')}
+                order by st.seq desc, st.id desc limit 1) as status_id
+        from environment_services es where es.environment = :env
+    )
+    select l.service_id, h.config_id, c.version, st.status, st.message
+    from latest l
+    join history h on h.id = l.history_id
+    left join configs c on c.id = h.config_id
+    left join status st on st.id = l.status_id
+    where h.change != 'removed'
+    order by l.service_id
+"""
+
+_ENV_CURRENT_SQL = """
+    select service_id, config_id, version, status, status_message
+    from environment_services
+    where environment = :env and removed = 0
+    order by service_id
+"""
+
 _EDGES_SQL = """
     select d.config_id, d.position, d.service_id, d.depends_on, d.version_constraint,
            d.required, c.dependencies
@@ -155,14 +192,20 @@ class DepGraph:
 
     # -- building -----------------------------------------------------------
     @classmethod
-    def load(cls, db: Any, at: str | None = None, repo_path: str | None = None) -> DepGraph:
-        """The graph as of mainline commit ``at`` (default: the latest mainline commit)."""
+    def load(cls, db: Any, at: str | None = None, repo_path: str | None = None,
+             environment: Environment | None = None) -> DepGraph:
+        """The graph as of mainline commit ``at`` (default: the latest mainline commit),
+        of ``environment``'s mainline when given (default: the first environment's)."""
         conn = _conn(db)
-        sha, seq = resolve_commit(conn, at, repo_path)
+        if environment is not None:
+            sha, seq, services = _env_services(conn, environment, at, repo_path)
+        else:
+            sha, seq = resolve_commit(conn, at, repo_path)
+            services = [] if seq is None else conn.execute(_PRESENT_SQL,
+                                                           {"seq": seq}).fetchall()
         graph = nx.DiGraph()
         if seq is None:
             return cls(graph, None, None)
-        services = conn.execute(_PRESENT_SQL, {"seq": seq}).fetchall()
         by_config: dict[str, list[str]] = {}
         for sid, config_id, version, status, message in services:
             graph.add_node(sid, present=True, version=version, status=status,
@@ -349,9 +392,28 @@ def cycle_members_json(edges_json: str | None) -> str:
     return json.dumps(sorted(members))
 
 
-def load_graph(db: Any, at: str | None = None) -> DepGraph:
+def _env_services(conn: sqlite3.Connection, env: Environment, at: str | None,
+                  repo_path: str | None) -> tuple[str | None, int | None, list[tuple]]:
+    """(sha, seq, present service rows) of ``env`` as of commit ``at`` of its mainline
+    (empty: its current services)."""
+    if not (at or "").strip() and envstate.env_tip(conn, env) is None:
+        return None, None, []
+    try:
+        found = envstate.resolve_in(conn, env, at, repo_path)
+    except revisions.UnknownCommit as exc:
+        raise DepGraphError(str(exc)) from None
+    if not found.mainline:
+        raise DepGraphError(f"commit {found.sha[:12]} is not on the mainline of "
+                            f"environment {env.name} (branch {env.branch})")
+    params = {"env": env.name, "seq": found.seq}
+    sql = _ENV_CURRENT_SQL if not (at or "").strip() else _ENV_PRESENT_SQL
+    return found.sha, found.seq, conn.execute(sql, params).fetchall()
+
+
+def load_graph(db: Any, at: str | None = None,
+               environment: Environment | None = None) -> DepGraph:
     """Shorthand for :meth:`DepGraph.load`."""
-    return DepGraph.load(db, at)
+    return DepGraph.load(db, at, environment=environment)
 
 
 def edges_of(graph: nx.DiGraph) -> Iterable[dict[str, Any]]:

@@ -1,10 +1,12 @@
 """Health probes of the current services (their config's ``health_check``).
 
-Each current service whose config has ``health_check.url`` is probed with an HTTP GET:
+Each current service of one environment (default: the first; DESIGN §6) whose config
+has ``health_check.url`` is probed with an HTTP GET:
 2xx (or the configured ``expected_status``) is ``passing``, 429 ``warning``, any other
 answer or no answer within the timeout ``critical``. Probes run concurrently (asyncio +
 httpx, bounded by a semaphore). Every probe is a ``health_checks`` row; a service whose
-state differs from its previous check gets a ``health_changed`` event.
+state differs from its previous check in that environment gets a ``health_changed``
+event. Rows and events name the environment.
 
 Views: ``current_health`` (latest check per current service, with the time its state
 began), ``health_summary`` and ``health_summary_24h`` (checks, uptime share = share of
@@ -28,6 +30,7 @@ import sqlite_utils
 
 from .boundedhttp import DeadlineExceeded, client_limits, fetch
 from .db import connect
+from .environments import Environment, get_environment, list_environments
 from .events import HEALTH_CHANGED, record_event
 from .timestamps import now_iso
 from .urls import public_url, scrub
@@ -59,6 +62,7 @@ class CheckResult:
     latency_ms: float | None
     error: str | None
     previous_state: str | None = None
+    environment: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -76,12 +80,19 @@ def state_of(status_code: int | None, expected_status: int | None = None) -> str
     return PASSING if 200 <= status_code < 300 else CRITICAL
 
 
-def targets(db: Any) -> list[Target]:
-    """Current services whose config declares ``health_check.url``."""
+def targets(db: Any, environment: Environment | None = None) -> list[Target]:
+    """Current services (of ``environment``; default the first) whose config declares
+    ``health_check.url``."""
     conn = getattr(db, "conn", db)
-    rows = conn.execute(
-        "select s.id, c.content from services s join configs c on c.id = s.config_id "
-        "where s.removed = 0 and c.content is not null order by s.id").fetchall()
+    if environment is None:
+        rows = conn.execute(
+            "select s.id, c.content from services s join configs c on c.id = s.config_id "
+            "where s.removed = 0 and c.content is not null order by s.id").fetchall()
+    else:
+        rows = conn.execute(
+            "select s.service_id, c.content from environment_services s join configs c "
+            "on c.id = s.config_id where s.environment = ? and s.removed = 0 "
+            "and c.content is not null order by s.service_id", [environment.name]).fetchall()
     found = []
     for sid, content in rows:
         try:
@@ -102,16 +113,17 @@ def targets(db: Any) -> list[Target]:
     return found
 
 
-def last_checks(db: Any) -> dict[str, tuple[str, str]]:
-    """(state, checked_at) of every service's latest check."""
+def last_checks(db: Any, environment: str | None = None) -> dict[str, tuple[str, str]]:
+    """(state, checked_at) of every service's latest check in ``environment`` (None:
+    checks that name no environment)."""
     conn = getattr(db, "conn", db)
     rows = conn.execute("""
         select service_id, state, checked_at from (
             select service_id, state, checked_at,
                    row_number() over (partition by service_id
                                       order by checked_at desc, id desc) as rn
-            from health_checks) where rn = 1
-    """).fetchall()
+            from health_checks where environment is ?) where rn = 1
+    """, [environment]).fetchall()
     return {sid: (state, at) for sid, state, at in rows}
 
 
@@ -166,11 +178,14 @@ async def probe_all(found: Iterable[Target], *, concurrency: int = DEFAULT_CONCU
         return list(await asyncio.gather(*(bounded(t) for t in found)))
 
 
-def record(db: sqlite_utils.Database, results: list[CheckResult]) -> None:
-    """Write check rows and a ``health_changed`` event per state change (one transaction)."""
+def record(db: sqlite_utils.Database, results: list[CheckResult],
+           environment: str | None = None) -> None:
+    """Write check rows (of ``environment``) and a ``health_changed`` event per state
+    change (one transaction)."""
     with db.atomic():
-        previous = last_checks(db)
+        previous = last_checks(db, environment)
         for result in results:
+            result.environment = environment
             result.previous_state = previous.get(result.service_id, (None, None))[0]
             row = asdict(result)
             row.pop("previous_state")
@@ -179,7 +194,7 @@ def record(db: sqlite_utils.Database, results: list[CheckResult]) -> None:
                 record_event(db, HEALTH_CHANGED, result.service_id, None, {
                     "state": result.state, "previous_state": result.previous_state,
                     "status_code": result.status_code, "latency_ms": result.latency_ms,
-                    "error": result.error, "url": result.url,
+                    "error": result.error, "url": result.url, "environment": environment,
                 }, occurred_at=result.checked_at)
 
 
@@ -194,18 +209,23 @@ def _due(target: Target, last: tuple[str, str] | None, now: float) -> bool:
 
 
 def check_once(db_path: str | Path, *, concurrency: int = DEFAULT_CONCURRENCY,
-               timeout: float = DEFAULT_TIMEOUT, only_due: bool = False) -> list[CheckResult]:
-    """Probe every current service once (``only_due``: skip those checked within their
-    own ``interval_s``) and record the results."""
+               timeout: float = DEFAULT_TIMEOUT, only_due: bool = False,
+               environment: str | None = None) -> list[CheckResult]:
+    """Probe every current service of ``environment`` (default: the first; an unknown
+    name raises :class:`~aureacore_db.environments.EnvError`) once (``only_due``: skip
+    those checked within their own ``interval_s``) and record the results."""
     db = connect(db_path)
     try:
-        found = targets(db)
+        env = get_environment(db, environment) if environment is not None else None
+        first = list_environments(db)[:1]
+        name = env.name if env else first[0].name if first else None
+        found = targets(db, env)
         if only_due:
-            last = last_checks(db)
+            last = last_checks(db, name)
             now = time.time()
             found = [t for t in found if _due(t, last.get(t.service_id), now)]
         results = asyncio.run(probe_all(found, concurrency=concurrency, timeout=timeout))
-        record(db, results)
+        record(db, results, name)
         return results
     finally:
         db.close()
@@ -213,13 +233,16 @@ def check_once(db_path: str | Path, *, concurrency: int = DEFAULT_CONCURRENCY,
 
 def check_forever(db_path: str | Path, interval: float, *, concurrency: int = DEFAULT_CONCURRENCY,
                   timeout: float = DEFAULT_TIMEOUT, rounds: int | None = None,
-                  on_round: Callable[[list[CheckResult]], None] | None = None) -> int:
-    """Probe every ``interval`` seconds (services with a longer ``interval_s`` when due);
-    stops after ``rounds`` rounds if given. Returns the number of rounds run."""
+                  on_round: Callable[[list[CheckResult]], None] | None = None,
+                  environment: str | None = None) -> int:
+    """Probe every ``interval`` seconds (services with a longer ``interval_s`` when due)
+    the services of ``environment`` (default: the first); stops after ``rounds``
+    rounds if given. Returns the number of rounds run."""
     done = 0
     while rounds is None or done < rounds:
         started = time.monotonic()
-        results = check_once(db_path, concurrency=concurrency, timeout=timeout, only_due=True)
+        results = check_once(db_path, concurrency=concurrency, timeout=timeout, only_due=True,
+                             environment=environment)
         done += 1
         if on_round is not None:
             on_round(results)

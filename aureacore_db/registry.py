@@ -24,6 +24,11 @@ service with an unresolved registration as PENDING. A process killed between com
 and ingest leaves the PENDING row and the commit; the next sync ingests the commit and
 resolves the row, so nothing is lost and ingest never has to know about registrations.
 
+**Environments.** A registry writes on one environment's branch (DESIGN §6; default:
+the first environment, or ``branch``); its lookups read that environment's current
+services (``environment_services``) and its registrations. Ingest, and so a sync,
+follows every environment of the database.
+
 **Concurrency.** Registrations and syncs on one working clone are serialised by an
 advisory lock file in its ``.git`` folder (:class:`RegistryBusy` after
 ``lock_timeout``); the branch moves by compare-and-swap, so a writer outside the
@@ -48,6 +53,7 @@ import yaml
 
 from .configstore import ConfigStore, atomic_write
 from .db import connect, get_meta
+from .environments import Environment, get_environment, list_environments
 from .gitpath import git_path, path_text
 from .gitprovider import Diverged, GitProvider, GitProviderError, PullResult
 from .gitsource import clone_dir, drop_bare_cache, is_url
@@ -197,18 +203,36 @@ class ServiceRegistry:
     whole-tree ones (missing dependency, cycle, breaking a dependent service);
     ``strict=False`` rejects only errors of the file itself and lets whole-tree
     problems through, ending in status ERROR.
+
+    ``environment`` names the environment (DESIGN §6) to write on and read: its branch
+    replaces ``branch`` (an unknown name raises
+    :class:`~aureacore_db.environments.EnvError`). A URL's working clone is one per
+    environment beyond the first.
     """
 
     def __init__(self, db: str | Path, repo: str | Path, branch: str = "main", *,
                  workdir: str | Path | None = None, timeout: float = 60.0,
-                 lock_timeout: float = 120.0, strict: bool = True) -> None:
+                 lock_timeout: float = 120.0, strict: bool = True,
+                 environment: str | None = None) -> None:
         self.db_path = Path(db)
         self.repo = str(repo)
+        self.environment: Environment | None = None
+        first: Environment | None = None
+        if environment is not None:
+            with self._db() as db_:
+                self.environment = get_environment(db_, environment)
+                first = get_environment(db_, None)
+            branch = self.environment.branch
         self.branch = branch
         self.lock_timeout = lock_timeout
         self.strict = strict
+        self._own_clone = False  # a URL's clone for this environment alone
         if workdir is None and _needs_clone(self.repo):
             workdir = clone_dir(self.repo, self.db_path)
+            if self.environment is not None and first is not None \
+                    and self.environment.branch != first.branch:
+                workdir = workdir.with_name(f"{workdir.name}@{self.environment.name}")
+                self._own_clone = True
         self.git = GitProvider(self.repo, branch, workdir=workdir, timeout=timeout)
         self._subscribers: list[Subscription] = []
         self._state: tuple[str | None, TreeState, pygit2.Repository] | None = None
@@ -219,8 +243,11 @@ class ServiceRegistry:
     def get_service(self, service_id: str) -> Service | None:
         """The service at the branch tip (None if unknown or removed)."""
         with self._db() as db:
-            row = _row(db, "select * from services where id = ? and removed = 0",
-                       [service_id])
+            if self.environment is None:
+                row = _row(db, "select * from services where id = ? and removed = 0",
+                           [service_id])
+            else:
+                row = next(iter(_env_rows(db, self.environment.name, service_id)), None)
             if row is None:
                 pending = self._pending_registration(db, service_id)
                 return None if pending is None else self._pending_service(db, pending)
@@ -233,11 +260,16 @@ class ServiceRegistry:
         if namespace is not None:
             sql, params = sql + " and namespace = ?", [*params, namespace]
         with self._db() as db:
-            found = [self._service_from_row(db, row)
-                     for row in db.query(sql + " order by id", params)]
+            if self.environment is None:
+                rows = list(db.query(sql + " order by id", params))
+            else:
+                rows = [r for r in _env_rows(db, self.environment.name)
+                        if namespace is None or r["namespace"] == namespace]
+            found = [self._service_from_row(db, row) for row in rows]
             known = {s.id for s in found}
-            for reg in db.query("select * from registrations where status = ? "
-                                "order by id", [PENDING]):
+            where, args = self._reg_scope(db)
+            for reg in db.query(f"select * from registrations where status = ? and {where} "
+                                "order by id", [PENDING, *args]):
                 if reg["service_id"] not in known and (
                         namespace is None or reg["service_id"].startswith(namespace + "/")):
                     found.append(self._pending_service(db, reg))
@@ -248,12 +280,20 @@ class ServiceRegistry:
 
     def _service_from_row(self, db: sqlite_utils.Database, row: dict[str, Any]) -> Service:
         config_row = _row(db, "select * from configs where id = ?", [row["config_id"]])
+        if self.environment is None:
+            errors = db.query("select * from current_errors where service_id = ?",
+                              [row["id"]])
+            checked = db.execute("select checked_at from status where service_id = ? and "
+                                 "mainline = 1 order by seq desc limit 1",
+                                 [row["id"]]).fetchone()
+        else:
+            checked = db.execute(
+                f"select checked_at, id from status st where service_id = ? and {_ON_ENV} "
+                "order by seq desc limit 1", [row["id"], self.environment.name]).fetchone()
+            errors = db.query("select * from validation_errors where status_id = ? "
+                              "order by severity, json_path", [checked[1] if checked else -1])
         problems = tuple(Problem(p["severity"], p["kind"], p["message"], p["json_path"],
-                                 p["schema"])
-                         for p in db.query("select * from current_errors where service_id = ?",
-                                           [row["id"]]))
-        checked = db.execute("select checked_at from status where service_id = ? and "
-                             "mainline = 1 order by seq desc limit 1", [row["id"]]).fetchone()
+                                 p["schema"]) for p in errors)
         service = Service.from_row(row, config_row, problems, checked[0] if checked else None)
         pending = self._pending_registration(db, row["id"])
         if pending is not None:
@@ -261,11 +301,26 @@ class ServiceRegistry:
                                            pending["registered_at"])
         return service
 
-    @staticmethod
-    def _pending_registration(db: sqlite_utils.Database,
+    def _pending_registration(self, db: sqlite_utils.Database,
                               service_id: str) -> dict[str, Any] | None:
-        return _row(db, "select * from registrations where service_id = ? and "
-                        "status = ? order by id desc limit 1", [service_id, PENDING])
+        where, args = self._reg_scope(db)
+        return _row(db, f"select * from registrations where service_id = ? and status = ? "
+                        f"and {where} order by id desc limit 1", [service_id, PENDING, *args])
+
+    def _env_name(self, db: sqlite_utils.Database) -> str | None:
+        """The environment written to: this registry's, else the database's first."""
+        if self.environment is not None:
+            return self.environment.name
+        first = list_environments(db)[:1]
+        return first[0].name if first else None
+
+    def _reg_scope(self, db: sqlite_utils.Database) -> tuple[str, list[Any]]:
+        """SQL (and its parameters) selecting the registrations of this environment (of
+        the first one: also those naming none, made before environments)."""
+        name = self._env_name(db)
+        if self.environment is None:
+            return "(environment is null or environment is ?)", [name]
+        return "environment = ?", [name]
 
     def _pending_service(self, db: sqlite_utils.Database, reg: dict[str, Any]) -> Service:
         namespace, _, name = reg["service_id"].partition("/")
@@ -466,7 +521,7 @@ class ServiceRegistry:
                     "service_id": plan.service_id, "path": plan.path, "commit_sha": sha,
                     "parent_sha": tip, "status": PENDING,
                     "message": "registered, not yet validated", "author": author,
-                    "registered_at": now_iso()}).last_pk
+                    "registered_at": now_iso(), "environment": self._env_name(db)}).last_pk
         if self._has_remote():
             try:
                 self.git.push()
@@ -619,27 +674,46 @@ class ServiceRegistry:
         return self.git.has_remote()
 
     def _ingest(self) -> IngestResult:
-        return Ingest(str(self.git.workdir), self.db_path, branch=self.branch).run()
+        """Ingest every environment of the database (the branch written on is one of
+        them). A clone's own branches are this one's alone: with several environments, a
+        URL (or bare repository) is ingested itself, which fetches each one's branch."""
+        source = str(self.git.workdir)
+        if _needs_clone(self.repo) and (self._own_clone or self._several()):
+            source = self.repo
+        return Ingest(source, self.db_path, branch=self.branch).run()
+
+    def _several(self) -> bool:
+        with self._db() as db:
+            return len(list_environments(db)) > 1
 
     def _resolve_registrations(self, db: sqlite_utils.Database,
                                repo: pygit2.Repository) -> None:
         """Give PENDING registrations whose commit was ingested their real status."""
-        pending = list(db.query("select id, service_id, commit_sha from registrations "
-                                "where status = ?", [PENDING]))
+        pending = list(db.query("select id, service_id, commit_sha, environment "
+                                "from registrations where status = ?", [PENDING]))
         if not pending:
             return
-        tip = get_meta(db, "tip")
+        envs = {e.name: e for e in list_environments(db)}
+        first = next(iter(envs.values()), None)
         updates = []
         for reg in pending:
+            env = envs.get(reg["environment"] or "")
+            tip = env.tip if env else get_meta(db, "tip")
             commit = _row(db, "select seq from commits where sha = ?", [reg["commit_sha"]])
             if commit is None:
                 if tip and _lost(repo, reg["commit_sha"], tip):
                     updates.append((ERROR, "commit is no longer on the branch "
                                     "(history was rewritten)", reg["id"]))
                 continue
-            status = _row(db, "select status, message from status where service_id = ? and "
-                              "mainline = 1 and seq <= ? order by seq desc limit 1",
-                          [reg["service_id"], commit["seq"]])
+            if env is None or env == first:
+                status = _row(db, "select status, message from status where service_id = ? "
+                                  "and mainline = 1 and seq <= ? order by seq desc limit 1",
+                              [reg["service_id"], commit["seq"]])
+            else:
+                status = _row(db, f"select status, message from status st where "
+                                  f"service_id = ? and {_ON_ENV} and seq <= ? "
+                                  "order by seq desc limit 1",
+                              [reg["service_id"], env.name, commit["seq"]])
             if status is None:
                 updates.append((ERROR, "the commit does not declare this service",
                                 reg["id"]))
@@ -724,6 +798,24 @@ def _row(db: sqlite_utils.Database, sql: str, params: list[Any]) -> dict[str, An
     for row in db.query(sql, params):
         return row
     return None
+
+
+_ON_ENV = ("exists (select 1 from environment_commits e where e.environment = ? "
+           "and e.commit_sha = st.commit_sha)")
+
+
+def _env_rows(db: sqlite_utils.Database, env: str,
+              service_id: str | None = None) -> list[dict[str, Any]]:
+    """Current services of environment ``env`` (or the one ``service_id``) as
+    ``services``-like rows (with ``id``, ``namespace`` and ``name``)."""
+    sql = "select * from environment_services where environment = ? and removed = 0"
+    params = [env] if service_id is None else [env, service_id]
+    found = []
+    for row in db.query(sql + (" and service_id = ?" if service_id else "")
+                        + " order by service_id", params):
+        namespace, _, name = row["service_id"].partition("/")
+        found.append({**row, "id": row["service_id"], "namespace": namespace, "name": name})
+    return found
 
 
 def _max_event_id(db: sqlite_utils.Database) -> int:

@@ -1,9 +1,10 @@
 """Roll a service back to an earlier configuration.
 
 The exact bytes of the chosen version are written to the service's path as a new commit
-on the ingested branch (author = the actor), pushed to ``origin`` when there is one, and
-ingested so the database shows the new version at once. Every attempt, refused or not,
-is a row in the ``rollbacks`` table. All Git work goes through pygit2.
+on the branch of one environment (default: the first; author = the actor), pushed to
+``origin`` when there is one, and ingested so the database shows the new version at once.
+Every attempt, refused or not, is a row in the ``rollbacks`` table.
+All Git work goes through pygit2.
 
 Used by the Datasette plugin (web POST) and by ``aureacore-db rollback``.
 """
@@ -22,8 +23,9 @@ import pygit2
 import sqlite_utils
 from pygit2.enums import CheckoutStrategy, FileMode, FileStatus
 
-from . import revisions
+from . import envstate
 from .db import connect, get_meta
+from .environments import Environment, get_environment
 from .gitpath import git_path, path_bytes
 from .gitpath import path_text as shown_path
 from .gitprovider import GitProvider, GitProviderError, PushRejected
@@ -69,6 +71,7 @@ class RollbackResult:
     new_commit: str | None = None
     pushed: bool = False
     id: int | None = None
+    environment: str | None = None  # the environment (branch) rolled back
     target_status: str | None = field(default=None, repr=False)
     preview: dict[str, Any] | None = None  # preview.Preview.as_dict() of the write
     status_changes: list[dict[str, Any]] = field(default_factory=list)  # after ingest
@@ -159,6 +162,7 @@ def _record(db: sqlite_utils.Database, result: RollbackResult, actor: Actor, via
         "path": result.path, "expected_head": result.expected_head,
         "head_before": result.head_before, "new_commit": result.new_commit,
         "pushed": int(result.pushed), "outcome": result.outcome, "message": result.message,
+        "environment": result.environment,
     }
     with db.atomic():
         if result.id is None:
@@ -192,11 +196,15 @@ def rollback(
     confirm: bool = False,
     allow_breaking: bool | None = None,
     via: str = "api",
+    environment: str | None = None,
 ) -> RollbackResult:
-    """Roll ``service_id`` back to its configuration at commit ``to``.
+    """Roll ``service_id`` back to its configuration at commit ``to`` in ``environment``
+    (default: the first; an unknown name raises
+    :class:`~aureacore_db.environments.EnvError`, recording nothing).
 
-    ``to`` is a commit (full or short sha, or any revision pygit2 understands) whose
-    version of the service is restored. ``expected_head`` is the branch head the caller
+    ``to`` is a commit (full or short sha, or any revision pygit2 understands; ``HEAD~n``
+    counts along the environment's mainline) reachable from the environment's branch,
+    whose version of the service is restored. ``expected_head`` is the branch head the caller
     saw (a moved branch is refused); ``confirm`` is needed to restore a version that was
     ERROR. Before writing, the statuses the branch would have are previewed
     (:func:`~aureacore_db.preview.preview_write`, on ``result.preview``); a rollback that
@@ -212,10 +220,12 @@ def rollback(
         db = connect(db_path)
         try:
             ensure_rollbacks_table(db)
+            env = get_environment(db, environment)
+            result.environment = env.name
             try:
                 source, branch = _rollback_locked(
                     db, result, who, repo_path, confirm,
-                    confirm if allow_breaking is None else allow_breaking)
+                    confirm if allow_breaking is None else allow_breaking, env)
             except _Refuse as refusal:
                 result.outcome, result.message = refusal.outcome, str(refusal)
                 _record(db, result, who, via)
@@ -233,9 +243,9 @@ def rollback(
 
 def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: Actor,
                      repo_path: str | os.PathLike | None, confirm: bool,
-                     allow_breaking: bool) -> tuple[str, str]:
+                     allow_breaking: bool, env: Environment) -> tuple[str, str]:
     """The checks and the Git work; fills ``result``; returns (ingest source, branch)."""
-    branch = get_meta(db, "branch") or "main"
+    branch = env.branch
     source = get_meta(db, "source")
     path_text = str(repo_path) if repo_path else get_meta(db, "repo_path")
     if not path_text:
@@ -245,24 +255,23 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
     if repo_path:
         source = str(repo_path)
     sid = result.service_id
-    service = db.execute("select config_id, path from services where id = ?", [sid]).fetchone()
+    service = envstate.current_service(db, env, sid)
     if service is None:
-        raise _Refuse("not_found", f"no service {sid!r} in the database")
-    target = _resolve_target(db, repo, sid, result.target_commit or "")
+        raise _Refuse("not_found", f"no service {sid!r} in {_where(db, env)}")
+    target = _resolve_target(db, repo, sid, result.target_commit or "", env)
     result.target_commit = target["commit_sha"]
     result.to_config = target["config_id"]
     result.target_status = target["status"]
-    result.from_config = service[0]
-    result.path = service[1] or target["path"]
+    result.from_config = service["config_id"]
+    result.path = service["path"] or target["path"]
     if not _safe_path(result.path):
         raise _Refuse("unsafe_path", f"{sid} has no file inside the repository (its path "
                       f"{result.path!r} leaves it; fix config_path in the root file); "
                       "nothing was written")
     ref_name = f"refs/heads/{branch}"
-    try:
-        ref = repo.references[ref_name]
-    except KeyError:
-        raise _Refuse("error", f"branch {branch!r} not found in {path_text}") from None
+    ref = _branch_ref(repo, branch)
+    if ref is None:
+        raise _Refuse("error", f"branch {branch!r} not found in {path_text}")
     head = ref.resolve().target
     result.head_before = str(head)
     if result.to_config is None:
@@ -369,21 +378,54 @@ def _open_repo(path: str) -> pygit2.Repository:
     return pygit2.Repository(found)
 
 
+def _where(db: sqlite_utils.Database, env: Environment) -> str:
+    """"the database", or "environment staging" when there are several."""
+    several = db.execute("select count(*) from environments").fetchone()[0] > 1
+    return f"environment {env.name!r}" if several else "the database"
+
+
+def _branch_ref(repo: pygit2.Repository, branch: str) -> pygit2.Reference | None:
+    """``refs/heads/<branch>``; in a clone where only ``origin/<branch>`` was fetched
+    (an environment's branch of a URL), a local branch made at that commit first."""
+    try:
+        return repo.references[f"refs/heads/{branch}"]
+    except KeyError:
+        pass
+    try:
+        remote = repo.references[f"refs/remotes/origin/{branch}"].resolve().target
+    except (KeyError, pygit2.InvalidSpecError):
+        return None
+    return repo.references.create(f"refs/heads/{branch}", remote)
+
+
 def _resolve_target(db: sqlite_utils.Database, repo: pygit2.Repository, sid: str,
-                    to: str) -> dict[str, Any]:
-    """The history row giving the service's version at commit ``to``."""
+                    to: str, env: Environment) -> dict[str, Any]:
+    """The history row giving the service's version at commit ``to``, which must be
+    reachable from ``env``'s branch (on its mainline, or merged into it)."""
     if not to.strip():
         raise _Refuse("not_found", "say which commit to roll back to")
     try:
-        at = revisions.resolve_commit(db, to, repo.workdir or repo.path)
-    except revisions.UnknownCommit as exc:
+        at = envstate.resolve_in(db, env, to, repo.workdir or repo.path)
+    except envstate.UnknownCommit as exc:
         raise _Refuse("not_found", str(exc)) from None
-    row = revisions.version_at(db, sid, at)
+    if not at.mainline and not _reachable(repo, env, at.sha):
+        raise _Refuse("not_found", f"commit {at.sha[:7]} is not on {env.name} (branch "
+                      f"{env.branch}); roll back to a commit of that branch (a version "
+                      "from another environment is promoted, not rolled back)")
+    row = envstate.version_at(db, env, sid, at)
     if row is None:
         raise _Refuse("not_found", f"{sid} did not exist at {at.sha[:7]}")
     target = {key: row[key] for key in ("commit_sha", "config_id", "path", "status", "change")}
     target["commit_sha"] = at.sha
     return target
+
+
+def _reachable(repo: pygit2.Repository, env: Environment, sha: str) -> bool:
+    """Whether ``sha`` is an ancestor of the environment's ingested tip."""
+    try:
+        return bool(env.tip) and repo.descendant_of(env.tip, sha)
+    except (KeyError, ValueError, pygit2.GitError):
+        return False
 
 
 def _checked_out(repo: pygit2.Repository, ref_name: str) -> bool:
@@ -511,19 +553,24 @@ def _ingest_after(db_path: Path, result: RollbackResult, actor: Actor, via: str,
                 "actor": actor["id"], "target_commit": result.target_commit,
                 "from_config": result.from_config, "to_config": result.to_config,
                 "path": result.path, "pushed": result.pushed, "rollback_id": result.id,
-                "via": via,
+                "via": via, "environment": result.environment,
             })
     finally:
         db.close()
 
 
-def catch_up(db_path: str | os.PathLike, repo_path: str | os.PathLike | None = None) -> bool:
+def catch_up(db_path: str | os.PathLike, repo_path: str | os.PathLike | None = None,
+             environment: str | None = None) -> bool:
     """Ingest the branch as it is now (after a stale-head refusal); False if that failed."""
     from .ingest import ingest
 
     db = connect(db_path)
     try:
-        source, branch = get_meta(db, "source"), get_meta(db, "branch") or "main"
+        source = get_meta(db, "source")
+        try:
+            branch = get_environment(db, environment).branch
+        except ValueError:
+            return False
     finally:
         db.close()
     try:
@@ -534,31 +581,34 @@ def catch_up(db_path: str | os.PathLike, repo_path: str | os.PathLike | None = N
 
 
 def describe(db_path: str | os.PathLike, service_id: str, to: str, *,
-             repo_path: str | os.PathLike | None = None) -> dict[str, Any]:
+             repo_path: str | os.PathLike | None = None,
+             environment: str | None = None) -> dict[str, Any]:
     """What a rollback would do, without doing it (for the CLI's confirmation prompt).
 
-    Raises :class:`LookupError` when the service or the version cannot be found.
+    Raises :class:`LookupError` when the service or the version cannot be found (an
+    unknown ``environment``: :class:`~aureacore_db.environments.EnvError`).
     """
     db = connect(db_path)
     try:
+        env = get_environment(db, environment)
         path_text = str(repo_path) if repo_path else get_meta(db, "repo_path")
         if not path_text:
             raise LookupError("the database does not say which repository it came from")
-        service = db.execute("select config_id, path, version, status from services "
-                             "where id = ?", [service_id]).fetchone()
-        if service is None:
-            raise LookupError(f"no service {service_id!r} in the database")
-        branch = get_meta(db, "branch") or "main"
+        row = envstate.current_service(db, env, service_id)
+        if row is None:
+            raise LookupError(f"no service {service_id!r} in {_where(db, env)}")
+        service = (row["config_id"], row["path"], row["version"], row["status"])
+        branch = env.branch
         try:
             repo = _open_repo(path_text)
-            target = _resolve_target(db, repo, service_id, to)
+            target = _resolve_target(db, repo, service_id, to, env)
         except _Refuse as refusal:
             raise LookupError(str(refusal)) from None
         version = db.execute("select version from configs where id = ?",
                              [target["config_id"]]).fetchone()
         return {
-            "service_id": service_id, "repo": path_text,
-            "branch": branch, "tip": get_meta(db, "tip"),
+            "service_id": service_id, "repo": path_text, "environment": env.name,
+            "branch": branch, "tip": env.tip,
             "current": {"config_id": service[0], "path": service[1], "version": service[2],
                         "status": service[3]},
             "target": {**target, "version": version[0] if version else None},
@@ -576,7 +626,10 @@ def _describe_preview(repo: pygit2.Repository, branch: str, sid: str, current: s
     if not target["config_id"] or target["config_id"] == current or not _safe_path(path):
         return None
     try:
-        head = str(repo.references[f"refs/heads/{branch}"].resolve().target)
+        ref = _branch_ref(repo, branch)
+        if ref is None:
+            return None
+        head = str(ref.resolve().target)
         plan = RollbackResult(service_id=sid, target_commit=target["commit_sha"],
                               actor_id="-", to_config=target["config_id"], path=path)
         return _preview(repo, head, plan).as_dict()

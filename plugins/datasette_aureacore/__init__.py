@@ -51,7 +51,7 @@ PERMISSION = "aureacore-rollback"
 PREFIX = "/-/aureacore"
 MAX_FORM_BYTES = 4096  # a rollback form is a few short fields
 MAX_FIELD = {"to": 200, "expected_head": 40, "confirm": 8, "allow_breaking": 8,
-             "csrftoken": 512}
+             "csrftoken": 512, "env": 64}
 _HEAD = re.compile(r"[0-9a-fA-F]{40}")
 MARKER_TABLE = "aureacore_meta"  # a database with this table is a registry
 TIMELINE_LIMIT = 200
@@ -553,7 +553,8 @@ def _truthy(value: str | None) -> bool:
 
 async def rollback_view(datasette, request):
     """GET ``?to=<commit>``: the confirm page (:func:`rollback_confirm`). POST: roll the
-    service back to the version at form field ``to``. A rollback that would break other
+    service back to the version at form field ``to``, in the environment of form field
+    (or query parameter) ``env`` (default: the first). A rollback that would break other
     services answers with the preview and a confirm form (which sends
     ``allow_breaking=1``)."""
     from aureacore_db.rollback import (
@@ -583,24 +584,25 @@ async def rollback_view(datasette, request):
     if isinstance(form, Response):
         return _refuse(form.status, form.body, fmt) if fmt == "json" else form
     to, expected = form.get("to") or "", form.get("expected_head") or ""
+    env = form.get("env") or request.args.get("env") or None
     if not to.strip():
         return _refuse(400, "say which version to roll back to (form field 'to')", fmt)
     if not _HEAD.fullmatch(expected):
         return _refuse(400, "expected_head must be the full 40-hex branch head the page "
                             "showed", fmt)
-    if await db.execute_fn(lambda conn: conn.execute(
-            "select 1 from services where id = ?", [sid]).fetchone()) is None:
-        return _refuse(404, f"no service {sid}", fmt)
+    missing = await _rollback_subject_missing(db, sid, env)
+    if missing:
+        return _refuse(404, missing, fmt)
     repo = _config(datasette, db.name).get("repo")
     try:
         result = await asyncio.to_thread(
             rollback, db.path, sid, to, actor=actor, repo_path=repo, expected_head=expected,
             confirm=_truthy(form.get("confirm")),
-            allow_breaking=_truthy(form.get("allow_breaking")), via="web")
+            allow_breaking=_truthy(form.get("allow_breaking")), via="web", environment=env)
     except RollbackRefused as refused:
         result = refused.result
         if result.outcome == "stale_head":  # so that a reload shows the branch as it is
-            await asyncio.to_thread(catch_up, db.path, repo)
+            await asyncio.to_thread(catch_up, db.path, repo, env)
     except Exception as exc:  # recorded by rollback(); show it instead of a bare 500
         result = RollbackResult(service_id=sid, target_commit=to,
                                 actor_id=str(normalize_actor(actor)["id"]), outcome="error",
@@ -613,10 +615,32 @@ async def rollback_view(datasette, request):
     return await _page(datasette, request, "aureacore_rollback.html", {"result":
                        result.as_dict()}, None, status=result.http_status, database=db.name,
                        rollback_url=service_url(datasette, sid, "/rollback", db.name),
-                       service_id=sid, form={"to": to, "expected_head": expected or ""})
+                       service_id=sid, form={"to": to, "expected_head": expected or "",
+                                             "env": env or ""})
 
 
-def rollback_plan(db_path: str, sid: str, to: str, repo: str | None) -> dict[str, Any]:
+async def _rollback_subject_missing(db, sid: str, env: str | None) -> str | None:
+    """Why a rollback of ``sid`` in environment ``env`` (None: the first) cannot even be
+    planned: no such environment (listing them) or no such service there; else None."""
+    from aureacore_db.environments import EnvError, get_environment
+
+    def check(conn: sqlite3.Connection) -> str | None:
+        if env is None:
+            found = conn.execute("select 1 from services where id = ?", [sid]).fetchone()
+            return None if found else f"no service {sid}"
+        try:
+            name = get_environment(conn, env).name
+        except EnvError as exc:
+            return str(exc)
+        found = conn.execute("select 1 from environment_services where environment = ? "
+                             "and service_id = ?", [name, sid]).fetchone()
+        return None if found else f"no service {sid} in environment {name}"
+
+    return await db.execute_fn(check)
+
+
+def rollback_plan(db_path: str, sid: str, to: str, repo: str | None,
+                  env: str | None = None) -> dict[str, Any]:
     """The CLI's plan (:func:`aureacore_db.rollback.describe`, with its status preview)
     for the web's confirm page; the database first catches up when the branch moved
     since the last ingest, so that "now" and the preview are of the same head.
@@ -625,10 +649,10 @@ def rollback_plan(db_path: str, sid: str, to: str, repo: str | None) -> dict[str
     """
     from aureacore_db.rollback import catch_up, describe
 
-    plan = describe(db_path, sid, to, repo_path=repo)
+    plan = describe(db_path, sid, to, repo_path=repo, environment=env)
     base = (plan["preview"] or {}).get("base")
-    if base and base != plan["tip"] and catch_up(db_path, repo):
-        plan = describe(db_path, sid, to, repo_path=repo)
+    if base and base != plan["tip"] and catch_up(db_path, repo, env):
+        plan = describe(db_path, sid, to, repo_path=repo, environment=env)
     plan.pop("repo", None)  # a server path: not for the page
     target, current, preview = plan["target"], plan["current"], plan["preview"]
     plan["expected_head"] = (preview or {}).get("base") or plan["tip"]
@@ -643,15 +667,15 @@ async def rollback_confirm(datasette, request, db, sid: str, fmt: str | None) ->
     """GET ``…/rollback?to=<commit>`` (permission already checked): what the rollback
     would do — now and target version, the services whose status it changes (the CLI's
     preview) — and the form that makes it, carrying the head the preview was made at."""
-    to = request.args.get("to") or ""
-    if len(to) > MAX_FIELD["to"]:
-        return _refuse(400, "the commit ('to') is too long", fmt)
-    if await db.execute_fn(lambda conn: conn.execute(
-            "select 1 from services where id = ?", [sid]).fetchone()) is None:
-        return _refuse(404, f"no service {sid}", fmt)
+    to, env = request.args.get("to") or "", request.args.get("env") or None
+    if len(to) > MAX_FIELD["to"] or len(env or "") > MAX_FIELD["env"]:
+        return _refuse(400, "the commit ('to') or environment ('env') is too long", fmt)
+    missing = await _rollback_subject_missing(db, sid, env)
+    if missing:
+        return _refuse(404, missing, fmt)
     repo = _config(datasette, db.name).get("repo")
     try:
-        plan = await asyncio.to_thread(rollback_plan, db.path, sid, to, repo)
+        plan = await asyncio.to_thread(rollback_plan, db.path, sid, to, repo, env)
     except LookupError as exc:
         return _refuse(404, str(exc), fmt)
     return await _page(datasette, request, "aureacore_rollback_confirm.html", plan, fmt,
