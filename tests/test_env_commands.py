@@ -1,0 +1,264 @@
+"""``--env`` of the write and operational commands (issue 10): rollback (CLI and web),
+register, sync, deps and health act on one environment's branch and current services,
+with real repositories that have dev, staging and prod branches."""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import GitRepo, LocalServer, rows
+from test_web_pages import Client
+
+from aureacore_db.cli import cli
+from aureacore_db.ingest import ingest
+from aureacore_db.registry import ServiceRegistry
+from aureacore_db.web import make_datasette
+
+ENVS = [("dev", "develop"), ("staging", "staging"), ("prod", "main")]
+AUTH, BILLING = "platform/auth", "platform/billing"
+AUTH_FILE = "services/platform/auth.yaml"
+ROOT = {"id": "root"}
+
+
+class Hits:
+    """A real HTTP server on 127.0.0.1 answering 200 to every GET, counting paths."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        hits = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                hits.paths.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.http = LocalServer(Handler)
+        self.base = self.http.base
+
+
+class Envs:
+    """prod (main): auth 1.0.0 then 1.1.0, billing requires auth. staging branches off
+    and gets auth 1.2.0 and a cache that billing requires. dev branches off staging and
+    gets auth 2.0.0. Each environment's auth declares its own health URL."""
+
+    def __init__(self, base: Path, health: str) -> None:
+        self.repo = repo = GitRepo(base / "configs")
+        self.health = health
+        self.shas: dict[str, str] = {}
+        repo.service("auth", version="1.0.0", health_check={"url": f"{health}/prod/auth"})
+        repo.service("billing", dependencies=[{"service": "auth", "required": True}])
+        self.shas["c1"] = repo.commit("auth and billing")
+        repo.service("auth", version="1.1.0", health_check={"url": f"{health}/prod/auth"})
+        self.shas["c2"] = repo.commit("auth 1.1.0")
+        repo.git("checkout", "-q", "-b", "staging")
+        repo.service("auth", version="1.2.0",
+                     health_check={"url": f"{health}/staging/auth"})
+        repo.service("cache")
+        repo.service("billing", dependencies=[{"service": "auth", "required": True},
+                                              {"service": "cache", "required": True}])
+        self.shas["c3"] = repo.commit("auth 1.2.0, cache")
+        repo.git("checkout", "-q", "-b", "develop")
+        repo.service("auth", version="2.0.0", health_check={"url": f"{health}/dev/auth"})
+        self.shas["c4"] = repo.commit("auth 2.0.0")
+        repo.git("checkout", "-q", "main")
+        self.db = base / "registry.db"
+        ingest(repo.path, self.db, environments=ENVS)
+
+    def tip(self, branch: str) -> str:
+        return self.repo.git("rev-parse", branch)
+
+    def tips(self) -> dict[str, str]:
+        return {b: self.tip(b) for _, b in ENVS}
+
+    def env_service(self, env: str, sid: str = AUTH) -> dict[str, Any]:
+        [row] = rows(self.db, "select * from environment_services where environment = ? "
+                              "and service_id = ?", (env, sid))
+        return row
+
+    def run(self, *args: str) -> Any:
+        return CliRunner().invoke(cli, [*args, "--db", str(self.db)])
+
+
+@pytest.fixture
+def hits():
+    server = Hits()
+    yield server
+    server.http.close()
+
+
+@pytest.fixture
+def envs(tmp_path, hits) -> Envs:
+    return Envs(tmp_path, hits.base)
+
+
+def test_rollback_on_staging_commits_on_staging_only(envs):
+    before = envs.tips()
+    prod_auth = envs.env_service("prod")
+    done = envs.run("rollback", AUTH, "--to", envs.shas["c2"][:8], "--env", "staging",
+                    "--yes", "--actor", "dana")
+    assert done.exit_code == 0, done.output
+    after = envs.tips()
+    assert after["main"] == before["main"] and after["develop"] == before["develop"]
+    assert envs.repo.git("rev-parse", "staging~1") == before["staging"]
+    assert envs.repo.git("show", f"staging:{AUTH_FILE}") == \
+        envs.repo.git("show", f"{envs.shas['c2']}:{AUTH_FILE}")
+    assert envs.repo.git("status", "--porcelain") == ""  # main's working tree untouched
+    staging = envs.env_service("staging")
+    assert (staging["version"], staging["last_commit"]) == ("1.1.0", after["staging"])
+    assert envs.env_service("prod") == prod_auth
+    [attempt] = rows(envs.db, "select * from rollbacks")
+    assert (attempt["environment"], attempt["outcome"], attempt["new_commit"]) == \
+        ("staging", "ok", after["staging"])
+    [event] = rows(envs.db, "select payload from events where kind = 'rollback'")
+    assert json.loads(event["payload"])["environment"] == "staging"
+
+
+def test_rollback_head_counts_along_the_environments_mainline(envs):
+    done = envs.run("rollback", AUTH, "--to", "HEAD~1", "--env", "dev", "--yes")
+    assert done.exit_code == 0, done.output
+    assert envs.env_service("dev")["version"] == "1.2.0"  # dev's HEAD~1 is staging's c3
+    assert envs.env_service("staging")["version"] == "1.2.0"
+
+
+def test_rollback_to_a_commit_not_on_the_environment_is_refused(envs):
+    before = envs.tips()
+    refused = envs.run("rollback", AUTH, "--to", envs.shas["c4"], "--env", "staging",
+                       "--yes")
+    assert refused.exit_code != 0
+    assert "is not on staging (branch staging)" in refused.output
+    assert envs.tips() == before
+
+
+def test_rollback_to_an_unknown_environment_writes_nothing(envs):
+    before = envs.tips()
+    refused = envs.run("rollback", AUTH, "--to", envs.shas["c1"], "--env", "qa", "--yes")
+    assert refused.exit_code == 2
+    assert "no environment 'qa' (there are: dev, staging, prod)" in refused.output
+    assert envs.tips() == before
+    assert rows(envs.db, "select * from rollbacks") == []
+
+
+def test_rollback_without_env_is_the_first_environment(envs):
+    done = envs.run("rollback", AUTH, "--to", "HEAD~1", "--yes")
+    assert done.exit_code == 0, done.output
+    assert envs.repo.git("show", f"develop:{AUTH_FILE}") == \
+        envs.repo.git("show", f"{envs.shas['c3']}:{AUTH_FILE}")
+    assert rows(envs.db, "select environment from rollbacks") == [{"environment": "dev"}]
+
+
+def test_web_rollback_with_env(envs):
+    client = Client(make_datasette(envs.db))
+    try:
+        page = f"/-/aureacore/services/{AUTH}"
+        token, cookies = client.form(page, ROOT)
+        confirm = client.get(f"{page}/rollback?to={envs.shas['c2']}&env=staging",
+                             cookies=cookies)
+        assert confirm.status_code == 200, confirm.text
+        assert '<input type="hidden" name="env" value="staging">' in confirm.text
+        head = envs.tip("staging")
+        assert f'name="expected_head" value="{head}"' in confirm.text
+        unknown = client.post(f"{page}/rollback.json", cookies=cookies, data={
+            "csrftoken": token, "to": envs.shas["c2"], "expected_head": head, "env": "qa"})
+        assert unknown.status_code == 404
+        assert "there are: dev, staging, prod" in unknown.json()["error"]
+        before = envs.tips()
+        done = client.post(f"{page}/rollback", cookies=cookies, data={
+            "csrftoken": token, "to": envs.shas["c2"], "expected_head": head,
+            "env": "staging"})
+        assert done.status_code == 303, done.text
+        after = envs.tips()
+        assert after["main"] == before["main"] and after["develop"] == before["develop"]
+        assert after["staging"] != before["staging"]
+        assert envs.env_service("staging")["version"] == "1.1.0"
+        assert rows(envs.db, "select environment, via from rollbacks") == [
+            {"environment": "staging", "via": "web"}]
+    finally:
+        client.close()
+
+
+def test_register_on_staging(envs, tmp_path):
+    new = tmp_path / "search.yaml"
+    new.write_text("name: search\nnamespace: platform\nversion: 0.1.0\n")
+    before = envs.tips()
+    refused = envs.run("register", str(new), "--env", "staging")  # main is checked out
+    assert refused.exit_code != 0 and "refs/heads/staging" in refused.output
+    assert envs.tips() == before
+    envs.repo.git("checkout", "-q", "staging")
+    done = envs.run("register", str(new), "--env", "staging", "--json")
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.output)
+    assert result["status"] == "CONFIGURED"
+    after = envs.tips()
+    assert after["staging"] == result["commit"]
+    assert after["main"] == before["main"] and after["develop"] == before["develop"]
+    assert rows(envs.db, "select service_id, environment, status from registrations") == [
+        {"service_id": "platform/search", "environment": "staging", "status": "CONFIGURED"}]
+    assert envs.env_service("staging", "platform/search")["version"] == "0.1.0"
+    assert rows(envs.db, "select 1 from environment_services where service_id = ? and "
+                         "environment != 'staging'", ("platform/search",)) == []
+    registry = ServiceRegistry(envs.db, envs.repo.path, environment="staging")
+    assert registry.get_service("platform/search").config.version == "0.1.0"
+    assert registry.get_service(AUTH).config.version == "1.2.0"
+    assert ServiceRegistry(envs.db, envs.repo.path, environment="prod"
+                           ).get_service("platform/search") is None
+
+
+def test_sync_follows_every_environment(envs):
+    envs.repo.git("checkout", "-q", "develop")
+    envs.repo.service("auth", version="2.1.0")
+    dev_commit = envs.repo.commit("auth 2.1.0 on dev")
+    envs.repo.git("checkout", "-q", "main")  # prod checked out: sync pulls that one
+    envs.repo.git("branch", "-f", "staging", dev_commit)  # promotion by fast-forward
+    done = envs.run("sync", "--json", "--no-deliver")
+    assert done.exit_code == 0, done.output
+    assert envs.env_service("dev")["version"] == "2.1.0"
+    assert envs.env_service("staging")["version"] == "2.1.0"
+    assert envs.env_service("prod")["version"] == "1.1.0"
+
+
+def test_deps_of_an_environment(envs):
+    def upstream(*args: str) -> list[str]:
+        done = envs.run("deps", BILLING, "--json", *args)
+        assert done.exit_code == 0, done.output
+        return sorted(link["service"] for link in json.loads(done.output)["upstream"])
+
+    assert upstream("--env", "staging") == [AUTH, "platform/cache"]
+    assert upstream("--env", "prod") == [AUTH]
+    assert upstream() == [AUTH, "platform/cache"]  # the first environment: dev
+    assert upstream("--env", "staging", "--at", envs.shas["c1"]) == [AUTH]
+    order = envs.run("deps", "--order", "--env", "prod", "--json")
+    assert json.loads(order.output)["environment"] == "prod"
+    off = envs.run("deps", BILLING, "--env", "prod", "--at", envs.shas["c3"])
+    assert off.exit_code != 0 and "not on the mainline of environment prod" in off.output
+    unknown = envs.run("deps", BILLING, "--env", "qa")
+    assert unknown.exit_code == 2 and "there are: dev, staging, prod" in unknown.output
+
+
+def test_health_of_an_environment(envs, hits):
+    done = envs.run("health", "--env", "staging", "--json")
+    assert done.exit_code == 0, done.output
+    [result] = json.loads(done.output)
+    assert (result["service_id"], result["state"], result["environment"]) == \
+        (AUTH, "passing", "staging")
+    assert hits.paths == ["/staging/auth"]
+    first = envs.run("health", "--json")
+    assert first.exit_code == 0, first.output
+    assert hits.paths == ["/staging/auth", "/dev/auth"]
+    assert rows(envs.db, "select environment, url from health_checks order by id") == [
+        {"environment": "staging", "url": f"{envs.health}/staging/auth"},
+        {"environment": "dev", "url": f"{envs.health}/dev/auth"}]
+    # each environment's first check is a change of its own
+    assert len(rows(envs.db, "select 1 from events where kind = 'health_changed'")) == 2
+    unknown = envs.run("health", "--env", "qa")
+    assert unknown.exit_code == 2 and "there are: dev, staging, prod" in unknown.output
+    assert len(hits.paths) == 2
