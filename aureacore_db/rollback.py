@@ -29,6 +29,7 @@ from .environments import Environment, get_environment
 from .gitpath import git_path, path_bytes
 from .gitpath import path_text as shown_path
 from .gitprovider import GitProvider, GitProviderError, PushRejected
+from .gitsource import is_url
 from .locks import file_lock
 from .names import ERROR
 from .tables import ensure_rollbacks_table  # (also imported by the plugin)
@@ -269,7 +270,7 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
                       f"{result.path!r} leaves it; fix config_path in the root file); "
                       "nothing was written")
     ref_name = f"refs/heads/{branch}"
-    ref = _branch_ref(repo, branch)
+    ref = _branch_ref(repo, branch, is_url(source or ""))
     if ref is None:
         raise _Refuse("error", f"branch {branch!r} not found in {path_text}")
     head = ref.resolve().target
@@ -384,18 +385,26 @@ def _where(db: sqlite_utils.Database, env: Environment) -> str:
     return f"environment {env.name!r}" if several else "the database"
 
 
-def _branch_ref(repo: pygit2.Repository, branch: str) -> pygit2.Reference | None:
-    """``refs/heads/<branch>``; in a clone where only ``origin/<branch>`` was fetched
-    (an environment's branch of a URL), a local branch made at that commit first."""
-    try:
-        return repo.references[f"refs/heads/{branch}"]
-    except KeyError:
-        pass
-    try:
-        remote = repo.references[f"refs/remotes/origin/{branch}"].resolve().target
-    except (KeyError, pygit2.InvalidSpecError):
-        return None
-    return repo.references.create(f"refs/heads/{branch}", remote)
+def _branch_ref(repo: pygit2.Repository, branch: str,
+                follow_origin: bool = False) -> pygit2.Reference | None:
+    """``refs/heads/<branch>``. In the clone of a URL (``follow_origin``), where ingest
+    reads ``origin/<branch>``: made there when missing, and fast-forwarded to it when it
+    is not checked out (another environment's branch, only ever fetched)."""
+    ref_name = f"refs/heads/{branch}"
+    local = repo.references.get(ref_name)
+    if not follow_origin:
+        return local
+    remote = repo.references.get(f"refs/remotes/origin/{branch}")
+    if remote is None:
+        return local
+    theirs = remote.resolve().target
+    if local is None:
+        return repo.references.create(ref_name, theirs)
+    ours = local.resolve().target
+    if ours != theirs and not _checked_out(repo, ref_name) \
+            and repo.descendant_of(theirs, ours):
+        local.resolve().set_target(theirs, f"aureacore-db: fast-forward to origin/{branch}")
+    return repo.references[ref_name]
 
 
 def _resolve_target(db: sqlite_utils.Database, repo: pygit2.Repository, sid: str,
@@ -599,6 +608,7 @@ def describe(db_path: str | os.PathLike, service_id: str, to: str, *,
             raise LookupError(f"no service {service_id!r} in {_where(db, env)}")
         service = (row["config_id"], row["path"], row["version"], row["status"])
         branch = env.branch
+        follow = is_url(get_meta(db, "source") or "")
         try:
             repo = _open_repo(path_text)
             target = _resolve_target(db, repo, service_id, to, env)
@@ -613,20 +623,21 @@ def describe(db_path: str | os.PathLike, service_id: str, to: str, *,
                         "status": service[3]},
             "target": {**target, "version": version[0] if version else None},
             "preview": _describe_preview(repo, branch, service_id, service[0],
-                                         service[1] or target["path"], target),
+                                         service[1] or target["path"], target, follow),
         }
     finally:
         db.close()
 
 
 def _describe_preview(repo: pygit2.Repository, branch: str, sid: str, current: str | None,
-                      path: str | None, target: dict[str, Any]) -> dict[str, Any] | None:
+                      path: str | None, target: dict[str, Any],
+                      follow_origin: bool = False) -> dict[str, Any] | None:
     """The preview of the rollback :func:`describe` plans (None when it would be refused
     before any write: same version, no file, unsafe path, branch missing)."""
     if not target["config_id"] or target["config_id"] == current or not _safe_path(path):
         return None
     try:
-        ref = _branch_ref(repo, branch)
+        ref = _branch_ref(repo, branch, follow_origin)
         if ref is None:
             return None
         head = str(ref.resolve().target)

@@ -262,3 +262,53 @@ def test_health_of_an_environment(envs, hits):
     unknown = envs.run("health", "--env", "qa")
     assert unknown.exit_code == 2 and "there are: dev, staging, prod" in unknown.output
     assert len(hits.paths) == 2
+
+
+def test_a_url_source_rolls_back_and_syncs_each_environment(tmp_path, hits):
+    """From a URL: the clone beside the database only fetches other environments'
+    branches; a rollback on staging pushes staging, and sync ingests every branch."""
+    envs = Envs(tmp_path / "work", hits.base)
+    origin = tmp_path / "origin.git"
+    envs.repo.git("clone", "-q", "--bare", str(envs.repo.path), str(origin))
+    url = origin.as_uri()
+    db = tmp_path / "url.db"
+    ingest(url, db, environments=ENVS)
+
+    def origin_tip(branch: str) -> str:
+        return envs.repo.git("--git-dir", str(origin), "rev-parse", branch)
+
+    before = {b: origin_tip(b) for _, b in ENVS}
+    done = CliRunner().invoke(cli, ["rollback", AUTH, "--to", envs.shas["c2"], "--env",
+                                    "staging", "--yes", "--db", str(db)])
+    assert done.exit_code == 0, done.output
+    assert "pushed to origin" in done.output
+    assert origin_tip("main") == before["main"] and origin_tip("develop") == before["develop"]
+    assert envs.repo.git("--git-dir", str(origin), "rev-parse", "staging~1") == \
+        before["staging"]
+    [staging] = rows(db, "select version, last_commit from environment_services where "
+                         "environment = 'staging' and service_id = ?", (AUTH,))
+    assert staging == {"version": "1.1.0", "last_commit": origin_tip("staging")}
+    # someone pushes to develop; sync (which pulls the first environment) ingests it
+    envs.repo.git("checkout", "-q", "develop")
+    envs.repo.service("auth", version="2.1.0")
+    envs.repo.commit("auth 2.1.0")
+    envs.repo.git("push", "-q", str(origin), "develop")
+    envs.repo.git("fetch", "-q", str(origin), "staging")  # and to staging
+    envs.repo.git("checkout", "-q", "-B", "staging", "FETCH_HEAD")
+    envs.repo.service("auth", version="1.3.0")
+    envs.repo.commit("auth 1.3.0")
+    envs.repo.git("push", "-q", str(origin), "staging")
+    synced = CliRunner().invoke(cli, ["sync", "--db", str(db), "--no-deliver"])
+    assert synced.exit_code == 0, synced.output
+
+    def versions() -> dict[str, str]:
+        return {r["environment"]: r["version"] for r in rows(
+            db, "select environment, version from environment_services where "
+                "service_id = ?", (AUTH,))}
+
+    assert versions() == {"dev": "2.1.0", "staging": "1.3.0", "prod": "1.1.0"}
+    # the clone's staging (behind origin's now) follows origin for the next rollback
+    again = CliRunner().invoke(cli, ["rollback", AUTH, "--to", "HEAD~1", "--env",
+                                     "staging", "--yes", "--db", str(db)])
+    assert again.exit_code == 0, again.output
+    assert versions() == {"dev": "2.1.0", "staging": "1.1.0", "prod": "1.1.0"}
