@@ -312,3 +312,25 @@ def test_a_url_source_rolls_back_and_syncs_each_environment(tmp_path, hits):
                                      "staging", "--yes", "--db", str(db)])
     assert again.exit_code == 0, again.output
     assert versions() == {"dev": "2.1.0", "staging": "1.1.0", "prod": "1.1.0"}
+
+
+def test_register_on_staging_of_a_url_source(tmp_path, hits):
+    """A URL's registration on staging uses a clone of its own (on staging), pushes
+    staging only, and the database shows it in staging alone."""
+    envs = Envs(tmp_path / "work", hits.base)
+    origin = tmp_path / "origin.git"
+    envs.repo.git("clone", "-q", "--bare", str(envs.repo.path), str(origin))
+    db = tmp_path / "url.db"
+    ingest(origin.as_uri(), db, environments=ENVS)
+    before = {b: envs.repo.git("--git-dir", str(origin), "rev-parse", b) for _, b in ENVS}
+    new = tmp_path / "search.yaml"
+    new.write_text("name: search\nnamespace: platform\nversion: 0.1.0\n")
+    done = CliRunner().invoke(cli, ["register", str(new), "--env", "staging", "--db",
+                                    str(db), "--json"])
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.output)
+    after = {b: envs.repo.git("--git-dir", str(origin), "rev-parse", b) for _, b in ENVS}
+    assert after == {**before, "staging": result["commit"]}
+    assert result["status"] == "CONFIGURED"
+    assert rows(db, "select environment from environment_services where service_id = ?",
+                ("platform/search",)) == [{"environment": "staging"}]
