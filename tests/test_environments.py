@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import GitRepo, rows
 
 from aureacore_db.ingest import ingest
-from conftest import GitRepo, rows
 
 ENVS = [("dev", "develop"), ("staging", "staging"), ("prod", "main")]
 SERVICE_COLUMNS = ("path, config_id, version, status, status_message, removed, "
