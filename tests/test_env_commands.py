@@ -334,3 +334,20 @@ def test_register_on_staging_of_a_url_source(tmp_path, hits):
     assert result["status"] == "CONFIGURED"
     assert rows(db, "select environment from environment_services where service_id = ?",
                 ("platform/search",)) == [{"environment": "staging"}]
+
+
+def test_a_one_branch_database_names_its_branch(repo, db_path):
+    """A database made with one branch has one environment named after it: rollbacks
+    and health checks name it, and --env accepts it."""
+    repo.service("auth", version="1.0.0")
+    first = repo.commit("auth 1.0.0")
+    repo.service("auth", version="1.1.0")
+    repo.commit("auth 1.1.0")
+    ingest(repo.path, db_path)
+    done = CliRunner().invoke(cli, ["rollback", AUTH, "--to", first, "--env", "main",
+                                    "--yes", "--db", str(db_path)])
+    assert done.exit_code == 0, done.output
+    assert rows(db_path, "select environment, outcome from rollbacks") == [
+        {"environment": "main", "outcome": "ok"}]
+    wrong = CliRunner().invoke(cli, ["deps", AUTH, "--env", "prod", "--db", str(db_path)])
+    assert wrong.exit_code == 2 and "(there are: main)" in wrong.output
