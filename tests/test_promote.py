@@ -5,6 +5,7 @@ sources, pushes, the CLI and the web confirm page (permission, CSRF)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -380,3 +381,25 @@ def test_web_form_must_be_small_and_carry_a_full_head(envs, web):
                             "expected_head": envs.head(), "x": "y" * 5000})
     assert big.status_code == 413
     assert envs.promotions() == []
+
+
+def test_a_path_that_is_not_utf8_is_promoted_byte_for_byte(envs):
+    raw = b"services/caf\xe9/odd.yaml"
+    envs.repo.git("checkout", "-q", "staging")
+    target = envs.repo.path / os.fsdecode(raw)
+    target.parent.mkdir(parents=True)
+    content = b"name: odd\nnamespace: platform\nversion: 1.0.0\n"
+    target.write_bytes(content)
+    staging = envs.repo.commit("a path in Latin-1")
+    envs.repo.git("checkout", "-q", "main")
+    ingest(envs.repo.path, envs.db, environments=ENVS)
+    result = promote(envs.db, ["platform/odd"], "staging", "prod", actor=ALICE)
+    assert result.ok and f"Promoted-from: staging {staging}" in envs.repo.git(
+        "log", "-1", "--format=%B", "main")
+    listing = subprocess.run(["git", "ls-tree", "-r", "-z", "--name-only", "main"],
+                             cwd=envs.repo.path, check=True, capture_output=True).stdout
+    assert raw in listing.split(b"\0")
+    blob = subprocess.run(["git", "cat-file", "blob", b"main:" + raw], cwd=envs.repo.path,
+                          check=True, capture_output=True).stdout
+    assert blob == content
+    assert (envs.repo.path / os.fsdecode(raw)).read_bytes() == content  # checked out too
