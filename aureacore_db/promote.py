@@ -281,10 +281,11 @@ def promote(
 
 
 def _fallback_services(result: PromotionResult, ids: list[str]) -> None:
-    """A refusal before the services were looked up still records a row per service."""
+    """A refusal before every service was looked up still records a row per service."""
+    known = set(result.service_ids)
+    result.services += [PromotedService(sid) for sid in dict.fromkeys(ids) if sid not in known]
     if not result.services:
-        result.services = [PromotedService(sid) for sid in dict.fromkeys(ids)] or \
-            [PromotedService("")]
+        result.services = [PromotedService("")]
 
 
 def _promote_locked(db: sqlite_utils.Database, result: PromotionResult, ids: list[str],

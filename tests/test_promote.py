@@ -228,10 +228,12 @@ def test_nothing_to_promote_and_unknown_names_are_refused(envs):
         promote(envs.db, ["platform/ledger"], "staging", "qa", actor=ALICE)
     assert env.value.result.outcome == "not_found" and "staging" in str(env.value)
     with pytest.raises(PromotionRefused) as missing:
-        promote(envs.db, ["platform/nope"], "staging", "prod", actor=ALICE)
-    assert missing.value.result.outcome == "not_found"
-    assert [r["outcome"] for r in envs.promotions()] == ["ok", "no_change", "not_found",
-                                                         "not_found"]
+        promote(envs.db, ["platform/auth", "platform/nope"], "staging", "prod", actor=ALICE)
+    assert missing.value.result.outcome == "not_found" and "platform/nope" in str(missing.value)
+    assert [(r["service_id"], r["outcome"]) for r in envs.promotions()] == [
+        ("platform/ledger", "ok"), ("platform/ledger", "no_change"),
+        ("platform/ledger", "not_found"), ("platform/auth", "not_found"),
+        ("platform/nope", "not_found")]
 
 
 def test_promotion_is_pushed_to_a_bare_origin(tmp_path):
@@ -403,3 +405,18 @@ def test_a_path_that_is_not_utf8_is_promoted_byte_for_byte(envs):
                           check=True, capture_output=True).stdout
     assert blob == content
     assert (envs.repo.path / os.fsdecode(raw)).read_bytes() == content  # checked out too
+
+
+def test_the_routes_are_their_own_datasette_entry_point():
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    points = tomllib.loads(pyproject.read_text())["project"]["entry-points"]["datasette"]
+    assert points["aureacore_promote"] == "datasette_aureacore.promote"
+
+
+def test_the_shipped_metadata_lets_root_promote():
+    from aureacore_db.resources import read_metadata
+
+    allow = read_metadata()["plugins"]["aureacore"]["promote"]["allow"]
+    assert allow == {"id": ["root"]}
