@@ -420,3 +420,14 @@ def test_the_shipped_metadata_lets_root_promote():
 
     allow = read_metadata()["plugins"]["aureacore"]["promote"]["allow"]
     assert allow == {"id": ["root"]}
+
+
+def test_confirm_page_after_an_outside_commit_shows_the_branch_as_it_is(envs, web):
+    envs.repo.service("auth", version="1.0.1")
+    outside = envs.repo.commit("auth: pushed, not ingested yet")
+    plan = web.get(PROMOTE + ".json?service=platform/ledger&from=staging&to=prod",
+                   cookies=web.actor_cookies(ROOT)).json()
+    assert plan["expected_head"] == outside == plan["target_tip"]
+    assert plan["preview"]["base"] == outside
+    assert envs.env_row("prod", "platform/auth")["version"] == "1.0.1"  # caught up
+    assert envs.promotions() == []
