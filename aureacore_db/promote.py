@@ -29,6 +29,7 @@ from .db import connect, get_meta
 from .environments import EnvError, Environment, get_environment, list_environments
 from .gitpath import git_path
 from .gitpath import path_text as shown_path
+from .gitprovider import PushRejected
 from .names import ERROR
 from .rollback import (
     OUTCOME_STATUS,
@@ -344,9 +345,11 @@ def _promote_locked(db: sqlite_utils.Database, result: PromotionResult, ids: lis
             result.new_commit = None
             advice = ("Push to a bare repository instead (origin has a checked-out "
                       "branch)." if "non-bare" in str(failed) else
-                      "Someone else pushed first: pull, ingest and try again.")
+                      "Someone else pushed first: pull, ingest and try again."
+                      if isinstance(failed, PushRejected) else "")
             raise _Refuse("push_rejected", f"push to origin failed ({failed}); the local "
-                          f"commit was undone, nothing changed. {advice}", failed.exit_code)
+                          f"commit was undone, nothing changed. {advice}".rstrip(),
+                          failed.exit_code)
         result.pushed = True
     if checked_out:
         _update_worktree(repo, list(files))

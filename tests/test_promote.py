@@ -4,8 +4,10 @@ sources, pushes, the CLI and the web confirm page (permission, CSRF)."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -314,7 +316,10 @@ def test_confirm_page_shows_versions_preview_diff_and_expected_head(envs, web):
     assert "Promote 1 service from staging to prod?" in page.text
     assert f'name="expected_head" value="{envs.head()}"' in page.text
     assert "breaks" in page.text and "platform/web" in page.text
-    assert "/diff?" in page.text and 'name="allow_error"' not in page.text
+    assert 'name="allow_error"' not in page.text
+    link = html.unescape(re.search(r'class="promote-diff" href="([^"]+)"', page.text)[1])
+    diff = web.get(link.replace("/diff?", "/diff.json?")).json()["diff"]  # prod -> staging
+    assert "-version: 1.0.0" in diff and "+version: 2.0.0" in diff
     cache = web.get(_page("platform/cache"), cookies=web.actor_cookies(ROOT))
     assert 'name="allow_error"' in cache.text  # the ERROR source needs the checkbox
     plan = web.get(PROMOTE + ".json?service=platform/ledger&from=staging&to=prod",
@@ -431,3 +436,26 @@ def test_confirm_page_after_an_outside_commit_shows_the_branch_as_it_is(envs, we
     assert plan["preview"]["base"] == outside
     assert envs.env_row("prod", "platform/auth")["version"] == "1.0.1"  # caught up
     assert envs.promotions() == []
+
+
+def test_a_failed_push_undoes_the_commit_and_records_no_secret(envs):
+    head = envs.head()
+    envs.repo.git("remote", "add", "origin", "https://deployer:s3cret-token@127.0.0.1:1/c.git")
+    with pytest.raises(PromotionRefused) as refused:
+        promote(envs.db, ["platform/ledger"], "staging", "prod", actor=ALICE)
+    assert refused.value.result.outcome == "push_rejected"
+    assert "unreachable" in str(refused.value) and "pushed first" not in str(refused.value)
+    assert refused.value.exit_code == 8  # the CLI's code for an unreachable network
+    assert envs.head() == head  # the local commit was undone
+    [row] = envs.promotions()
+    assert row["outcome"] == "push_rejected" and row["new_commit"] is None
+    stored = json.dumps(row) + json.dumps(rows(envs.db, "select * from events"))
+    assert "s3cret-token" not in stored and "s3cret-token" not in str(refused.value)
+
+
+def test_cli_without_yes_off_a_terminal_asks_for_it_and_writes_nothing(envs):
+    head = envs.head()
+    out = _cli(envs, "platform/ledger", "--from", "staging", "--to", "prod")
+    assert out.exit_code == 1 and "pass --yes" in out.output
+    assert "fixes payments/billing: ERROR -> CONFIGURED" in out.output  # the preview first
+    assert envs.head() == head and envs.promotions() == []
