@@ -387,6 +387,11 @@ def test_web_form_must_be_small_and_carry_a_full_head(envs, web):
     big = _post(web, envs, {"service": "platform/ledger", "from": "staging", "to": "prod",
                             "expected_head": envs.head(), "x": "y" * 5000})
     assert big.status_code == 413
+    token, cookies = web.form("/registry/-/aureacore/services/platform/ledger", ROOT)
+    latin1 = web.post(PROMOTE, content=f"csrftoken={token}&service=caf\xe9".encode("latin-1"),
+                      cookies=cookies,
+                      headers={"content-type": "application/x-www-form-urlencoded"})
+    assert latin1.status_code == 400 and "UTF-8" in latin1.text
     assert envs.promotions() == []
 
 
