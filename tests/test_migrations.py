@@ -257,22 +257,50 @@ def test_a_5c74c76_database_becomes_one_environment_keeping_what_people_did(tmp_
     db.close()
 
 
-def test_a_5c74c76_database_appends_the_next_commit_after_the_upgrade(tmp_path):
+def test_a_5c74c76_database_appends_the_next_commit_then_takes_a_second_environment(
+        tmp_path):
     path, repo = database_of_5c74c76(tmp_path)
     events = rows(path, "select id, kind, service_id from events order by id")
     repo.service("users", version="2.0.0")
     new = repo.commit("users 2.0.0")
 
-    result = run_ingest(repo, path)
+    result = run_ingest(repo, path)  # upgrades, then walks only the new commit
 
     assert (result.commits_added, result.commits_removed, result.rewrite_detected) == (
         1, 0, False)
     assert rows(path, "select id, kind, service_id from events order by id")[:len(events)] \
         == events
-    assert rows(path, "select tip from environments") == [{"tip": new}]
+    assert rows(path, "select name, tip from environments") == [{"name": "main", "tip": new}]
     assert rows(path, "select environment from environment_commits where commit_sha = ?",
                 (new,)) == [{"environment": "main"}]
     assert rows(path, "select version from environment_services "
                       "where service_id = 'platform/users'") == [{"version": "2.0.0"}]
-    for table in ("rollbacks", "registrations", "webhook_deliveries", "health_checks"):
-        assert rows(path, f"select count(*) n from [{table}]")[0]["n"] >= 1, table
+    kept = {t: rows(path, f"select * from [{t}] order by 1") for t in KEPT}
+
+    repo.git("checkout", "-q", "-b", "dev")
+    repo.service("users", version="2.1.0")
+    dev = repo.commit("users 2.1.0 on dev")
+    repo.git("checkout", "-q", "main")
+    result = run_ingest(repo, path, environments=[("main", "main"), ("dev", "dev")])
+
+    assert result.commits_added == 1
+    assert rows(path, "select name, branch, position, tip from environments "
+                      "order by position") == [
+        {"name": "main", "branch": "main", "position": 0, "tip": new},
+        {"name": "dev", "branch": "dev", "position": 1, "tip": dev}]
+    main_line = [r["commit_sha"] for r in rows(
+        path, "select commit_sha from environment_commits where environment = 'main' "
+              "order by seq")]
+    assert [r["commit_sha"] for r in rows(
+        path, "select commit_sha from environment_commits where environment = 'dev' "
+              "order by seq")] == [*main_line, dev]
+    assert rows(path, "select environment, version from environment_services where "
+                      "service_id = 'platform/users' order by environment") == [
+        {"environment": "dev", "version": "2.1.0"}, {"environment": "main", "version": "2.0.0"}]
+    assert rows(path, "select version from services where id = 'platform/users'") == [
+        {"version": "2.0.0"}]  # services stays the first environment's
+    for table in ("rollbacks", "registrations", "webhooks", "webhook_secrets",
+                  "webhook_deliveries", "health_checks"):
+        assert rows(path, f"select * from [{table}] order by 1") == kept[table], table
+    assert rows(path, "select * from events order by id")[:len(kept["events"])] == \
+        kept["events"]
