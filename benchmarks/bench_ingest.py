@@ -188,7 +188,9 @@ def bench_envs(keep: Path, services: int, commits: int, runs: int,
         "commits_stored": stored, "steps": {}})
     med = {s: result["steps"][s]["median_s"] for s in ENV_STEPS}
     own = {s: result["steps"][s]["median_own_s"] for s in ENV_STEPS}
+    cpu = {s: result["steps"][s]["median_cpu_s"] for s in ENV_STEPS}
     result["envs_ratio"] = med["envs"] / med["single"]
+    result["envs_ratio_cpu"] = cpu["envs"] / cpu["single"]
     result["envs_ratio_own"] = own["envs"] / own["single"] if all(own.values()) else None
     result["db_mb"] = (work / f"run{runs - 1}-envs.db").stat().st_size / 1e6
     return result
@@ -292,8 +294,9 @@ def table(result: dict) -> str:
         per_env = ", ".join(f"{b} {n}" for b, n in result["mainline_commits"].items())
         out += (f"\n\nmainline commits: {per_env}"
                 f"; {result['commits_stored']} commits stored once"
-                f"\nenvs / single (median wall): {result['envs_ratio']:.2f}"
-                + (f"; ingest's own s: {own:.2f}" if own else ""))
+                f"\nenvs / single, medians: wall {result['envs_ratio']:.2f}, "
+                f"CPU {result['envs_ratio_cpu']:.2f}"
+                + (f", ingest's own s {own:.2f}" if own else ""))
     for step, s in result["steps"].items():
         if s["rss_curve"]:
             out += (f"\n\nRSS against commits ingested, {step} (last run; peak so far, MB)"
