@@ -218,6 +218,7 @@ class Ingest:
             set_meta(db, "repo_path", str(repo_path.resolve()))
             set_meta(db, "branch", self.branch)
             set_meta(db, "tool_version", __version__)
+            self._record_environments(envs)
         tip = envs[0].tip
         self.envs = envs
         try:
@@ -495,16 +496,33 @@ class Ingest:
         return state
 
     # -- environments (DESIGN §6) -------------------------------------------
+    def _record_environments(self, envs: list[EnvTip]) -> None:
+        """Record the environments this run follows before walking (so an interrupted
+        run is continued with them): dropped ones go; a changed list means the next
+        plan must be a full one (commits may be unreachable, mainline flags may move)."""
+        db = self.db
+        before = [(e.name, e.branch) for e in list_environments(db)]
+        for name in self._dropped:
+            for table in ("environment_commits", "environment_services", "environments"):
+                db.execute(f"delete from {table} where "
+                           f"{'name' if table == 'environments' else 'environment'} = ?",
+                           [name])
+        for position, env in enumerate(envs):
+            db.execute(
+                "insert into environments (name, branch, position) values (?, ?, ?) "
+                "on conflict(name) do update set position = excluded.position, "
+                "tip = case when branch = excluded.branch then tip end, "
+                "tip_seq = case when branch = excluded.branch then tip_seq end, "
+                "branch = excluded.branch", [env.name, env.branch, position])
+        if before and before != [(e.name, e.branch) for e in envs]:
+            delete_meta(db, "complete_tip", "complete_count")
+
     def _update_environments(self, envs: list[EnvTip],
                              tip_states: dict[pygit2.Oid, TreeState]) -> None:
         """Bring each environment's mainline (``environment_commits``) and current
-        services (``environment_services``) to its tip, and record the list."""
+        services (``environment_services``) to its tip, and record it."""
         db = self.db
         with db.atomic():
-            for name in self._dropped:
-                for table in ("environment_commits", "environment_services"):
-                    db.execute(f"delete from {table} where environment = ?", [name])
-                db.execute("delete from environments where name = ?", [name])
             for position, env in enumerate(envs):
                 tip = str(env.tip.id) if env.tip is not None else None
                 changed = tip != env.recorded

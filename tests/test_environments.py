@@ -188,3 +188,34 @@ def test_cli_ingest_with_environments_remembers_them(envrepo: GitRepo, tmp_path:
     twice = subprocess.run([*args, "--env", "a=main", "--env", "a=develop"],
                            capture_output=True, text=True)
     assert twice.returncode == 2 and "given twice" in twice.stderr
+
+
+def test_an_interrupted_run_is_continued_with_its_environments(envrepo: GitRepo,
+                                                               tmp_path: Path) -> None:
+    from aureacore_db.ingest import Ingest
+
+    repo = envrepo
+    for branch in ("develop", "staging", "main"):
+        repo.git("checkout", "-q", branch)
+        for i in range(8):
+            repo.service(f"svc-{branch}-{i % 3}", version=f"1.{i}.0")
+            repo.commit(f"{branch} {i}")
+    db = tmp_path / "registry.db"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after(done: int, total: int) -> None:
+        if done == 17:
+            raise Stop
+
+    with pytest.raises(Stop):
+        Ingest(str(repo.path), db, environments=ENVS, batch_commits=5, workers=0,
+               progress=stop_after).run()
+    left = rows(db, "select count(*) n from commits")[0]["n"]
+    assert 0 < left < 28
+    assert [r["name"] for r in rows(db, "select name from environments order by position")] \
+        == ["dev", "staging", "prod"]
+    result = ingest(repo.path, db)  # no options: continues with the three environments
+    assert result.commits == 28
+    assert_each_environment_is_its_branch(db, repo, tmp_path)
