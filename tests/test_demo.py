@@ -125,3 +125,20 @@ def test_the_demo_has_dev_staging_and_prod_drifting_apart(tmp_path):
                       "on a.commit_sha = b.commit_sha where a.environment = 'dev' "
                       "and b.environment = 'prod'")[0]["n"]
     assert shared > 140
+
+
+def test_the_promotion_the_demo_suggests_fixes_prod(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(cli, ["demo", "--dir", str(tmp_path / "d"), "--no-serve",
+                               "-q"]).exit_code == 0
+    db = tmp_path / "d" / "registry.db"
+    staging = state(db, "staging")
+    promoted = runner.invoke(cli, ["promote", "payments/ledger", "--from", "staging", "--to",
+                                   "prod", "--db", str(db), "--yes",
+                                   "--actor", "Newcomer <new@example.com>"])
+    assert promoted.exit_code == 0, promoted.output
+    assert "fixes payments/billing: ERROR -> CONFIGURED" in promoted.output
+    assert not [sid for sid, (_, status) in state(db, "prod").items() if status == "ERROR"]
+    assert state(db, "prod")["payments/ledger"] == state(db, "staging")["payments/ledger"]
+    assert state(db, "prod")["payments/payment-gateway"][0] == "3.2.1"  # the hotfix stays
+    assert state(db, "staging") == staging
