@@ -31,10 +31,12 @@ from .environments import EnvError, Environment, get_environment, list_environme
 from .gitpath import git_path
 from .gitpath import path_text as shown_path
 from .gitprovider import PushRejected
+from .gitsource import is_url
 from .names import ERROR
 from .rollback import (
     OUTCOME_STATUS,
     Actor,
+    _branch_ref,
     _checked_out,
     _linked_folder,
     _open_repo,
@@ -227,11 +229,14 @@ def _preview(repo: pygit2.Repository, head: str, result: PromotionResult,
     return preview
 
 
-def _target_head(repo: pygit2.Repository, branch: str, where: str) -> pygit2.Oid:
-    try:
-        return repo.references[f"refs/heads/{branch}"].resolve().target
-    except KeyError:
-        raise _Refuse("error", f"branch {branch!r} not found in {where}") from None
+def _target_head(repo: pygit2.Repository, branch: str, where: str,
+                 source: str | None = None) -> pygit2.Oid:
+    """The target branch's head; in the clone of a URL ``source``, the local branch is
+    made from (or fast-forwarded to) ``origin/<branch>`` first, as for rollback."""
+    ref = _branch_ref(repo, branch, bool(source) and is_url(source))
+    if ref is None:
+        raise _Refuse("error", f"branch {branch!r} not found in {where}")
+    return ref.resolve().target
 
 
 # ------------------------------------------------------------------------- promote
@@ -316,7 +321,7 @@ def _promote_locked(db: sqlite_utils.Database, result: PromotionResult, ids: lis
             if path is not None and not _safe_path(path):
                 raise _Refuse("unsafe_path", f"{item.service_id} has no file inside the "
                               f"repository (its path {path!r} leaves it); nothing was written")
-    head = _target_head(repo, dst.branch, path_text)
+    head = _target_head(repo, dst.branch, path_text, get_meta(db, "source"))
     result.head_before = str(head)
     if result.expected_head and not str(head).startswith(result.expected_head.lower()):
         raise _Refuse("stale_head", f"branch {dst.branch} ({dst.name}) moved since the "
@@ -549,7 +554,7 @@ def describe(db_path: str | os.PathLike, services: list[str] | str, source: str,
             result.source_commit = src.tip
             _services(db, result, ids)
             repo = _open_repo(path_text)
-            head = str(_target_head(repo, dst.branch, path_text))
+            head = str(_target_head(repo, dst.branch, path_text, get_meta(db, "source")))
         except _Refuse as refusal:
             raise LookupError(str(refusal)) from None
     finally:

@@ -351,3 +351,31 @@ def test_a_one_branch_database_names_its_branch(repo, db_path):
         {"environment": "main", "outcome": "ok"}]
     wrong = CliRunner().invoke(cli, ["deps", AUTH, "--env", "prod", "--db", str(db_path)])
     assert wrong.exit_code == 2 and "(there are: main)" in wrong.output
+
+
+def test_a_url_source_promotes_onto_a_branch_only_fetched(tmp_path, hits):
+    """From a URL the clone has only fetched staging and prod (main): promotion makes
+    the local branch from origin's, commits, pushes it, and the database shows it."""
+    envs = Envs(tmp_path / "work", hits.base)
+    origin = tmp_path / "origin.git"
+    envs.repo.git("clone", "-q", "--bare", str(envs.repo.path), str(origin))
+    db = tmp_path / "url.db"
+    ingest(origin.as_uri(), db, environments=ENVS)
+    # someone moves prod at the origin after the clone was made
+    envs.repo.git("checkout", "-q", "main")
+    envs.repo.service("billing", version="1.0.1",
+                      dependencies=[{"service": "auth", "required": True}])
+    envs.repo.commit("billing 1.0.1 hotfix")
+    envs.repo.git("push", "-q", str(origin), "main")
+    assert CliRunner().invoke(cli, ["sync", "--db", str(db), "--no-deliver"]).exit_code == 0
+    done = CliRunner().invoke(cli, ["promote", AUTH, "--from", "staging", "--to", "prod",
+                                    "--yes", "--db", str(db)])
+    assert done.exit_code == 0, done.output
+    prod = envs.repo.git("--git-dir", str(origin), "rev-parse", "main")
+    assert envs.repo.git("--git-dir", str(origin), "log", "-1", "--format=%s", "main~1") == \
+        "billing 1.0.1 hotfix"  # promoted on top of origin's prod, nothing lost
+    assert "Promoted-from: staging" in envs.repo.git("--git-dir", str(origin), "log", "-1",
+                                                     "--format=%B", "main")
+    [row] = rows(db, "select version, last_commit from environment_services where "
+                     "environment = 'prod' and service_id = ?", (AUTH,))
+    assert row == {"version": "1.2.0", "last_commit": prod}
