@@ -41,6 +41,8 @@ Git (``NOT_DERIVED``) must come through every step.
 
 from __future__ import annotations
 
+import sqlite3
+
 import sqlite_utils
 from sqlite_utils import Migrations
 
@@ -306,9 +308,13 @@ SIDE_INDEXES: list[tuple[str, list[str], bool]] = [
     ("git_hook_deliveries", ["forge", "delivery_id"], False),
 ]
 
+# the views read the first environment's checks (DESIGN §6), as ``services`` does
+_FIRST_ENV = ("(environment is null or environment = "
+              "(select name from environments order by position limit 1))")
+
 _SUMMARY = """
     with checks as (
-        select * from health_checks {where}
+        select * from health_checks where {first} {where}
     ), answered as (
         select service_id, latency_ms,
                row_number() over (partition by service_id order by latency_ms) as rn,
@@ -334,7 +340,7 @@ _SUMMARY = """
 """
 
 HEALTH_VIEWS = {
-    "current_health": """
+    "current_health": f"""
         with ranked as (
             select h.*,
                    row_number() over (partition by service_id
@@ -342,7 +348,7 @@ HEALTH_VIEWS = {
                    case when state is lag(state) over (partition by service_id
                                                        order by checked_at, id)
                         then 0 else 1 end as changed
-            from health_checks h
+            from health_checks h where {_FIRST_ENV}
         ), since as (
             select service_id, max(checked_at) as since from ranked where changed = 1
             group by service_id
@@ -355,9 +361,10 @@ HEALTH_VIEWS = {
         where r.rn = 1
         order by r.service_id
     """,
-    "health_summary": _SUMMARY.format(where=""),
+    "health_summary": _SUMMARY.format(first=_FIRST_ENV, where=""),
     "health_summary_24h": _SUMMARY.format(
-        where="where checked_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-1 day')"),
+        first=_FIRST_ENV,
+        where="and checked_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-1 day')"),
 }
 
 VIEWS = {
@@ -430,10 +437,18 @@ def ensure_rollbacks_table(db: sqlite_utils.Database) -> None:
     create_table(db, "rollbacks")
 
 
-def create_views(db: sqlite_utils.Database) -> None:
-    """(Re)create every view from ``VIEWS``."""
+def create_views(db: sqlite_utils.Database, *, partial: bool = False) -> None:
+    """(Re)create every view from ``VIEWS``. ``partial`` (a step before the last one
+    changing views): skip a view whose tables or columns come in a later step, which
+    then creates it."""
     for name, sql in VIEWS.items():
-        db.create_view(name, sql.strip(), replace=True)
+        try:
+            db.create_view(name, sql.strip(), replace=True)
+            db.execute(f"select 1 from [{name}] limit 0")  # SQLite checks names on use
+        except sqlite3.OperationalError:
+            if not partial:
+                raise
+            db.execute(f"drop view if exists [{name}]")
 
 
 def create_indexes(db: sqlite_utils.Database, indexes: list | None = None) -> None:
@@ -489,7 +504,7 @@ def _tables(db: sqlite_utils.Database) -> None:
     for name in _creation_order():
         create_table(db, name)
     create_indexes(db, WRITE_INDEXES)
-    create_views(db)
+    create_views(db, partial=True)
 
 
 @MIGRATIONS(name="webhook_secrets")
@@ -557,7 +572,7 @@ def _events_autoincrement(db: sqlite_utils.Database) -> None:
 
 @MIGRATIONS(name="views_cross_join")
 def _views_cross_join(db: sqlite_utils.Database) -> None:
-    create_views(db)
+    create_views(db, partial=True)
 
 
 @MIGRATIONS(name="environments")

@@ -259,6 +259,10 @@ def test_health_of_an_environment(envs, hits):
         {"environment": "dev", "url": f"{envs.health}/dev/auth"}]
     # each environment's first check is a change of its own
     assert len(rows(envs.db, "select 1 from events where kind = 'health_changed'")) == 2
+    # the health views read the first environment's checks, as ``services`` does
+    assert rows(envs.db, "select url from current_health") == [
+        {"url": f"{envs.health}/dev/auth"}]
+    assert rows(envs.db, "select checks from health_summary") == [{"checks": 1}]
     unknown = envs.run("health", "--env", "qa")
     assert unknown.exit_code == 2 and "there are: dev, staging, prod" in unknown.output
     assert len(hits.paths) == 2
