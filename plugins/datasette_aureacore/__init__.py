@@ -63,6 +63,7 @@ PROMOTE_PERMISSION = "aureacore-promote"
 # permission -> the key of its allow block under ``plugins: aureacore:``
 ALLOW_BLOCKS = {PERMISSION: "rollback", PROMOTE_PERMISSION: "promote"}
 MAX_ENV = 200  # an environment name given in a URL, at most
+MATRIX_PAGE = 100  # services per page of the environments matrix
 PREFIX = "/-/aureacore"
 MAX_FORM_BYTES = 4096  # a rollback form is a few short fields
 MAX_FIELD = {"to": 200, "expected_head": 40, "confirm": 8, "allow_breaking": 8,
@@ -445,41 +446,85 @@ def diff_data(conn: sqlite3.Connection, sid: str, old: str | None,
 
 
 def environments_data(conn: sqlite3.Connection, namespace: str = "",
-                      drift_only: bool = False) -> dict[str, Any]:
-    """The environments page: each environment (promotion order) with its counts, and
-    the services x environments matrix of canned query ``environment_matrix`` (one SQL
-    for both), one row per service with a cell per environment."""
-    envs = [e.__dict__ for e in list_environments(conn)]
-    counts = {row["environment"]: row for row in _rows(conn, """
-        select environment, sum(removed = 0) as services,
-               sum(removed = 0 and status = 'ERROR') as error
-        from environment_services group by environment""")} if envs else {}
-    for env in envs:
-        env.update(services=(counts.get(env["name"]) or {}).get("services") or 0,
-                   error=(counts.get(env["name"]) or {}).get("error") or 0, drifted=0)
-    rows: dict[str, dict[str, Any]] = {}
-    cells = _rows(conn, _shipped()["queries"]["environment_matrix"]["sql"],
-                  {"namespace": namespace}) if envs else []
-    by_name = {env["name"]: env for env in envs}
-    for cell in cells:
-        row = rows.setdefault(cell["service_id"], {
-            "service_id": cell["service_id"], "namespace": cell["namespace"], "cells": [],
-            "drift": False})
-        previous = row["cells"][-1] if row["cells"] else None
-        cell["promote_from"] = (previous["environment"] if cell["differs"] and previous
-                                and previous["state"] == "live" else None)
-        # a change made here after the previous environment's (a hotfix): promoting
-        # from there would undo it
-        cell["newer_here"] = bool(cell["differs"] and previous and (
-            cell["last_commit_seq"] or -1) > (previous["last_commit_seq"] or -1))
-        row["cells"].append(cell)
-        if cell["differs"]:
-            row["drift"] = True
-            by_name[cell["environment"]]["drifted"] += 1
-    services = [r for r in rows.values() if r["drift"] or not drift_only]
+                      drift_only: bool = False, after: str = "",
+                      size: int = MATRIX_PAGE) -> dict[str, Any]:
+    """The environments page: each environment (promotion order) with its counts, and a
+    page of the services x environments matrix (``size`` services after service id
+    ``after``; ``next`` is the id to continue after, or None), one row per service with
+    a cell per environment. Cells mean what canned query ``environment_matrix`` says
+    (state live/removed/absent; ``differs``: another config than the environment
+    before); services live in no environment are left out."""
+    envs = [dict(e.__dict__, services=0, error=0, drifted=0)
+            for e in list_environments(conn)]
+    order = {env["name"]: i for i, env in enumerate(envs)}
+    prefix = f"{namespace}/" if namespace else ""
+    states: dict[str, list[Any]] = {}  # service -> live config per environment (or None)
+    live: set[str] = set()
+    sql = "select service_id, environment, removed, config_id, status from environment_services"
+    if prefix:  # namespace/...: ids from "ns/" up to "ns0" ('0' follows '/')
+        sql += " where service_id >= ? and service_id < ?"
+    for sid, env, removed, config_id, status in conn.execute(
+            sql, [prefix, prefix[:-1] + "0"] if prefix else []):
+        i = order.get(env)
+        if i is None:
+            continue
+        states.setdefault(sid, [None] * len(envs))[i] = None if removed else config_id
+        if not removed:
+            live.add(sid)
+            envs[i]["services"] += 1
+            envs[i]["error"] += status == "ERROR"
+    drifting = set()
+    for sid in live:
+        configs = states[sid]
+        for i in range(1, len(envs)):
+            if configs[i] != configs[i - 1]:
+                envs[i]["drifted"] += 1
+                drifting.add(sid)
+    ids = sorted(sid for sid in (drifting if drift_only else live) if sid > after)
+    page = ids[:size]
     return {"environments": envs, "namespace": namespace, "drift_only": drift_only,
-            "services": services, "services_total": len(rows),
-            "services_drifted": sum(r["drift"] for r in rows.values())}
+            "after": after or None, "services": matrix_rows(conn, envs, page),
+            "next": page[-1] if len(ids) > size else None,
+            "services_total": len(live), "services_drifted": len(drifting)}
+
+
+def matrix_rows(conn: sqlite3.Connection, envs: list[dict[str, Any]],
+                ids: list[str]) -> list[dict[str, Any]]:
+    """The matrix rows of services ``ids``: a cell per environment of ``envs``."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for cell in _rows(conn, f"""
+                select s.service_id, s.environment, s.version, s.status, s.config_id,
+                       s.path, s.removed, s.last_commit, m.seq as last_commit_seq,
+                       s.last_updated, s.status_message
+                from environment_services s left join commits m on m.sha = s.last_commit
+                where s.service_id in ({', '.join('?' * len(chunk))})""", chunk):
+            found[cell["service_id"], cell["environment"]] = cell
+    rows = []
+    for sid in ids:
+        cells, previous = [], None
+        for env in envs:
+            cell = found.get((sid, env["name"])) or {"service_id": sid,
+                                                     "environment": env["name"]}
+            cell["state"] = ("absent" if "removed" not in cell
+                             else "removed" if cell["removed"] else "live")
+            live_config = cell.get("config_id") if cell["state"] == "live" else None
+            cell["differs"] = int(previous is not None
+                                  and live_config != previous["live_config"])
+            cell["previous_environment"] = previous["environment"] if previous else None
+            cell["promote_from"] = (previous["environment"] if cell["differs"]
+                                    and previous["state"] == "live" else None)
+            # changed here after the previous environment's last change (a hotfix):
+            # promoting from there would undo it
+            cell["newer_here"] = bool(cell["differs"] and (cell.get("last_commit_seq") or -1)
+                                      > (previous.get("last_commit_seq") or -1))
+            cell["live_config"] = live_config
+            cells.append(cell)
+            previous = cell
+        rows.append({"service_id": sid, "cells": cells,
+                     "drift": any(c["differs"] for c in cells)})
+    return rows
 
 
 def commit_data(conn: sqlite3.Connection, ref: str,
@@ -518,6 +563,58 @@ def commit_data(conn: sqlite3.Connection, ref: str,
 
 
 # --------------------------------------------------------------------------- rendering
+def matrix_html(rows: list[dict[str, Any]], service_link: Any, promote_url: str | None
+                ) -> Markup:
+    """The body rows of the environments matrix (built here: a page of 100 services x
+    environments renders in a few ms instead of tens through the async templates). Every
+    value is escaped; ``service_link(sid, suffix)`` is the service page URL;
+    ``promote_url`` None leaves out the Promote links (no permission)."""
+    out = []
+    for row in rows:
+        sid = row["service_id"]
+        page = service_link(sid, "")
+        diff = service_link(sid, "/diff")
+        drift = ' class="drift"' if row["drift"] else ""
+        out.append(f'<tr data-service="{escape(sid)}"{drift}>'
+                   f'<td><a href="{escape(page)}">{escape(sid)}</a></td>')
+        for c in row["cells"]:
+            env, prev = c["environment"], c["previous_environment"]
+            classes = f"cell state-{c['state']}" + (" differs" if c["differs"] else "")
+            html = [f'<td class="{classes}" data-environment="{escape(env)}">']
+            if c["differs"]:
+                html.append(f'<span class="drift-mark" title="differs from {escape(prev)}">'
+                            '≠</span>')
+            if c["state"] == "absent":
+                html.append('<span class="absent">—</span>')
+            else:
+                text = "removed" if c["state"] == "removed" else (c.get("version") or "?")
+                href = f"{page}?{urlencode({'env': env})}"
+                html.append(f'<a class="cell-link" href="{escape(href)}">{escape(text)}</a>')
+            if c["state"] == "live":
+                config = c.get("config_id") or ""
+                html.append(f' <span class="status status-{escape(c.get("status") or "")}">'
+                            f'{escape(c.get("status") or "")}</span> <code class="sha muted" '
+                            f'title="config {escape(config)}">{escape(config[:7])}</code>')
+            if c["differs"]:
+                links = []
+                if c["newer_here"]:
+                    links.append(f'<span class="newer-here" title="changed in {escape(env)} '
+                                 f"after {escape(prev)}'s last change\">newer here</span>")
+                href = f"{diff}?{urlencode({'from_env': prev, 'to_env': env})}"
+                links.append(f'<a class="diff-link" href="{escape(href)}">diff vs '
+                             f'{escape(prev)}</a>')
+                if promote_url and c["promote_from"]:
+                    href = f"{promote_url}?" + urlencode(
+                        {"service": sid, "from": c["promote_from"], "to": env})
+                    links.append(f'<a class="promote" href="{escape(href)}">Promote to '
+                                 f'{escape(env)}</a>')
+                html.append('<br><span class="cell-links">' + " · ".join(links) + "</span>")
+            html.append("</td>")
+            out.append("".join(html))
+        out.append("</tr>\n")
+    return Markup("".join(out))
+
+
 def highlight(raw: str | None, fmt: str | None) -> Markup:
     """Syntax-highlighted config as HTML (Pygments)."""
     from pygments import highlight as pyg_highlight
@@ -713,15 +810,28 @@ async def environments_view(datasette, request):
     environment marked, links to each service in each environment, diffs and promotion."""
     db = await _registry_db(datasette, request)
     namespace = (request.args.get("namespace") or "").strip()[:MAX_ENV]
+    after = (request.args.get("after") or "")[:MAX_ENV]
     drift_only = _truthy(request.args.get("drift"))
-    data = await db.execute_fn(lambda conn: environments_data(conn, namespace, drift_only))
+    size = request.args.get("_size") or ""
+    size = min(int(size), 1000) if size.isdigit() and int(size) > 0 else MATRIX_PAGE
+    data = await db.execute_fn(lambda conn: environments_data(conn, namespace, drift_only,
+                                                              after, size))
+    if data["next"]:
+        data["next_url"] = request.path + "?" + urlencode(
+            {k: v for k, v in (("namespace", namespace), ("drift", "1" if drift_only else ""),
+                               ("_size", request.args.get("_size") or ""),
+                               ("after", data["next"])) if v})
     data["database"] = db.name
     can_promote = await datasette.permission_allowed(request.actor, PROMOTE_PERMISSION,
                                                      default=False)
     data["can_promote"] = bool(can_promote)
+    promote_url = aureacore_url(datasette, db.name, "/promote")
     return await _page(datasette, request, "aureacore_environments.html", data,
                        request.url_vars.get("format"), database=db.name,
-                       promote_url=aureacore_url(datasette, db.name, "/promote"))
+                       matrix_html=matrix_html(
+                           data["services"], lambda sid, suffix: service_url(
+                               datasette, sid, suffix, db.name),
+                           promote_url if can_promote else None))
 
 
 async def commit_view(datasette, request):
