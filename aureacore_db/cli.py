@@ -55,24 +55,40 @@ def cli() -> None:
 @cli.command()
 @click.argument("repo")
 @db_option
-@click.option("--branch", default="main", show_default=True, help="Branch to walk.")
+@click.option("--branch", default=None,
+              help="Branch to walk, as one environment named after it. Default: the "
+                   "database's environments, else main.")
+@click.option("--env", "envs", multiple=True, metavar="NAME=BRANCH",
+              help="An environment and its branch; repeat in promotion order (dev, "
+                   "staging, prod). Replaces the environments the database follows.")
 @click.option("--max-size", default=str(DEFAULT_MAX_BYTES), show_default=True, type=Size(),
               help="Largest config file read, e.g. 512k or 2M; larger files are ERROR.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @json_option("the summary")
 @remote_options
-def ingest(repo: str, db_path: Path, branch: str, max_size: int, quiet: bool,
-           as_json: bool) -> None:
+def ingest(repo: str, db_path: Path, branch: str | None, envs: tuple[str, ...],
+           max_size: int, quiet: bool, as_json: bool) -> None:
     """Walk every commit of REPO (a path or a file:// / https:// URL) into the database.
 
-    Incremental: a second run processes only new commits; a rewritten branch is
-    followed exactly. Safe to interrupt: the next run continues.
+    Several branches go into one database as environments (--env dev=develop --env
+    prod=main): commits they share are stored once. Later runs without options follow
+    the same environments. Incremental: a second run processes only new commits; a
+    rewritten branch is followed exactly. Safe to interrupt: the next run continues.
     """
+    from .environments import EnvError, parse_env_option, resolve, stored_environments
     from .gitsource import SourceError
     from .ingest import Ingest, IngestBusy
 
     db = require_new_or_registry(db_path, "ingest writes to it")
-    check_source(repo, db, branch)
+    try:
+        given = [parse_env_option(text) for text in envs]
+        if given and branch is not None:
+            raise EnvError("give either --branch or --env, not both")
+        chosen = resolve(stored_environments(db), given, branch)
+    except EnvError as exc:
+        raise click.UsageError(str(exc)) from exc
+    for name_branch in dict.fromkeys(b for _, b in chosen):
+        check_source(repo, db, name_branch)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     bar = None
 
@@ -85,7 +101,7 @@ def ingest(repo: str, db_path: Path, branch: str, max_size: int, quiet: bool,
         bar.update(1)
 
     try:
-        result = Ingest(repo, db_path, branch=branch, max_bytes=max_size,
+        result = Ingest(repo, db_path, environments=chosen, max_bytes=max_size,
                         progress=progress if show_bar else None).run()
     except (SourceError, IngestBusy) as exc:
         raise failure(exc) from exc
@@ -109,6 +125,10 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
         f"{result.services} services, {result.services_in_error} in ERROR "
         f"[{result.duration_s:.1f}s]"
     )
+    if len(result.environments) > 1:
+        click.echo("Environments: " + ", ".join(
+            f"{env['name']} ({env['branch']} at {(env['tip'] or 'no commits')[:12]})"
+            for env in result.environments))
     if result.services == 0 and result.commits:
         from .layout import ROOT_FILES, SERVICES_DIR
 

@@ -70,9 +70,14 @@ def list_environments(db: sqlite_utils.Database | sqlite3.Connection) -> list[En
 def stored_environments(db_path: Path) -> list[Environment]:
     """:func:`list_environments` of a database file, read without creating or upgrading
     it ([] when it does not exist yet)."""
+    from .db import open_read_only
+
     if not Path(db_path).is_file():
         return []
-    conn = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        conn = open_read_only(Path(db_path))
+    except sqlite3.Error:
+        return []  # not a database: whoever opens it next says so
     try:
         found = list_environments(conn)
         if not found:  # a one-branch database not upgraded yet: its branch

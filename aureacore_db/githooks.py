@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .db import connect, get_meta
+from .environments import list_environments
 from .locks import write_transaction
 from .timestamps import now_iso
 
@@ -132,8 +133,9 @@ def _payload_ref(body: bytes, content_type: str) -> tuple[str | None, str]:
 
 
 def check_delivery(headers: Mapping[str, str], body: bytes, secret: str | None,
-                   branch: str, seen: Callable[[str, str], bool]) -> Verdict:
-    """Verify one delivery (``headers`` with lower-case names) and decide what to do.
+                   branch: str | list[str], seen: Callable[[str, str], bool]) -> Verdict:
+    """Verify one delivery (``headers`` with lower-case names) and decide what to do:
+    a push to ``branch`` (or to any of a list: the environments' branches) is synced.
 
     ``seen(forge, delivery_id)`` says whether a verified delivery had that id already.
     """
@@ -165,9 +167,10 @@ def check_delivery(headers: Mapping[str, str], body: bytes, secret: str | None,
     if ref is None:
         verdict.status, verdict.reason = 400, problem
         return verdict
-    if ref != f"refs/heads/{branch}":
+    followed = [f"refs/heads/{b}" for b in ([branch] if isinstance(branch, str) else branch)]
+    if ref not in followed:
         verdict.status, verdict.outcome = 200, "ignored"
-        verdict.reason = f"push to {ref}; this database follows refs/heads/{branch}"
+        verdict.reason = f"push to {ref}; this database follows {', '.join(followed)}"
         return verdict
     verdict.status, verdict.outcome = 202, "accepted"
     verdict.reason = "sync queued"
@@ -192,8 +195,9 @@ def receive(db_path: str | Path, headers: Mapping[str, str], body: bytes,
                                   [forge, delivery, *VERIFIED]).fetchone() is not None
 
             with write_transaction(db):  # the replay check and the row, as one step
-                branch = get_meta(db, "branch") or "main"
-                verdict = check_delivery(headers, body, secret, branch, seen)
+                branches = [env.branch for env in list_environments(db)] \
+                    or [get_meta(db, "branch") or "main"]
+                verdict = check_delivery(headers, body, secret, branches, seen)
                 row_id = int(db[TABLE].insert(verdict.row()).last_pk)
         finally:
             db.close()

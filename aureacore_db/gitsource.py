@@ -51,7 +51,7 @@ def drop_bare_cache(target: Path) -> None:
 
 
 def open_source(source: str, db_path: Path, branch: str,
-                timeout: float = 60.0) -> pygit2.Repository:
+                timeout: float = 60.0, also: list[str] | tuple = ()) -> pygit2.Repository:
     """Open ``source``; a URL is cloned once (a working clone, see :func:`clone_dir`) and
     fetched on later calls, its branch fast-forwarded when it can be (never losing
     local work). Network calls end by ``timeout`` seconds.
@@ -59,7 +59,8 @@ def open_source(source: str, db_path: Path, branch: str,
     The clone never keeps a credential: its origin URL has no userinfo (an old clone's
     is rewritten, see :meth:`GitProvider.scrub_origin`) and the URL's user name and
     password authenticate this run only; later runs take credentials from the
-    environment or Git's credential helpers."""
+    environment or Git's credential helpers. The branches in ``also`` (other
+    environments') are fetched too."""
     if not is_url(source):
         path = Path(source).expanduser()
         if not path.exists():
@@ -72,6 +73,7 @@ def open_source(source: str, db_path: Path, branch: str,
     from .gitprovider import GitProvider, GitProviderError
 
     target = clone_dir(source, db_path)
+    fetching = branch  # named in a "not found" error
     provider = GitProvider(source, branch, workdir=target, timeout=timeout)
     drop_bare_cache(target)
     try:
@@ -82,6 +84,11 @@ def open_source(source: str, db_path: Path, branch: str,
             if given.username is not None and repo.remotes["origin"].url != given.url:
                 repo.remotes.set_url("origin", given.url)  # e.g. another SSH user name
             provider.fetch()
+            for other in dict.fromkeys(also):
+                if other != branch:
+                    fetching = other
+                    GitProvider(source, other, workdir=target, timeout=timeout).fetch()
+            fetching = branch
             try:
                 provider.fast_forward()  # so rollbacks start from the fetched tip
             except GitProviderError:
@@ -100,7 +107,8 @@ def open_source(source: str, db_path: Path, branch: str,
         text = f"{exc} {exc.__cause__ or ''}".lower()
         if isinstance(exc.__cause__, KeyError) or "couldn't find remote ref" in text \
                 or "reference 'refs/remotes/origin/" in text:
-            raise SourceError(f"branch {branch!r} not found at {public_url(source)}") from None
+            raise SourceError(f"branch {fetching!r} not found at {public_url(source)}") \
+                from None
         shown = public_url(source)
         why = _without_where(scrub(str(exc), source), shown, public_url(provider.git_url))
         if exc.exit_code == 3 and "?" in source.split("#", 1)[0]:

@@ -14,7 +14,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import sqlite_utils
 from . import __version__
 from .blobs import BlobReader, Entry
 from .db import connect, delete_meta, get_meta, set_meta
+from .environments import list_environments, resolve, stored_environments
 from .events import KIND_OF_CHANGE, STATUS_CHANGED, STATUS_MESSAGE_CHANGED
 from .gitpath import meta_text
 from .gitsource import (
@@ -40,7 +41,7 @@ from .locks import file_lock
 from .names import ERROR
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, bound_git_cache, prepared
-from .tables import PER_COMMIT, upgrade
+from .tables import PER_COMMIT, SERVICE_STATE, upgrade
 from .timestamps import git_time_iso, now_iso
 from .tree import Change, Step, TreeState
 from .urls import public_url, scrub
@@ -72,9 +73,21 @@ class IngestResult:
     outcome: str = "ok"
     shallow: bool = False  # the repository is a shallow clone: older history is missing
     note: str | None = None  # shallow clone, or history re-ingested after an unshallow
+    environments: list[dict[str, Any]] = field(default_factory=list)  # name, branch, tip
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class EnvTip:
+    """An environment this run follows: its branch's tip now, and the tip recorded by
+    the last run (None: the environment is new, or its branch changed)."""
+
+    name: str
+    branch: str
+    tip: pygit2.Commit | None
+    recorded: str | None = None
 
 
 class IngestBusy(Exception):
@@ -135,7 +148,8 @@ class Ingest:
         source: str,
         db_path: str | Path,
         *,
-        branch: str = "main",
+        branch: str | None = None,
+        environments: list[tuple[str, str]] | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         progress: Progress | None = None,
         batch_commits: int = BATCH_COMMITS,
@@ -143,7 +157,11 @@ class Ingest:
     ) -> None:
         self.source = source
         self.db_path = Path(db_path)
-        self.branch = branch
+        # the environments to follow (DESIGN §6): ``environments`` replaces the stored
+        # list; else the stored one; else one named after ``branch`` (default main)
+        self.stored = stored_environments(self.db_path)
+        self.environments = resolve(self.stored, environments or [], branch)
+        self.branch = self.environments[0][1]
         self.max_bytes = max_bytes
         self.progress = progress
         self.batch_commits = batch_commits
@@ -164,18 +182,27 @@ class Ingest:
             raise SourceError(f"folder {self.db_path.parent} (for the database) does not exist")
         # Open the repository and find the branch first: a bad source creates nothing.
         bound_git_cache()  # for this process: a long walk would fill it
-        self.repo = open_source(self.source, self.db_path, self.branch)
-        tip = branch_tip(self.repo, self.branch, remote_first=is_url(self.source))
+        self.repo = open_source(self.source, self.db_path, self.branch,
+                                also=[b for _, b in self.environments[1:]])
+        remote = is_url(self.source)
+        tips = {b: branch_tip(self.repo, b, remote_first=remote)
+                for b in dict.fromkeys(b for _, b in self.environments)}
         with ingest_lock(self.db_path):
             db = connect(self.db_path, defer_indexes=True)
             self._indexes_deferred = not db.execute("select 1 from commits limit 1").fetchone()
+            recorded = {e.name: e for e in list_environments(db)}
+            envs = [EnvTip(name, branch, tips[branch],
+                           recorded[name].tip if name in recorded
+                           and recorded[name].branch == branch else None)
+                    for name, branch in self.environments]
+            self._dropped = sorted(recorded.keys() - {e.name for e in envs})
             try:
-                return self._run(db, tip)
+                return self._run(db, envs)
             finally:
                 db.close()
 
     # -- the walk -----------------------------------------------------------
-    def _run(self, db: sqlite_utils.Database, tip: pygit2.Commit | None) -> IngestResult:
+    def _run(self, db: sqlite_utils.Database, envs: list[EnvTip]) -> IngestResult:
         started = time.monotonic()
         self.db = db
         repo = self.repo
@@ -191,11 +218,16 @@ class Ingest:
             set_meta(db, "repo_path", str(repo_path.resolve()))
             set_meta(db, "branch", self.branch)
             set_meta(db, "tool_version", __version__)
+            self._record_environments(envs)
+        tip = envs[0].tip
+        self.envs = envs
         try:
             result.tip = str(tip.id) if tip else None
             self._check_shallow(result)
-            if tip is not None:
-                self._walk(tip, result)
+            if any(env.tip is not None for env in envs) or self._dropped:
+                self._walk(envs, result)
+            result.environments = [{"name": e.name, "branch": e.branch,
+                                    "tip": str(e.tip.id) if e.tip else None} for e in envs]
             if result.commits_removed and not result.rewrite_detected:  # re-ingested
                 with db.atomic():
                     db.execute("update events set seq = c.seq, mainline = c.mainline "
@@ -228,7 +260,8 @@ class Ingest:
         if recorded is not None and recorded != points:
             count = db.execute("select count(*) from commits").fetchone()[0]
             with db.atomic():
-                for table in (*PER_COMMIT, "commits", "configs", "dependencies", "services"):
+                for table in (*PER_COMMIT, "commits", "configs", "dependencies", "services",
+                              "environment_commits", "environment_services"):
                     if table == "events":  # ingest's own; rollback events stay
                         kinds = sorted({*KIND_OF_CHANGE.values(), STATUS_CHANGED})
                         db.execute(f"delete from events where kind in "
@@ -236,6 +269,8 @@ class Ingest:
                     else:
                         db.execute(f"delete from {table}")
                 delete_meta(db, "complete_tip", "complete_count")
+            for env in self.envs:
+                env.recorded = None
             result.commits_removed = count
             result.note = ("the shallow clone's history changed (unshallowed or deepened): "
                            f"re-ingested it in full (replacing {count:,} commits)")
@@ -258,15 +293,18 @@ class Ingest:
             "message": message, "duration_s": round(time.monotonic() - started, 3),
         })
 
-    def _walk(self, tip: pygit2.Commit, result: IngestResult) -> None:
+    def _walk(self, envs: list[EnvTip], result: IngestResult) -> None:
         repo, db = self.repo, self.db
-        planned = self._plan_append(tip)
-        todo, seqs, mains = planned if planned is not None else self._plan_full(tip, result)
+        first = envs[0].tip
+        planned = self._plan_append(envs)
+        todo, seqs, mains = planned if planned is not None else self._plan_full(envs, result)
+        tip_states: dict[pygit2.Oid, TreeState] = {}
         if not todo:
-            if result.rewrite_detected or result.commits_removed:
+            if self._refresh_all and first is not None:
                 with db.atomic():
-                    self._refresh_services(None, tip)
-            self._mark_complete(tip)
+                    self._refresh_services(None, first)
+            self._update_environments(envs, tip_states)
+            self._mark_complete(first)
             return
         for name in ("history", "status", "validation_errors", "parameter_changes"):
             self._ids[name] = db.execute(f"select coalesce(max(id), 0) from {name}").fetchone()[0]
@@ -274,6 +312,7 @@ class Ingest:
         self.reader = BlobReader(repo, max_bytes=self.max_bytes, fallback=self.stored)
         pending = _Children(repo, todo)
         states: dict[pygit2.Oid, TreeState] = {}
+        env_tips = {env.tip.id for env in envs if env.tip is not None}
         last_main: tuple[pygit2.Commit, TreeState] | None = None
         batch_started, in_batch = time.monotonic(), 0
         ahead = self._prepared(todo)
@@ -293,6 +332,9 @@ class Ingest:
             self._record(commit, seq, main, step, state)
             if pending.get(oid):
                 states[oid] = state
+            if oid in env_tips:  # kept for that environment's current services (a later
+                # commit may advance ``state`` itself: the last child of a commit takes it)
+                state = tip_states[oid] = state.copy() if pending.get(oid) else state
             if main:
                 last_main = (commit, state)
             result.commits_added += 1
@@ -303,47 +345,96 @@ class Ingest:
             if self.progress:
                 self.progress(done, len(todo))
         self._flush(last_main)
-        self._mark_complete(tip)
+        self._update_environments(envs, tip_states)
+        self._mark_complete(first)
 
     # -- planning -----------------------------------------------------------
-    def _plan_full(self, tip: pygit2.Commit, result: IngestResult) -> Plan:
-        """Number every reachable commit; reconcile rows of earlier runs with it."""
-        order = canonical_order(self.repo, tip.id)
-        mainline = first_parent_chain(self.repo, tip.id)
+    def _order(self, envs: list[EnvTip], known: Callable[[str], bool] | None = None
+               ) -> list[pygit2.Oid]:
+        """Every commit reachable from the environments' tips, parents first: the first
+        environment's in :func:`canonical_order`, then each next one's that are not yet
+        in the order (for one environment, exactly ``canonical_order``)."""
+        tips = [env.tip.id for env in envs if env.tip is not None]
+        if len(tips) == 1:
+            return canonical_order(self.repo, tips[0], known=known)
+        order: list[pygit2.Oid] = []
+        taken: set[str] = set()
+
+        def seen(sha: str) -> bool:
+            return sha in taken or (known is not None and known(sha))
+
+        for tip in tips:
+            part = canonical_order(self.repo, tip, known=seen)
+            order += part
+            taken.update(str(oid) for oid in part)
+        return order
+
+    def _plan_full(self, envs: list[EnvTip], result: IngestResult) -> Plan:
+        """Number every reachable commit; reconcile rows of earlier runs with it.
+
+        Commits stored before keep their order (renumbered without gaps when some are no
+        longer reachable); new ones follow, parents first. A first run numbers commits
+        in :meth:`_order`."""
+        order = self._order(envs)
+        first = envs[0].tip
+        mainline = first_parent_chain(self.repo, first.id) if first is not None else set()
         if self.db.execute("select 1 from commits limit 1").fetchone() is None:
             # a first run: nothing to reconcile, and no per-commit dictionaries to keep
             return (order, array("q", range(1, len(order) + 1)),
                     bytearray(oid in mainline for oid in order))
-        seq_of = {str(oid): i + 1 for i, oid in enumerate(order)}
-        main_of = {str(oid): int(oid in mainline) for oid in order}
         existing = {sha: (seq, main) for sha, seq, main in
-                    self.db.execute("select sha, seq, mainline from commits")}
-        self._reconcile(existing, seq_of, main_of, result)
+                    self.db.execute("select sha, seq, mainline from commits order by seq")}
+        reachable = {str(oid) for oid in order}
+        seq_of: dict[str, int] = {}
+        for sha in existing:  # in their stored order
+            if sha in reachable:
+                seq_of[sha] = len(seq_of) + 1
+        del reachable
         todo = [oid for oid in order if str(oid) not in existing]
+        for oid in todo:
+            seq_of[str(oid)] = len(seq_of) + 1
+        main_of = {str(oid): 0 for oid in order}
+        main_of.update((str(oid), 1) for oid in mainline)
+        self._reconcile(existing, seq_of, main_of, result)
         return (todo, array("q", (seq_of[str(oid)] for oid in todo)),
                 bytearray(main_of[str(oid)] for oid in todo))
 
-    def _plan_append(self, tip: pygit2.Commit) -> Plan | None:
-        """The common case, without walking all history: the branch only grew from the
-        tip a completed run ingested, along its first-parent chain. The new commits are
-        numbered exactly as a full run would number them (see ``canonical_order``)."""
+    def _plan_append(self, envs: list[EnvTip]) -> Plan | None:
+        """The common case, without walking all history: the first environment's branch
+        only grew from the tip a completed run ingested, along its first-parent chain,
+        and every other environment's branch only grew from its recorded tip (no commit
+        can have become unreachable). New commits get the next numbers, parents first
+        (for one environment, exactly as a full run would number them)."""
         db = self.db
         done_tip, done_count = get_meta(db, "complete_tip"), get_meta(db, "complete_count")
-        if not done_tip or not done_count:
+        first = envs[0]
+        if not done_tip or not done_count or first.tip is None or self._dropped \
+                or first.recorded is None:
             return None
         count, top = db.execute("select count(*), coalesce(max(seq), 0) from commits").fetchone()
         if count != int(done_count) or top != count:
             return None
         known = self._commit_known
         chain: list[pygit2.Oid] = []
-        oid: pygit2.Oid | None = tip.id
+        oid: pygit2.Oid | None = first.tip.id
         while oid is not None and not known(str(oid)):
             chain.append(oid)
             parents = self.repo[oid].parent_ids
             oid = parents[0] if parents else None
         if oid is None or str(oid) != done_tip:
             return None  # rewritten, or the old tip left the first-parent chain
-        order = canonical_order(self.repo, tip.id, known=known)
+        for env in envs[1:]:
+            if env.recorded is None or env.tip is None or str(env.tip.id) == env.recorded:
+                if env.tip is None and env.recorded is not None:
+                    return None  # its branch lost every commit
+                continue
+            try:
+                grew = self.repo.descendant_of(env.tip.id, env.recorded)
+            except (KeyError, ValueError, pygit2.GitError):
+                grew = False
+            if not grew:
+                return None  # rewritten or moved back: some commits may be unreachable
+        order = self._order(envs, known=known)
         mainline = set(chain)
         return (order, array("q", range(count + 1, count + len(order) + 1)),
                 bytearray(o in mainline for o in order))
@@ -368,11 +459,13 @@ class Ingest:
             "select 1 from dependencies where config_id = ? and service_id = ? limit 1",
             [oid, sid]).fetchone() is not None
 
-    def _mark_complete(self, tip: pygit2.Commit) -> None:
+    def _mark_complete(self, tip: pygit2.Commit | None) -> None:
         """Remember a completed run's tip, so the next run can take the append path;
         build the indexes left out of a first bulk load."""
         if self._indexes_deferred:
             upgrade(self.db)
+        if tip is None:
+            return
         with self.db.atomic():
             count = self.db.execute("select count(*) from commits").fetchone()[0]
             set_meta(self.db, "complete_tip", str(tip.id))
@@ -402,6 +495,150 @@ class Ingest:
         states.pop(parent.id, None)
         return state
 
+    # -- environments (DESIGN §6) -------------------------------------------
+    def _record_environments(self, envs: list[EnvTip]) -> None:
+        """Record the environments this run follows before walking (so an interrupted
+        run is continued with them): dropped ones go; a changed list means the next
+        plan must be a full one (commits may be unreachable, mainline flags may move)."""
+        db = self.db
+        before = [(e.name, e.branch) for e in list_environments(db)]
+        for name in self._dropped:
+            for table in ("environment_commits", "environment_services", "environments"):
+                db.execute(f"delete from {table} where "
+                           f"{'name' if table == 'environments' else 'environment'} = ?",
+                           [name])
+        for position, env in enumerate(envs):
+            db.execute(
+                "insert into environments (name, branch, position) values (?, ?, ?) "
+                "on conflict(name) do update set position = excluded.position, "
+                "tip = case when branch = excluded.branch then tip end, "
+                "tip_seq = case when branch = excluded.branch then tip_seq end, "
+                "branch = excluded.branch", [env.name, env.branch, position])
+        if before and before != [(e.name, e.branch) for e in envs]:
+            delete_meta(db, "complete_tip", "complete_count")
+
+    def _update_environments(self, envs: list[EnvTip],
+                             tip_states: dict[pygit2.Oid, TreeState]) -> None:
+        """Bring each environment's mainline (``environment_commits``) and current
+        services (``environment_services``) to its tip, and record it."""
+        db = self.db
+        with db.atomic():
+            for position, env in enumerate(envs):
+                tip = str(env.tip.id) if env.tip is not None else None
+                changed = tip != env.recorded
+                if changed:
+                    self._update_environment(env, tip_states)
+                db.execute(
+                    "insert into environments (name, branch, position, tip, tip_seq, "
+                    "ingested_at) values (?, ?, ?, ?, (select seq from commits where sha = ?), "
+                    "?) on conflict(name) do update set branch = excluded.branch, "
+                    "position = excluded.position, tip = excluded.tip, "
+                    "tip_seq = excluded.tip_seq, ingested_at = excluded.ingested_at",
+                    [env.name, env.branch, position, tip, tip, now_iso()])
+
+    def _update_environment(self, env: EnvTip, tip_states: dict) -> None:
+        db, name = self.db, env.name
+        if env.tip is None:  # a branch with no commits: no mainline, no services
+            for table in ("environment_commits", "environment_services"):
+                db.execute(f"delete from {table} where environment = ?", [name])
+            return
+        added, rebuilt = self._environment_chain(env)
+        if rebuilt:
+            db.execute("delete from environment_commits where environment = ?", [name])
+        db.conn.executemany(
+            "insert or replace into environment_commits (environment, commit_sha, seq) "
+            "select ?, sha, seq from commits where sha = ?", ((name, sha) for sha in added))
+        only: set[str] | None = None
+        if not rebuilt:
+            only = set()
+            for chunk in _chunks(added, 500):
+                marks = ",".join("?" * len(chunk))
+                only.update(r[0] for r in db.execute(
+                    f"select service_id from history where commit_sha in ({marks}) union "
+                    f"select service_id from status where commit_sha in ({marks})",
+                    chunk + chunk))
+        state = tip_states.get(env.tip.id)
+        if state is None:
+            state = self._state_at(env.tip)
+        self._refresh_environment_services(name, state, only)
+
+    def _environment_chain(self, env: EnvTip) -> tuple[list[str], bool]:
+        """The commits to add to an environment's mainline, and whether its stored
+        mainline must be replaced (new environment, or its tip left the chain)."""
+        def on_chain(sha: str) -> bool:
+            return self.db.conn.execute(
+                "select 1 from environment_commits where environment = ? and commit_sha = ?",
+                [env.name, sha]).fetchone() is not None
+
+        rebuilt = env.recorded is None or not on_chain(env.recorded)
+        added: list[str] = []
+        oid: pygit2.Oid | None = env.tip.id
+        while oid is not None and (rebuilt or not on_chain(str(oid))):
+            added.append(str(oid))
+            parents = self.repo[oid].parent_ids
+            oid = parents[0] if parents else None
+        if not rebuilt and str(oid) != env.recorded:  # moved back, or off its old chain
+            return self._environment_chain(EnvTip(env.name, env.branch, env.tip, None))
+        return added, rebuilt
+
+    def _state_at(self, tip: pygit2.Commit) -> TreeState:
+        """The services of a commit ingested earlier (an environment that moved onto a
+        commit another one brought in), from the stored checks of its configs."""
+        stored = _Stored(self.db, self._config_known)
+        stored.preload_current()
+        state = TreeState(BlobReader(self.repo, max_bytes=self.max_bytes, fallback=stored))
+        state.advance(None, tip.tree)
+        return state
+
+    def _refresh_environment_services(self, name: str, state: TreeState,
+                                      only: set[str] | None) -> None:
+        """``environment_services`` of one environment from the state at its tip (only
+        the services in ``only``, when given)."""
+        db = self.db
+        services = state.services()
+        ids = sorted(services) if only is None else sorted(only & services.keys())
+        columns = [c.strip() for c in SERVICE_STATE.split(",")]
+        rows = []
+        for sid in ids:
+            row = self._service_row(sid, services[sid], state.verdict_of(sid))
+            row["service_id"] = row["id"]
+            rows.append((name, *(row.get(c) for c in columns)))
+        cleared = ("removed = 1, path = null, config_id = null, version = null, "
+                   "status = null, status_message = null, error_count = null, "
+                   "warning_count = null")
+        if only is None:
+            db.execute(f"update environment_services set {cleared} where environment = ?",
+                       [name])
+        else:
+            db.conn.executemany(
+                f"update environment_services set {cleared} "
+                "where environment = ? and service_id = ?",
+                [(name, sid) for sid in sorted(only - services.keys())])
+        db.conn.executemany(
+            f"insert or replace into environment_services (environment, {SERVICE_STATE}) "
+            f"values ({','.join('?' * (len(columns) + 1))})", rows)
+        in_env = ("select distinct h.service_id from history h join environment_commits e "
+                  "on e.environment = ? and e.commit_sha = h.commit_sha")
+        chunks = [None] if only is None else list(_chunks(sorted(only), 500))
+        for chunk in chunks:
+            where = "" if chunk is None else f" and h.service_id in ({','.join('?' * len(chunk))})"
+            args = [] if chunk is None else chunk
+            db.execute(
+                "insert or ignore into environment_services (environment, service_id, removed) "
+                f"select ?, service_id, 1 from ({in_env}{where})", [name, name, *args])
+            scope = "" if chunk is None else \
+                f" and service_id in ({','.join('?' * len(chunk))})"
+            last = ("select {col} from history h join environment_commits e on "
+                    "e.environment = environment_services.environment and "
+                    "e.commit_sha = h.commit_sha where h.service_id = "
+                    "environment_services.service_id order by h.seq {order} limit 1")
+            db.execute(
+                "update environment_services set "
+                f"first_commit = ({last.format(col='h.commit_sha', order='')}), "
+                f"last_commit = ({last.format(col='h.commit_sha', order='desc')}), "
+                f"last_updated = ({last.format(col='h.committed_at', order='desc')}) "
+                f"where environment = ?{scope}", [name, *args])
+
     # -- rewrites -----------------------------------------------------------
     def _reconcile(self, existing: dict, seq_of: dict, main_of: dict,
                    result: IngestResult) -> None:
@@ -421,6 +658,8 @@ class Ingest:
                 marks = ",".join("?" * len(chunk))
                 for table in PER_COMMIT:
                     db.execute(f"delete from {table} where commit_sha in ({marks})", chunk)
+                db.execute(f"delete from environment_commits where commit_sha in ({marks})",
+                           chunk)
                 db.execute(f"delete from commits where sha in ({marks})", chunk)
             db.conn.executemany("update commits set seq = ?, mainline = ? where sha = ?",
                                 [(seq_of[s], main_of[s], s) for s in moved])
@@ -430,12 +669,17 @@ class Ingest:
                         f"update {table} set seq = c.seq, mainline = c.mainline from commits c "
                         f"where c.sha = {table}.commit_sha and ({table}.seq != c.seq "
                         f"or {table}.mainline != c.mainline)")
+                db.execute("update environment_commits set seq = c.seq from commits c "
+                           "where c.sha = environment_commits.commit_sha "
+                           "and environment_commits.seq != c.seq")
             db.execute("delete from configs where id not in (select config_id from history "
                        "where config_id is not null)")
             db.execute("delete from dependencies where not exists (select 1 from history h "
                        "where h.config_id = dependencies.config_id "
                        "and h.service_id = dependencies.service_id)")
             db.execute("delete from services where id not in (select service_id from history)")
+            db.execute("delete from environment_services "
+                       "where service_id not in (select id from services)")
         self._refresh_all = True
         result.commits_removed = len(gone)
         result.rewrite_detected = bool(gone)
@@ -741,11 +985,14 @@ def ingest(
     source: str | os.PathLike,
     db_path: str | os.PathLike = "registry.db",
     *,
-    branch: str = "main",
+    branch: str | None = None,
+    environments: list[tuple[str, str]] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     progress: Progress | None = None,
 ) -> IngestResult:
-    """Ingest every new commit of ``branch`` of ``source`` into ``db_path``."""
-    return Ingest(str(source), db_path, branch=branch, max_bytes=max_bytes,
-                  progress=progress).run()
+    """Ingest every new commit of ``source`` into ``db_path``: of ``branch`` (one
+    environment named after it), or of each ``(name, branch)`` of ``environments`` (in
+    promotion order); by default those the database follows, else ``main``."""
+    return Ingest(str(source), db_path, branch=branch, environments=environments,
+                  max_bytes=max_bytes, progress=progress).run()
 
