@@ -64,7 +64,7 @@ def parameters(sql: str) -> list[str]:
 
 
 def optional_parameters(sql: str) -> set[str]:
-    return (set(re.findall(r":([A-Za-z_]\w*)\s*!?=\s*''", sql))
+    return (set(re.findall(r":([A-Za-z_]\w*)\s*=\s*''", sql))
             | set(ENV_PARAM.findall(sql)))
 
 
