@@ -257,9 +257,9 @@ def _demo_losses(db_path: Path) -> str:
 
 def _register_commands() -> None:
     """Commands of other areas live in their own modules, each exposing COMMANDS."""
-    from . import cli_deps, cli_health, cli_registry, cli_web, cli_webhooks
+    from . import cli_deps, cli_health, cli_promote, cli_registry, cli_web, cli_webhooks
 
-    for module in (cli_web, cli_registry, cli_webhooks, cli_deps, cli_health):
+    for module in (cli_web, cli_registry, cli_webhooks, cli_deps, cli_health, cli_promote):
         for command in module.COMMANDS:
             cli.add_command(command)
 

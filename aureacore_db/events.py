@@ -23,10 +23,11 @@ STATUS_CHANGED = "status_changed"
 # channel subscribed to status_changed only hears real transitions
 STATUS_MESSAGE_CHANGED = "status_message_changed"
 ROLLBACK = "rollback"
+PROMOTED = "promoted"  # a promotion commit (aureacore_db.promote)
 HEALTH_CHANGED = "health_changed"
 
 EVENT_KINDS = (SERVICE_ADDED, SERVICE_CHANGED, SERVICE_REMOVED, STATUS_CHANGED,
-               STATUS_MESSAGE_CHANGED, ROLLBACK, HEALTH_CHANGED)
+               STATUS_MESSAGE_CHANGED, ROLLBACK, HEALTH_CHANGED, PROMOTED)
 KIND_OF_CHANGE = {
     "added": SERVICE_ADDED,
     "modified": SERVICE_CHANGED,

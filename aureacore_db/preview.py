@@ -1,15 +1,16 @@
 """What a write would do to the branch's statuses, computed before it is made.
 
-One function, :func:`preview_write`, used by every write (``rollback``, ``register``,
-and later ``promote``): it builds the :class:`~aureacore_db.tree.TreeState` of the branch
-tip (the same tree checks ingest runs), applies the candidate file changes, and compares
+One function, :func:`preview_write`, used by every write (``rollback``, ``register``
+and ``promote``, on whichever branch it writes): it builds the
+:class:`~aureacore_db.tree.TreeState` of the branch tip (the same tree checks ingest
+runs), applies the candidate file changes, and compares
 the verdicts. The result lists the services whose status the write changes: which it
 breaks (now ERROR), which it fixes, and why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,8 @@ class Preview:
     changes: list[StatusChange] = field(default_factory=list)
     subject_after: str | None = None  # the written service's status after the write
     subject_reason: str = ""
+    # every written service (several for a promotion) -> its status after the write
+    written_after: dict[str, str | None] = field(default_factory=dict)
     candidate: TreeState | None = field(default=None, repr=False, compare=False)
     step: Step | None = field(default=None, repr=False, compare=False)
 
@@ -74,6 +77,7 @@ class Preview:
     def as_dict(self) -> dict[str, Any]:
         return {"base": self.base, "subject": self.subject,
                 "subject_after": self.subject_after, "subject_reason": self.subject_reason,
+                "written_after": dict(self.written_after),
                 "changes": [c.as_dict() for c in self.changes],
                 "breaks": [c.service_id for c in self.breaks],
                 "fixes": [c.service_id for c in self.fixes]}
@@ -108,33 +112,40 @@ def candidate_tree(repo: pygit2.Repository, base: pygit2.Tree | None,
 
 def preview_write(repo: pygit2.Repository, tip: str | None,
                   files: Mapping[str, bytes | None], *, state: TreeState | None = None,
-                  subject: str | None = None) -> Preview:
+                  subject: str | Collection[str] | None = None) -> Preview:
     """The status changes that writing ``files`` (path -> bytes, None to delete) on top
     of commit ``tip`` would cause.
 
     ``state`` is the tip's :class:`TreeState` when the caller has it (it is not changed);
-    ``subject`` is the service being written (always listed when its status changes).
+    ``subject`` is the service being written (always listed when its status changes),
+    or several (a promotion writes several at once; ``subject_after`` is then left
+    unset and ``written_after`` gives each one's status).
     The candidate state and the tree step are kept on the result for callers that need
     more (registration checks the declared id and its own problems).
     """
+    written = {subject} if isinstance(subject, str) else set(subject or ())
+    single = subject if isinstance(subject, str) else None
     base_tree = repo[tip].peel(pygit2.Commit).tree if tip else None
     candidate = state.copy() if state is not None else tip_state(repo, tip)
     tree = repo[candidate_tree(repo, base_tree, files)]
     step = candidate.advance(base_tree, tree)
-    preview = Preview(tip, subject, candidate=candidate, step=step)
+    preview = Preview(tip, single, candidate=candidate, step=step)
     for sid, new, old in step.verdicts:
         before, after = (old.status if old else None), (new.status if new else None)
-        if before == after and sid != subject:
+        if before == after and sid not in written:
             continue
-        if sid == subject:
+        if sid == single:
             preview.subject_after = after
             preview.subject_reason = _reason(old, new) if after == ERROR else ""
-            if before == after:
-                continue
+        if before == after:
+            continue
         preview.changes.append(StatusChange(sid, before, after, _reason(old, new),
-                                            written=sid == subject))
-    if subject is not None and preview.subject_after is None:
-        verdict = candidate.verdicts.get(subject)
+                                            written=sid in written))
+    for sid in sorted(written):
+        verdict = candidate.verdicts.get(sid)
+        preview.written_after[sid] = verdict.status if verdict is not None else None
+    if single is not None and preview.subject_after is None:
+        verdict = candidate.verdicts.get(single)
         if verdict is not None:
             preview.subject_after = verdict.status
             preview.subject_reason = verdict.message if verdict.status == ERROR else ""
