@@ -242,6 +242,8 @@ def test_environments_page_marks_drift_and_links_each_environment(client):
     assert urlsplit(promote["href"]).path == "/reg/-/aureacore/promote"
     assert parse_qs(urlsplit(promote["href"]).query) == {
         "service": [BILLING], "from": ["staging"], "to": ["prod"]}
+    confirm = client.get(promote["href"], cookies=client.actor_cookies(ROOT))
+    assert confirm.status_code == 200 and BILLING in confirm.text  # the confirm page
     assert "newer here" in matrix.cells[WEB, "prod"]["text"]  # the hotfix
     assert "newer here" not in matrix.cells[BILLING, "prod"]["text"]
 

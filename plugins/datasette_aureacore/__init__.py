@@ -20,8 +20,7 @@ facets of the shipped ``metadata.yml`` (its ``registry`` section; local metadata
 
 Rolling back needs the ``aureacore-rollback`` permission, granted only by the allow
 block at ``plugins: aureacore: rollback: allow:`` in metadata (default: the shipped
-metadata.yml's, i.e. the root actor); promoting, ``aureacore-promote``, likewise by
-``plugins: aureacore: promote: allow:``.
+metadata.yml's, i.e. the root actor); promoting (``promote.py``), ``aureacore-promote``.
 """
 
 from __future__ import annotations
@@ -42,7 +41,12 @@ from datasette.utils import actor_matches_allow, tilde_decode
 from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 
-from aureacore_db.environments import EnvError, Environment, list_environments
+from aureacore_db.environments import (
+    EnvError,
+    Environment,
+    get_environment,
+    list_environments,
+)
 from aureacore_db.queries import (
     ENV_FUNCTION,
     environment_named,
@@ -59,9 +63,7 @@ from aureacore_db.revisions import (
 PLUGIN = "aureacore"
 SECRETS_TABLE = "webhook_secrets"
 PERMISSION = "aureacore-rollback"
-PROMOTE_PERMISSION = "aureacore-promote"
-# permission -> the key of its allow block under ``plugins: aureacore:``
-ALLOW_BLOCKS = {PERMISSION: "rollback", PROMOTE_PERMISSION: "promote"}
+PROMOTE_PERMISSION = "aureacore-promote"  # granted in promote.py
 MAX_ENV = 200  # an environment name given in a URL, at most
 MATRIX_PAGE = 100  # services per page of the environments matrix
 PREFIX = "/-/aureacore"
@@ -750,8 +752,7 @@ async def service_view(datasette, request):
         env = None
         if wanted is not None:
             try:
-                env = next(e for e in list_environments(conn)
-                           if e.name == environment_named(conn, wanted))
+                env = get_environment(conn, wanted)
             except EnvError as exc:
                 return str(exc)
         found = service_data(conn, sid, env)
@@ -1089,8 +1090,7 @@ def extra_template_vars(template, database, view_name, request, datasette):
 
 @hookimpl
 def permission_allowed(datasette, actor, action, resource):
-    """``aureacore-rollback`` and ``aureacore-promote``: only actors matched by the
-    plugin's ``rollback`` / ``promote`` allow block.
+    """``aureacore-rollback``: only actors matched by the plugin's rollback allow block.
     The webhook secrets table is not shown to anyone, and a registry's file cannot be
     downloaded (it holds them; Datasette offers the download of immutable databases)."""
     if action == "view-table" and isinstance(resource, (tuple, list)) and len(resource) == 2 \
@@ -1098,13 +1098,12 @@ def permission_allowed(datasette, actor, action, resource):
         return False
     if action == "view-database-download" and is_registry(datasette, resource):
         return False
-    block = ALLOW_BLOCKS.get(action)
-    if block is None:
+    if action != PERMISSION:
         return None
-    granted = _config(datasette).get(block)
-    if granted is None:  # not configured: the shipped metadata.yml's allow block
-        granted = _shipped()["plugin"].get(block) or {}
-    allow = (granted or {}).get("allow")
+    rollback = _config(datasette).get("rollback")
+    if rollback is None:  # not configured: the shipped metadata.yml's allow block
+        rollback = _shipped()["plugin"].get("rollback") or {}
+    allow = (rollback or {}).get("allow")
     if allow is None:
         return False
     return actor_matches_allow(actor, allow)
