@@ -193,12 +193,14 @@ def demo(directory: Path, quiet: bool, serve: bool, port: int) -> None:
 
     The sample has dozens of services over about 200 commits, with a broken file later
     fixed, schema errors, a rename, a merge, a removed and re-added service, a missing
-    dependency and a dependency cycle.
+    dependency and a dependency cycle, on branch dev; staging and prod branch off it and
+    drift (a fix waiting in staging, a hotfix only in prod), all three ingested as
+    environments.
     """
     import shutil
 
-    from .demo import DEMO_STORY, build_demo_repo
-    from .ingest import Ingest
+    from .demo import DEMO_STORY, ENVIRONMENTS, build_demo_repo, next_steps
+    from .ingest import ingest
 
     if serve:  # before minutes of work, not after: a busy port is a clear error now
         check_port("127.0.0.1", port)
@@ -219,24 +221,15 @@ def demo(directory: Path, quiet: bool, serve: bool, port: int) -> None:
         click.echo(f"Built sample config repo at {repo_dir}")
         for line in DEMO_STORY:
             click.echo(f"  - {line}")
-    result = Ingest(str(repo_dir), db_path).run()
+    result = ingest(repo_dir, db_path, environments=ENVIRONMENTS)
     _print_summary(result)
-    click.echo(
-        "\nNext:\n"
-        f"  aureacore-db query errors_now --db {db_path}\n"
-        f"  aureacore-db query first_errors --db {db_path}\n"
-        f"  aureacore-db query parameter_blame --db {db_path} "
-        "-p service=platform/auth-service -p key=replicas\n"
-        f"  aureacore-db deps payments/billing --db {db_path}\n"
-        f"  aureacore-db validate {repo_dir}\n"
-        f"  aureacore-db ingest {repo_dir} --db {db_path}   # after new commits\n"
-        f"  aureacore-db serve {db_path} --root"
-    )
+    click.echo(next_steps(db_path, repo_dir))
     if serve:
         from .web import serve as run_server
 
         click.echo("\nServing the demo (Ctrl-C to stop); open the second URL to log in "
-                   "as root, who may roll services back:")
+                   "as root, who may roll services back and promote them; the environments "
+                   f"are at http://127.0.0.1:{port}/-/aureacore/environments")
         run_server(db_path, port=port, root=True, echo=click.echo)
 
 

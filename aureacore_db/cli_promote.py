@@ -27,22 +27,28 @@ from .names import ERROR
               help='Who promotes, "Name <email>" or a user id; becomes the commit author '
                    "(an id alone: <id>@aureacore-db). Default: your Git identity in the "
                    "repository (user.name <user.email>), else $USER.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", "-y", is_flag=True,
+              help="Do not ask for confirmation (a promotion that breaks other services "
+                   "still needs --allow-breaking, an ERROR source --allow-error).")
 @click.option("--allow-error", is_flag=True,
               help="Promote even a version that is ERROR in the source environment.")
+@click.option("--allow-breaking", is_flag=True,
+              help="With --yes: promote even when the preview shows other services of the "
+                   "target environment going into ERROR.")
 @click.option("--dry-run", is_flag=True, help="Print the preview only; write nothing.")
 @json_option("the plan, its preview and the result")
 @remote_options
 def promote(services: tuple[str, ...], source: str, target: str, db_path: Path,
             repo: Path | None, actor: str | None, yes: bool, allow_error: bool,
-            dry_run: bool, as_json: bool) -> None:
+            allow_breaking: bool, dry_run: bool, as_json: bool) -> None:
     """Promote SERVICES from environment --from to environment --to.
 
     Writes the exact bytes of each service's file in the source environment onto the
     target environment's branch as one new commit (trailer "Promoted-from: BRANCH
     COMMIT"; pushed to origin if there is one) and ingests it. First prints a preview:
     the services whose status in the target the promotion would change (those it breaks
-    or fixes) and why. Refuses to touch a working tree with uncommitted changes. Every
+    or fixes) and why; one that breaks other services there is refused unless confirmed
+    (--allow-breaking with --yes). Refuses to touch a working tree with uncommitted changes. Every
     attempt is logged in the promotions table.
 
     \b
@@ -96,20 +102,21 @@ def promote(services: tuple[str, ...], source: str, target: str, db_path: Path,
                        f"{plan['to_environment']}. " + question
         if plan["needs_confirm"] and not allow_error:
             question = "A version promoted is ERROR in its source. " + question
-            click.confirm(question, abort=True, err=as_json)
-            allow_error = True
-        else:
-            click.confirm(question, abort=True, err=as_json)
+        click.confirm(question, abort=True, err=as_json)
+        allow_error = allow_error or plan["needs_confirm"]  # what the question said
+        allow_breaking = allow_breaking or bool(breaks)
     try:
         result = do_promote(db_path, list(services), source, target, actor=who,
                             repo_path=repo, expected_head=plan["expected_head"] if plan
-                            else None, allow_error=allow_error, via="cli")
+                            else None, allow_error=allow_error,
+                            allow_breaking=allow_breaking, via="cli")
     except PromotionRefused as refused:
         if as_json:
             click.echo(json.dumps(refused.result.as_dict(), indent=2, default=str))
             sys.exit(refused.exit_code)
-        hint = " Pass --allow-error to promote it anyway." \
-            if refused.result.outcome == "needs_confirm" else ""
+        hint = {"needs_confirm": " Pass --allow-error to promote it anyway.",
+                "breaking": " Pass --allow-breaking to promote anyway."}.get(
+                    refused.result.outcome, "")
         error = click.ClickException(f"{refused.result.outcome}: {refused}{hint}")
         error.exit_code = refused.exit_code
         raise error from None

@@ -7,7 +7,10 @@ in the convention layout of DESIGN.md section 1: ``services/<namespace>/<name>.y
 two builds give the same commit ids. The history contains the events listed in
 ``DEMO_STORY`` (broken YAML, schema errors, a move, a merged side branch, a removal and
 re-add, a missing dependency, a dependency cycle, an unsatisfied version constraint and
-a commit that touches no config), each later fixed.
+a commit that touches no config), each later fixed. That history is branch ``dev``;
+``staging`` and ``prod`` (``ENVIRONMENTS``) branch off it and are promoted by merge, so
+they drift from it: a fix waiting in staging, a hotfix made on prod only, versions only
+in dev.
 
 Self-check: ``python -m aureacore_db.demo /tmp/demo`` builds it and prints counts.
 """
@@ -70,7 +73,13 @@ MSG: dict[str, str] = {
     "cycle_break": "ledger: require billing for balance reconciliation",
     "cycle_fix": "ledger: make billing dependency optional (async reconciliation)",
     "open_break": "web-frontend: use the search-indexer 3.x suggest API",
+    "to_staging": "Merge branch 'dev' into staging",
+    "to_prod": "Merge branch 'staging' into prod",
+    "hotfix": "payment-gateway: hotfix, raise timeout_ms to 4000 (card network latency)",
 }
+
+# The environments, in promotion order: (name, branch).
+ENVIRONMENTS: list[tuple[str, str]] = [("dev", "dev"), ("staging", "staging"), ("prod", "prod")]
 
 
 def _q(key: str) -> str:
@@ -99,6 +108,15 @@ DEMO_STORY: list[str] = [
     f"billing; broken by {_q('cycle_fix')}.",
     f"Still open at the tip: {_q('open_break')} requires data/search-indexer ^3.0.0 while it "
     "is at 2.x, so frontend/web-frontend is in ERROR now.",
+    "Environments: the history above is branch dev; staging and prod branch off at "
+    f"{_q('move')} and are promoted by merge ({_q('to_staging')}, then {_q('to_prod')}).",
+    f"Fix waiting in staging: prod got {_q('cycle_break')} but not the fix, so "
+    "payments/ledger, billing and invoice-generator are in ERROR in prod only; staging "
+    f"has {_q('cycle_fix')} (try `aureacore-db promote payments/ledger --from staging "
+    "--to prod`).",
+    f"Prod hotfix not yet in dev: {_q('hotfix')} was committed on prod directly.",
+    "Only in dev: what came after the last promotion, e.g. platform/user-service 1.9.0 and "
+    "the web-frontend error above.",
 ]
 
 KEY_ORDER = (
@@ -495,6 +513,16 @@ class _Line:
     tip: pygit2.Oid | None = None
 
 
+@dataclass(frozen=True)
+class _Logged:
+    """A commit of main as written: id, files, subject and signature."""
+
+    oid: pygit2.Oid
+    files: dict[str, bytes]
+    subject: str
+    signature: pygit2.Signature
+
+
 class _Demo:
     """Writes the demo history commit by commit."""
 
@@ -506,6 +534,7 @@ class _Demo:
         self.frozen: set[str] = set()  # not touched by routine changes
         self.quiet_ns: set[str] = set()  # namespaces not touched by routine changes
         self.main = _Line()
+        self.log: list[_Logged] = []  # every commit of main, oldest first
         self.clock = START
         self.count = 0
         self.k = 0
@@ -533,6 +562,8 @@ class _Demo:
         sig = self._signature(who)
         line.tip = self.repo.create_commit(None, sig, sig, message + "\n", tree, parents)
         self.count += 1
+        if line is self.main:
+            self.log.append(_Logged(line.tip, dict(line.files), message.split("\n")[0], sig))
 
     def render(self, sid: str) -> bytes:
         """The file content of a service, in its path's format, with any breakage applied."""
@@ -877,17 +908,77 @@ def _story(d: _Demo) -> None:
     d.routine(TOTAL_COMMITS - d.count)
 
 
+def next_steps(db_path: Path, repo_dir: Path) -> str:
+    """What to try after the demo is built: queries, the environments page, a promotion."""
+    return (
+        "\nNext:\n"
+        f"  aureacore-db query errors_now --db {db_path}\n"
+        f"  aureacore-db query first_errors --db {db_path}\n"
+        f"  aureacore-db query parameter_blame --db {db_path} "
+        "-p service=platform/auth-service -p key=replicas\n"
+        f"  aureacore-db deps payments/billing --db {db_path}\n"
+        f"  aureacore-db query environment_matrix --db {db_path}\n"
+        f"  aureacore-db promote payments/ledger --from staging --to prod --db {db_path}\n"
+        f"  aureacore-db validate {repo_dir}\n"
+        f"  aureacore-db ingest {repo_dir} --db {db_path}   # after new commits\n"
+        f"  aureacore-db serve {db_path} --root   # then open /-/aureacore/environments"
+    )
+
+
+def _environments(d: _Demo) -> dict[str, pygit2.Oid]:
+    """The tips of staging and prod, built beside the finished history of main (dev) and
+    dated between its commits, so main's commits stay as they are.
+
+    staging and prod branch off at the move; dev is merged into staging two commits after
+    the cycle broke, staging into prod, then a hotfix lands on prod only, and dev is
+    merged into staging again seven commits after the cycle's fix.
+    """
+    at = {entry.subject: i for i, entry in enumerate(d.log)}
+
+    def commit(files: dict[str, bytes], parents: list[pygit2.Oid], who: str, message: str,
+               after: pygit2.Signature, minutes: int) -> pygit2.Oid:
+        index = pygit2.Index()
+        for path, data in files.items():
+            index.add(pygit2.IndexEntry(path, d.repo.create_blob(data),
+                                        pygit2.enums.FileMode.BLOB))
+        name, email, offset = AUTHORS[who]
+        sig = pygit2.Signature(name, email, after.time + 60 * minutes, offset)
+        return d.repo.create_commit(None, sig, sig, message + "\n",
+                                    index.write_tree(d.repo), parents)
+
+    fork = d.log[at[MSG["move"]]]
+    first = d.log[at[MSG["cycle_break"]] + 2]
+    second = d.log[at[MSG["cycle_fix"]] + 7]
+    staging = commit(first.files, [fork.oid, first.oid], "hana", MSG["to_staging"],
+                     first.signature, 20)
+    prod = commit(first.files, [fork.oid, staging], "hana", MSG["to_prod"],
+                  first.signature, 50)
+    gateway = "services/payments/payment-gateway.yaml"
+    doc = yaml.safe_load(first.files[gateway])
+    _bump(doc, 2)
+    doc["parameters"]["timeout_ms"] = 4000
+    hotfixed = {**first.files, gateway: yaml.safe_dump(doc, sort_keys=False, width=100).encode()}
+    prod = commit(hotfixed, [prod], "chen", MSG["hotfix"] + "\n\nApplied on prod during "
+                  "the incident; to be brought back to dev.", first.signature, 95)
+    staging = commit(second.files, [staging, second.oid], "hana", MSG["to_staging"],
+                     second.signature, 30)
+    return {"staging": staging, "prod": prod}
+
+
 def build_demo_repo(path: Path) -> Path:
-    """Create the demo config repository at ``path`` (absent or empty) and return it."""
+    """Create the demo config repository at ``path`` (absent or empty) and return it:
+    branches dev (checked out), staging and prod (``ENVIRONMENTS``)."""
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise FileExistsError(f"{path} exists and is not an empty folder")
-    repo = pygit2.init_repository(str(path), bare=False, initial_head="main")
+    repo = pygit2.init_repository(str(path), bare=False, initial_head="dev")
     demo = _Demo(repo)
     _story(demo)
     assert demo.main.tip is not None
-    repo.references.create("refs/heads/main", demo.main.tip, force=True)
-    repo.set_head("refs/heads/main")
+    tips = {"dev": demo.main.tip, **_environments(demo)}
+    for branch, tip in tips.items():
+        repo.references.create(f"refs/heads/{branch}", tip, force=True)
+    repo.set_head("refs/heads/dev")
     repo.checkout_head(strategy=pygit2.enums.CheckoutStrategy.FORCE)
     return path
 
@@ -904,7 +995,10 @@ def main(argv: list[str] | None = None) -> None:
         for p in (args.path / "services").rglob("*")
         if p.is_file()
     )
-    print(f"{args.path}: {commits} commits, {len(services)} services at the tip of main")
+    print(f"{args.path}: {commits} commits, {len(services)} services at the tip of dev")
+    for _name, branch in ENVIRONMENTS[1:]:
+        tip = repo.branches[branch].target
+        print(f"  {branch}: {sum(1 for _ in repo.walk(tip))} commits, tip {str(tip)[:12]}")
     for line in DEMO_STORY:
         print(f"- {line}")
 

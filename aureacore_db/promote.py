@@ -10,7 +10,8 @@ The safety is the rollback's (:mod:`aureacore_db.rollback`, whose machinery this
 a stale-head refusal, never over uncommitted work, one writer at a time, a preview of the
 target's statuses before writing, and a row per service in ``promotions`` for every
 attempt, refused or not. Promoting a version that is ERROR in its source environment
-needs ``allow_error``.
+needs ``allow_error``; a promotion the preview says puts other services of the target
+into ERROR is refused (outcome ``breaking``, as a rollback's) unless ``allow_breaking``.
 """
 
 from __future__ import annotations
@@ -244,13 +245,16 @@ def promote(
     repo_path: str | os.PathLike | None = None,
     expected_head: str | None = None,
     allow_error: bool = False,
+    allow_breaking: bool = False,
     via: str = "api",
 ) -> PromotionResult:
     """Promote ``services`` from environment ``source`` to environment ``target``.
 
     ``expected_head`` is the target branch head the caller saw (a moved branch is
     refused); ``allow_error`` is needed to promote a version that is ERROR in the source.
-    The target's statuses after the write are previewed first (``result.preview``).
+    The target's statuses after the write are previewed first (``result.preview``); a
+    promotion that puts other services of the target into ERROR is refused (outcome
+    ``breaking``) unless ``allow_breaking``.
     Returns the result on success; raises :class:`PromotionRefused` otherwise. Every
     attempt is recorded in ``promotions`` (a row per service) either way.
     """
@@ -263,7 +267,8 @@ def promote(
         db = connect(db_path)
         try:
             try:
-                ingest_source = _promote_locked(db, result, ids, who, repo_path, allow_error)
+                ingest_source = _promote_locked(db, result, ids, who, repo_path, allow_error,
+                                                allow_breaking)
             except _Refuse as refusal:
                 result.outcome, result.message = refusal.outcome, str(refusal)
                 _fallback_services(result, ids)
@@ -291,7 +296,7 @@ def _fallback_services(result: PromotionResult, ids: list[str]) -> None:
 
 def _promote_locked(db: sqlite_utils.Database, result: PromotionResult, ids: list[str],
                     actor: Actor, repo_path: str | os.PathLike | None,
-                    allow_error: bool) -> str:
+                    allow_error: bool, allow_breaking: bool) -> str:
     """The checks and the Git work; fills ``result``; returns the ingest source."""
     src, dst = _environments(db, result.from_environment, result.to_environment)
     result.from_environment, result.to_environment = src.name, dst.name
@@ -326,7 +331,14 @@ def _promote_locked(db: sqlite_utils.Database, result: PromotionResult, ids: lis
                       + f" {'is' if len(erroring) == 1 else 'are'} ERROR in {src.name}; "
                       "confirm to promote anyway (--allow-error). Nothing was written.")
     files = _files(repo, result)
-    result.preview = _preview(repo, str(head), result, files).as_dict()
+    preview = _preview(repo, str(head), result, files)
+    result.preview = preview.as_dict()
+    if preview.breaks and not allow_breaking:  # the rollback's rule and outcome
+        raise _Refuse("breaking", f"promoting {', '.join(result.service_ids)} to {dst.name} "
+                      f"would put {len(preview.breaks)} other service(s) there into ERROR: "
+                      + "; ".join(c.line() for c in preview.breaks[:5])
+                      + (" …" if len(preview.breaks) > 5 else "")
+                      + ". Nothing was written.")
     ref_name = f"refs/heads/{dst.branch}"
     checked_out = _checked_out(repo, ref_name)
     if checked_out:

@@ -3,6 +3,7 @@
 python benchmarks/bench_ingest.py --services 1000 --commits 10000 --runs 3
 python benchmarks/bench_ingest.py --scale --keep /work/bench-cache   # 10k x 100k, cached
 python benchmarks/bench_ingest.py --baseline ../main-checkout         # ratios in one run
+python benchmarks/bench_ingest.py --envs --runs 3     # 3 environments vs 1 branch, one run
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from env_branches import ENVIRONMENTS, make_env_branches
 from generate_repo import append_commit, generate, run_git
 
 HERE = Path(__file__).resolve().parent
 SCALE = (10_000, 100_000)  # --scale: services, commits
 STEPS = ("floor", "full", "incremental", "nochange")
+ENV_STEPS = ("single", "envs")  # --envs: the longest branch alone, then all three
 
 
 def rss_mb(pid: int) -> float:
@@ -146,6 +149,53 @@ def code_env(code: Path | None) -> dict[str, str] | None:
     return env
 
 
+def bench_envs(keep: Path, services: int, commits: int, runs: int,
+               code: Path | None = None) -> dict:
+    """Ingest of three environment branches sharing most history (env_branches.py) into
+    a new database against ingest of the longest one (``dev``) alone, interleaved in the
+    same runs; each in its own fresh process."""
+    cache = cached_repo(keep, services, commits)
+    work = keep / f"work-envs-{cache.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    repo = work / "repo"
+    shutil.copytree(cache, repo, symlinks=True)
+    tips = make_env_branches(repo)
+    ingest, env = ingest_cmd(), code_env(code)
+    flags = [f for name, branch in ENVIRONMENTS for f in ("--env", f"{name}={branch}")]
+    commands = {"single": ["--branch", "dev"], "envs": flags}
+    samples: dict[str, list[dict]] = {s: [] for s in ENV_STEPS}
+    for i in range(runs):
+        for step, extra in commands.items():
+            db = work / f"run{i}-{step}.db"
+            samples[step].append(measure([*ingest, "ingest", str(repo), "--db", str(db),
+                                          *extra, "--json"], db, env=env))
+            if i < runs - 1:
+                for f in work.glob(f"{db.name}*"):
+                    f.unlink()
+        print(f"run {i + 1}/{runs}: " + ", ".join(
+            f"{s} {v[-1]['wall']:.2f}s" for s, v in samples.items()), file=sys.stderr)
+    conn = sqlite3.connect(work / f"run{runs - 1}-envs.db")
+    try:
+        per_env = dict(conn.execute("select environment, count(*) from environment_commits "
+                                    "group by environment").fetchall())
+        stored = conn.execute("select count(*) from commits").fetchone()[0]
+    finally:
+        conn.close()
+    result = summarize(samples, None, {
+        "services": services, "commits": commits, "runs": runs, "repo": str(cache),
+        "ingest": ingest, "code": str(code) if code else None, "baseline": None,
+        "load_average": os.getloadavg(), "branches": tips, "mainline_commits": per_env,
+        "commits_stored": stored, "steps": {}})
+    med = {s: result["steps"][s]["median_s"] for s in ENV_STEPS}
+    own = {s: result["steps"][s]["median_own_s"] for s in ENV_STEPS}
+    cpu = {s: result["steps"][s]["median_cpu_s"] for s in ENV_STEPS}
+    result["envs_ratio"] = med["envs"] / med["single"]
+    result["envs_ratio_cpu"] = cpu["envs"] / cpu["single"]
+    result["envs_ratio_own"] = own["envs"] / own["single"] if all(own.values()) else None
+    result["db_mb"] = (work / f"run{runs - 1}-envs.db").stat().st_size / 1e6
+    return result
+
+
 def bench(keep: Path, services: int, commits: int, runs: int, steps: list[str],
           baseline: Path | None = None, code: Path | None = None) -> dict:
     cache = cached_repo(keep, services, commits)
@@ -184,12 +234,19 @@ def bench(keep: Path, services: int, commits: int, runs: int, steps: list[str],
         print(f"run {i + 1}/{runs}: " + ", ".join(
             f"{s} {v[-1]['wall']:.2f}s" for s, v in samples.items()), file=sys.stderr)
     floor = statistics.median(v["wall"] for v in samples["floor"]) if "floor" in steps else None
-    result: dict = {
+    result = summarize(samples, floor, {
         "services": services, "commits": commits, "runs": runs, "repo": str(cache),
         "ingest": ingest, "code": str(code) if code else None,
         "baseline": str(baseline) if baseline else None,
         "load_average": os.getloadavg(), "steps": {},
-    }
+    })
+    dbs = sorted(work.glob("run*.db"))
+    result["db_mb"] = dbs[0].stat().st_size / 1e6 if dbs else None
+    return result
+
+
+def summarize(samples: dict[str, list[dict]], floor: float | None, result: dict) -> dict:
+    """``result`` with a ``steps`` entry per step: medians, extremes and RSS of its runs."""
     for step, vals in samples.items():
         walls = [v["wall"] for v in vals]
         med = statistics.median(walls)
@@ -210,8 +267,6 @@ def bench(keep: Path, services: int, commits: int, runs: int, steps: list[str],
             "median_tree_rss_mb": statistics.median(v["tree_rss"] for v in vals),
             "rss_curve": rss_curve(vals[-1]["curve"]) if step.startswith("full") else [],
         }
-    dbs = sorted(work.glob("run*.db"))
-    result["db_mb"] = dbs[0].stat().st_size / 1e6 if dbs else None
     return result
 
 
@@ -234,6 +289,14 @@ def table(result: dict) -> str:
         head += f", database {result['db_mb']:.1f} MB"
     load = ", ".join(f"{x:.2f}" for x in result["load_average"])
     out = head + f" (load average at the end: {load})\n\n" + "\n".join(rows)
+    if "envs_ratio" in result:
+        own = result["envs_ratio_own"]
+        per_env = ", ".join(f"{b} {n}" for b, n in result["mainline_commits"].items())
+        out += (f"\n\nmainline commits: {per_env}"
+                f"; {result['commits_stored']} commits stored once"
+                f"\nenvs / single, medians: wall {result['envs_ratio']:.2f}, "
+                f"CPU {result['envs_ratio_cpu']:.2f}"
+                + (f", ingest's own s {own:.2f}" if own else ""))
     for step, s in result["steps"].items():
         if s["rss_curve"]:
             out += (f"\n\nRSS against commits ingested, {step} (last run; peak so far, MB)"
@@ -265,11 +328,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scale", action="store_true",
                     help="10,000 services x 100,000 commits (generated once, ~10 minutes on "
                          "2 cores, then reused from --keep); default runs 1")
+    ap.add_argument("--envs", action="store_true",
+                    help="instead of the steps: ingest dev, staging and prod branches made by "
+                         "env_branches.py (one database) against dev alone, ratio reported")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a = ap.parse_args(argv)
     if a.scale:
         a.services, a.commits = SCALE
         a.runs = a.runs if "--runs" in (argv if argv is not None else sys.argv) else 1
+    if a.envs:
+        result = bench_envs(a.keep.resolve(), a.services, a.commits, a.runs, code=a.code)
+        print(json.dumps(result, indent=2) if a.json else table(result))
+        return
     steps = [s for s in STEPS if s in a.steps.split(",")]
     if {"incremental", "nochange"} & set(steps) and "full" not in steps:
         ap.error("the incremental and nochange steps need the full step")

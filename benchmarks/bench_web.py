@@ -8,6 +8,12 @@ under 100 ms each on any registry database (``--db``; by default one of 1,000 se
 
     python benchmarks/bench_web.py                      # builds .bench/web/ if needed
     python benchmarks/bench_web.py --db path/to/registry.db
+    python benchmarks/bench_web.py --envs               # dev, staging, prod (env_branches.py)
+
+With environments (``--envs``, or a ``--db`` that has several) it also times the
+environments page ``/-/aureacore/environments`` (when the plugin has it) and the
+environment queries (``environment_matrix``, ``drift``, ``pending_promotion``, when
+metadata.yml has them), between the first and the last environment.
 """
 
 from __future__ import annotations
@@ -26,17 +32,26 @@ HERE = Path(__file__).resolve().parent
 TARGET_MS = 100.0
 
 
-def build(workdir: Path, services: int, commits: int) -> Path:
-    """Generate the synthetic repo and ingest it (once)."""
+def build(workdir: Path, services: int, commits: int, envs: bool = False) -> Path:
+    """Generate the synthetic repo and ingest it (once); with ``envs`` its dev, staging
+    and prod branches (env_branches.py) into ``registry-envs.db``."""
     from aureacore_db.ingest import ingest
 
-    repo, db = workdir / "repo", workdir / "registry.db"
+    repo = workdir / "repo"
+    db = workdir / ("registry-envs.db" if envs else "registry.db")
     if not repo.exists():
         subprocess.run([sys.executable, str(HERE / "generate_repo.py"), "--services",
                         str(services), "--commits", str(commits), str(repo)], check=True)
     if not db.exists():
         started = time.perf_counter()
-        ingest(repo, db)
+        if envs:
+            sys.path.insert(0, str(HERE))
+            from env_branches import ENVIRONMENTS, make_env_branches
+
+            make_env_branches(repo)
+            ingest(repo, db, environments=ENVIRONMENTS)
+        else:
+            ingest(repo, db)
         print(f"ingested in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return db
 
@@ -58,16 +73,29 @@ def pick(db_path: Path) -> dict[str, str]:
                     f"limit 1 offset {max(total - total // 10, 0)}")
         key = one("select key from parameter_changes where key like '$.parameters.%' "
                   "group by key order by count(*) desc limit 1")
+        try:
+            envs = [r[0] for r in conn.execute("select name from environments "
+                                               "order by position, name")]
+        except sqlite3.OperationalError:  # a database from before environments
+            envs = []
     finally:
         conn.close()
     return {"service": busiest, "depended": depended, "commit": middle, "since": since,
-            "key": key.removeprefix("$.parameters.")}
+            "key": key.removeprefix("$.parameters."), "envs": envs,
+            "from": envs[0] if envs else "", "to": envs[-1] if envs else ""}
 
 
 PARAMS = {  # canned-query parameter -> value picked from the database (see ``pick``)
     "commit": lambda p: p["commit"][:10], "service": lambda p: p["service"],
     "key": lambda p: p["key"], "since": lambda p: p["since"], "namespace": lambda p: "",
+    # environment queries: from the first environment to the last
+    **{name: (lambda p: p["from"]) for name in (
+        "from", "from_env", "from_environment", "source", "a", "env_a", "env", "environment")},
+    **{name: (lambda p: p["to"]) for name in (
+        "to", "to_env", "to_environment", "target", "b", "env_b")},
 }
+ENV_PAGE = "/-/aureacore/environments"
+ENV_QUERIES = ("environment_matrix", "drift", "pending_promotion")
 QUERY_PARAMS = {"dependents": {"service": "depended"}, "parameter_blame": {"service": ""}}
 
 
@@ -96,6 +124,8 @@ async def paths(ds, p: dict[str, str]) -> list[str]:  # noqa: ANN001 - a Dataset
            f"/-/aureacore/services/{sid}/diff.json", f"/-/aureacore/commits/{p['commit']}",
            f"/-/aureacore/commits/{p['commit']}.json", f"/-/aureacore/deps/{sid}",
            f"/-/aureacore/deps/{sid}.json"]
+    if len(p["envs"]) > 1 and (await ds.client.get(ENV_PAGE)).status_code != 404:
+        out += [ENV_PAGE, f"{ENV_PAGE}.json"]
     tables = await db.table_names() + await db.view_names()
     hidden = set(await db.hidden_table_names())
     for table in tables:
@@ -138,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--commits", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--envs", action="store_true",
+                    help="build (once) and time a database of dev, staging and prod branches")
     args = ap.parse_args(argv)
-    db = args.db or build(args.workdir, args.services, args.commits)
+    db = args.db or build(args.workdir, args.services, args.commits, args.envs)
     results = asyncio.run(measure(db, args.runs))
     slow = 0
     print(f"{'median ms':>10}  status  path")
@@ -148,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
         slow += bool(mark)
         print(f"{median:10.1f}  {status:6}  {path}{mark}")
     print(f"{len(results) - slow}/{len(results)} under {TARGET_MS:.0f} ms")
+    env_paths = [(path, median) for path, median, _ in results if path.startswith(ENV_PAGE)
+                 or any(f"/{q}" in path for q in ENV_QUERIES)]
+    if env_paths:
+        worst = max(env_paths, key=lambda r: r[1])
+        print(f"environments: {len(env_paths)} pages and queries, slowest "
+              f"{worst[1]:.1f} ms ({worst[0]})")
+    else:
+        print("environments: no environments page or queries here (skipped)")
     return 1 if slow else 0
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import threading
 from pathlib import Path
 
 import sqlite_utils
-from conftest import rows, run_ingest
+from conftest import GitRepo, rows, run_ingest
 
 from aureacore_db import tables
 from aureacore_db.db import connect
@@ -202,3 +203,104 @@ def test_events_without_autoincrement_are_rebuilt_keeping_every_id(tmp_path):
     db.close()
     connect(path).close()  # a second open changes nothing
     assert rows(path, "select seq from sqlite_sequence where name = 'events'") == [{"seq": 6}]
+
+
+# -- a database written by release 5c74c76, the last before environments ----------------
+# tests/data/make_db_5c74c76.py made the dump and the bundle with that release's CLI.
+DUMP_5C74C76 = Path(__file__).parent / "data" / "db_5c74c76.sql"
+BUNDLE_5C74C76 = Path(__file__).parent / "data" / "repo_5c74c76.bundle"
+KEPT = ("rollbacks", "registrations", "webhooks", "webhook_secrets", "webhook_deliveries",
+        "health_checks", "events")
+
+
+def database_of_5c74c76(tmp_path: Path) -> tuple[Path, GitRepo]:
+    """The database of release 5c74c76 and the config repository it follows (a clone)."""
+    path = tmp_path / "registry.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(DUMP_5C74C76.read_text())
+    conn.close()
+    folder = tmp_path / "configs"
+    subprocess.run(["git", "clone", "-q", "-b", "main", str(BUNDLE_5C74C76), str(folder)],
+                   check=True, capture_output=True)
+    repo = GitRepo(folder)  # an existing repository: sets the committer identity only
+    repo.git("remote", "remove", "origin")
+    return path, repo
+
+
+def test_a_5c74c76_database_becomes_one_environment_keeping_what_people_did(tmp_path):
+    path, repo = database_of_5c74c76(tmp_path)
+    before = {t: rows(path, f"select * from [{t}] order by 1") for t in KEPT}
+    services = rows(path, "select * from services order by id")
+    mainline = rows(path, "select sha, seq from commits where mainline = 1 order by seq")
+    assert len(mainline) == rows(path, "select count(*) n from commits")[0]["n"] - 1
+    assert all(before[t] for t in KEPT), "the dump has a row of each kind"
+
+    connect(path).close()
+
+    assert rows(path, "select name, branch, position, tip, tip_seq from environments") == [{
+        "name": "main", "branch": "main", "position": 0, "tip": repo.head(),
+        "tip_seq": mainline[-1]["seq"]}]
+    assert rows(path, "select commit_sha sha, seq from environment_commits "
+                      "where environment = 'main' order by seq") == mainline
+    assert rows(path, f"select {tables.SERVICE_STATE} from environment_services "
+                      "where environment = 'main' order by service_id") == [
+        {k if k != "id" else "service_id": v for k, v in s.items()
+         if k == "id" or k in tables.SERVICE_STATE.split(", ")} for s in services]
+    for table in KEPT:
+        after = rows(path, f"select * from [{table}] order by 1")
+        if table in ("rollbacks", "registrations", "health_checks"):
+            assert {r.pop("environment") for r in after} == {"main"}, table
+        assert after == before[table], table
+    db = connect(path)
+    [hook] = list_webhooks(db)
+    assert (hook.name, hook.resolved_secret()) == ("ops", "s3cret")
+    db.close()
+
+
+def test_a_5c74c76_database_appends_the_next_commit_then_takes_a_second_environment(
+        tmp_path):
+    path, repo = database_of_5c74c76(tmp_path)
+    events = rows(path, "select id, kind, service_id from events order by id")
+    repo.service("users", version="2.0.0")
+    new = repo.commit("users 2.0.0")
+
+    result = run_ingest(repo, path)  # upgrades, then walks only the new commit
+
+    assert (result.commits_added, result.commits_removed, result.rewrite_detected) == (
+        1, 0, False)
+    assert rows(path, "select id, kind, service_id from events order by id")[:len(events)] \
+        == events
+    assert rows(path, "select name, tip from environments") == [{"name": "main", "tip": new}]
+    assert rows(path, "select environment from environment_commits where commit_sha = ?",
+                (new,)) == [{"environment": "main"}]
+    assert rows(path, "select version from environment_services "
+                      "where service_id = 'platform/users'") == [{"version": "2.0.0"}]
+    kept = {t: rows(path, f"select * from [{t}] order by 1") for t in KEPT}
+
+    repo.git("checkout", "-q", "-b", "dev")
+    repo.service("users", version="2.1.0")
+    dev = repo.commit("users 2.1.0 on dev")
+    repo.git("checkout", "-q", "main")
+    result = run_ingest(repo, path, environments=[("main", "main"), ("dev", "dev")])
+
+    assert result.commits_added == 1
+    assert rows(path, "select name, branch, position, tip from environments "
+                      "order by position") == [
+        {"name": "main", "branch": "main", "position": 0, "tip": new},
+        {"name": "dev", "branch": "dev", "position": 1, "tip": dev}]
+    main_line = [r["commit_sha"] for r in rows(
+        path, "select commit_sha from environment_commits where environment = 'main' "
+              "order by seq")]
+    assert [r["commit_sha"] for r in rows(
+        path, "select commit_sha from environment_commits where environment = 'dev' "
+              "order by seq")] == [*main_line, dev]
+    assert rows(path, "select environment, version from environment_services where "
+                      "service_id = 'platform/users' order by environment") == [
+        {"environment": "dev", "version": "2.1.0"}, {"environment": "main", "version": "2.0.0"}]
+    assert rows(path, "select version from services where id = 'platform/users'") == [
+        {"version": "2.0.0"}]  # services stays the first environment's
+    for table in ("rollbacks", "registrations", "webhooks", "webhook_secrets",
+                  "webhook_deliveries", "health_checks"):
+        assert rows(path, f"select * from [{table}] order by 1") == kept[table], table
+    assert rows(path, "select * from events order by id")[:len(kept["events"])] == \
+        kept["events"]

@@ -36,7 +36,7 @@ REASON = "required dependency platform/auth-service is at 2.3.1, which does not 
 def demo_template(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("demo")
     build_demo_repo(base / "configs")
-    ingest(base / "configs", base / "registry.db")
+    ingest(base / "configs", base / "registry.db", branch="dev")  # the demo's history
     return base
 
 

@@ -11,6 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -238,6 +239,30 @@ def test_nothing_to_promote_and_unknown_names_are_refused(envs):
         ("platform/nope", "not_found")]
 
 
+def test_a_promotion_that_breaks_other_services_needs_allow_breaking(envs):
+    head, auth_before = envs.head(), envs.blob("main", "services/platform/auth.yaml")
+    with pytest.raises(PromotionRefused) as refused:  # prod's web needs auth <2.0.0
+        promote(envs.db, ["platform/auth"], "staging", "prod", actor=ALICE,
+                expected_head=head)
+    result = refused.value.result
+    assert (result.outcome, refused.value.status, refused.value.exit_code) == (
+        "breaking", 409, 1)  # as a rollback's
+    assert "platform/web: CONFIGURED -> ERROR" in str(refused.value)
+    assert result.preview["breaks"] == ["platform/web"] and result.new_commit is None
+    assert envs.head() == head  # nothing written
+    assert envs.blob("main", "services/platform/auth.yaml") == auth_before
+    assert envs.env_row("prod", "platform/web")["status"] == "CONFIGURED"
+    [row] = envs.promotions()
+    assert (row["outcome"], row["service_id"], row["new_commit"]) == (
+        "breaking", "platform/auth", None)
+    assert rows(envs.db, "select * from events where kind = 'promoted'") == []
+    done = promote(envs.db, ["platform/auth"], "staging", "prod", actor=ALICE,
+                   expected_head=head, allow_breaking=True)
+    assert done.ok and envs.repo.git("rev-parse", "main^") == head
+    assert envs.env_row("prod", "platform/web")["status"] == "ERROR"
+    assert [r["outcome"] for r in envs.promotions()] == ["breaking", "ok"]
+
+
 def test_promotion_is_pushed_to_a_bare_origin(tmp_path):
     envs = Envs(tmp_path, origin=True)
     result = promote(envs.db, ["platform/ledger"], "staging", "prod", actor=ALICE)
@@ -275,6 +300,25 @@ def test_cli_error_source_needs_allow_error(envs):
     result = json.loads(done.stdout)
     assert result["ok"] and result["new_commit"] == envs.head()
     assert [r["via"] for r in envs.promotions()] == ["cli", "cli"]
+
+
+def test_cli_breaking_promotion_needs_allow_breaking(envs):
+    head = envs.head()
+    refused = _cli(envs, "platform/auth", "--from", "staging", "--to", "prod", "--yes")
+    assert refused.exit_code == 1, refused.output
+    assert "breaking: " in refused.output and "--allow-breaking" in refused.output
+    assert envs.head() == head
+    assert [(r["outcome"], r["via"]) for r in envs.promotions()] == [("breaking", "cli")]
+    as_json = _cli(envs, "platform/auth", "--from", "staging", "--to", "prod", "--yes",
+                   "--json")
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["outcome"] == "breaking"
+    done = _cli(envs, "platform/auth", "--from", "staging", "--to", "prod", "--yes",
+                "--allow-breaking", "--json", "--actor", ALICE)
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert result["ok"] and result["new_commit"] == envs.head()
+    assert envs.repo.git("rev-parse", "main^") == head
+    assert [r["outcome"] for r in envs.promotions()] == ["breaking", "breaking", "ok"]
 
 
 def test_cli_dirty_tree_exits_1_with_the_reason(envs):
@@ -378,6 +422,41 @@ def test_web_error_source_without_the_checkbox_is_refused(envs, web):
     done = _post(web, envs, {**form, "allow_error": "1"})
     assert done.status_code == 303
     assert [r["outcome"] for r in envs.promotions()] == ["needs_confirm", "ok"]
+
+
+def test_web_breaking_promotion_needs_the_checkbox(envs, web):
+    head = envs.head()
+    page = web.get(_page("platform/auth"), cookies=web.actor_cookies(ROOT))
+    assert re.search(r'<input type="checkbox" name="allow_breaking" value="1" required>',
+                     page.text)
+    ledger = web.get(_page("platform/ledger"), cookies=web.actor_cookies(ROOT))
+    assert 'name="allow_breaking"' not in ledger.text  # breaks nothing: no checkbox
+    form = {"service": "platform/auth", "from": "staging", "to": "prod",
+            "expected_head": head}
+    refused = _post(web, envs, form)
+    assert refused.status_code == 409 and "platform/web" in refused.text
+    assert envs.head() == head
+    assert envs.blob("main", "services/platform/auth.yaml") != envs.blob(
+        "staging", "services/platform/auth.yaml")
+    as_json = _post(web, envs, form, suffix=".json")
+    assert as_json.status_code == 409 and as_json.json()["outcome"] == "breaking"
+    assert envs.head() == head
+    done = _post(web, envs, {**form, "allow_breaking": "1"})
+    assert done.status_code == 303, done.text
+    assert envs.repo.git("rev-parse", "main^") == head
+    assert envs.env_row("prod", "platform/web")["status"] == "ERROR"
+    assert [(r["outcome"], r["via"]) for r in envs.promotions()] == [
+        ("breaking", "web"), ("breaking", "web"), ("ok", "web")]
+
+
+def test_web_promotion_redirects_to_the_service_in_the_target_environment(envs, web):
+    response = _post(web, envs, {"service": "platform/ledger", "from": "staging",
+                                 "to": "prod", "expected_head": envs.head()})
+    assert response.status_code == 303, response.text
+    location = urlsplit(response.headers["location"])
+    assert location.path == "/registry/-/aureacore/services/platform/ledger"
+    assert parse_qs(location.query) == {"env": ["prod"]}
+    assert web.get(response.headers["location"]).status_code == 200
 
 
 def test_web_form_must_be_small_and_carry_a_full_head(envs, web):

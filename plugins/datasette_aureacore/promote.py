@@ -5,13 +5,17 @@ Its own ``datasette`` entry point (``aureacore_promote``)::
 
     GET  …/promote?service=<id>&from=<env>&to=<env>   confirm page (preview of the target)
     POST …/promote                                     promote (form: service, from, to,
-                                                       expected_head, allow_error, csrftoken)
+                                                       expected_head, allow_error,
+                                                       allow_breaking, csrftoken)
 
 Promoting needs the ``aureacore-promote`` permission, granted only by the allow block at
 ``plugins: aureacore: promote: allow:`` in metadata (default: the shipped metadata.yml's,
 i.e. the root actor). Datasette's CSRF check applies to the POST; its body is bounded
 and must be UTF-8 (the plugin's POST guard), and a target branch that moved since the
-page was shown is a 409 (nothing written). The work is :func:`aureacore_db.promote.promote`.
+page was shown is a 409 (nothing written), and so is a promotion whose preview puts
+other services of the target into ERROR unless the form's ``allow_breaking`` checkbox
+is ticked. A promotion made redirects to the (first) service's page in the target
+environment (``?env=``). The work is :func:`aureacore_db.promote.promote`.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from . import (
 
 PERMISSION = "aureacore-promote"
 FIELDS = {"service": 200, "from": 64, "to": 64, "expected_head": 40, "allow_error": 8,
-          "csrftoken": 512}
+          "allow_breaking": 8, "csrftoken": 512}
 MAX_SERVICES = 20
 _HEAD = re.compile(r"[0-9a-fA-F]{40}")
 
@@ -162,7 +166,8 @@ async def _perform(datasette, request, db, fmt: str | None,
         result = await asyncio.to_thread(
             promote, db.path, services, source, target, actor=request.actor,
             repo_path=repo, expected_head=expected,
-            allow_error=_truthy(_first(form, "allow_error")), via="web")
+            allow_error=_truthy(_first(form, "allow_error")),
+            allow_breaking=_truthy(_first(form, "allow_breaking")), via="web")
     except PromotionRefused as refused:
         result = refused.result
         if result.outcome == "stale_head":  # so that a reload shows the branch as it is
@@ -175,8 +180,9 @@ async def _perform(datasette, request, db, fmt: str | None,
         return Response.json(result.as_dict(), status=result.http_status, default=str)
     if result.ok:
         datasette.add_message(request, result.message, datasette.INFO)
-        return Response.redirect(service_url(datasette, services[0], database=db.name),
-                                 status=303)
+        return Response.redirect(service_url(
+            datasette, services[0], "?" + urlencode({"env": result.to_environment}),
+            db.name), status=303)
     return await _page(datasette, request, "aureacore_promote.html",
                        {"result": result.as_dict()}, None, status=result.http_status,
                        database=db.name, mode="result", services=services,
