@@ -1,7 +1,8 @@
 """Run the canned queries of ``metadata.yml`` outside Datasette (``aureacore-db query``).
 
 The same SQL Datasette runs for ``/<db>/<query>.json``, so a cron report and the web
-page agree. A parameter written as ``(:name = '' or …)`` in the SQL is optional.
+page agree. A parameter written as ``(:name = '' or …)`` in the SQL is optional, and so
+is one given to ``aureacore_environment(:name)`` (empty: the first environment).
 """
 
 from __future__ import annotations
@@ -17,11 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from .db import open_read_only
+from .environments import EnvError, get_environment
 from .resources import METADATA_DATABASE, read_metadata
 from .revisions import commit_parameter_error, register_sql_function
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _STRING = re.compile(r"'(?:[^']|'')*'")
+
+
+ENV_FUNCTION = "aureacore_environment"
+ENV_PARAM = re.compile(r"aureacore_environment\(\s*:(\w+)\s*\)")
+MAX_ENV_INPUT = 200
 
 
 class QueryError(Exception):
@@ -57,7 +64,39 @@ def parameters(sql: str) -> list[str]:
 
 
 def optional_parameters(sql: str) -> set[str]:
-    return set(re.findall(r":([A-Za-z_]\w*)\s*=\s*''", sql))
+    return (set(re.findall(r":([A-Za-z_]\w*)\s*=\s*''", sql))
+            | set(ENV_PARAM.findall(sql)))
+
+
+def environment_named(conn: sqlite3.Connection, name: Any) -> str:
+    """The environment ``name`` names (empty or None: the first one), else
+    :class:`~aureacore_db.environments.EnvError` listing the environments there are."""
+    if isinstance(name, (bytes, bytearray, memoryview)):
+        raise EnvError("an environment name is text, not a blob")
+    text = "" if name is None else str(name).strip()
+    if len(text) > MAX_ENV_INPUT:
+        raise EnvError(f"environment name too long ({len(text):,} characters)")
+    return get_environment(conn, text or None).name
+
+
+def register_environment_function(conn: sqlite3.Connection) -> None:
+    """SQL ``aureacore_environment(name)``: the name of that environment (empty: the
+    first one, in promotion order); an unknown one fails the query (see
+    :func:`environment_parameter_error` for the reason)."""
+    conn.create_function(ENV_FUNCTION, 1, lambda name: environment_named(conn, name),
+                         deterministic=True)
+
+
+def environment_parameter_error(conn: sqlite3.Connection, sql: str,
+                                values: dict[str, Any]) -> str | None:
+    """Why a query's ``aureacore_environment(:param)`` would fail with these values
+    (SQLite only says "user-defined function raised exception"); None if it would not."""
+    for param in dict.fromkeys(ENV_PARAM.findall(sql)):
+        try:
+            environment_named(conn, values.get(param))
+        except EnvError as exc:
+            return f"{param}: {exc}"
+    return None
 
 
 def run_query(db_path: str | os.PathLike, name: str,
@@ -81,21 +120,33 @@ def run_query(db_path: str | os.PathLike, name: str,
     path = Path(db_path)
     if not path.is_file():
         raise QueryError(f"{path}: no such database")
-    if name == "rollback_log":
+    if name == "rollback_log" or (ENV_PARAM.search(sql) and not _has_environments(path)):
         from .web import prepare_database
 
         prepare_database(path)
     conn = open_read_only(path)
     try:
         register_sql_function(conn)
-        unknown_commit = commit_parameter_error(conn, sql, values)
-        if unknown_commit:
-            raise QueryError(f"{name}: {unknown_commit}")
+        register_environment_function(conn)
+        unknown = (commit_parameter_error(conn, sql, values)
+                   or environment_parameter_error(conn, sql, values))
+        if unknown:
+            raise QueryError(f"{name}: {unknown}")
         cursor = conn.execute(sql, values)
         columns = [d[0] for d in cursor.description]
         return QueryResult(name, columns, [tuple(row) for row in cursor.fetchall()])
     except sqlite3.Error as exc:
         raise QueryError(f"{name}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _has_environments(path: Path) -> bool:
+    """Whether the database has the environment tables (else it needs an upgrade)."""
+    conn = open_read_only(path)
+    try:
+        return conn.execute("select 1 from sqlite_master where type = 'table' "
+                            "and name = 'environments'").fetchone() is not None
     finally:
         conn.close()
 

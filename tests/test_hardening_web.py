@@ -427,10 +427,11 @@ def evil(tmp_path):
     repo.service(EVIL_NAME, namespace="x", rel=rel, **EVIL)
     first = repo.commit("<script>alert('message')</script>\n\njavascript:alert(3)",
                         author=EVIL_AUTHOR)
+    repo.git("branch", "staging", first)  # a second environment, behind: drift to show
     repo.service(EVIL_NAME, namespace="x", version="2.0.0", rel=rel, **EVIL)
     repo.commit("'); alert(4); ('", author=EVIL_AUTHOR)
     db = tmp_path / "registry.db"
-    ingest(repo.path, db)
+    ingest(repo.path, db, environments=[("main", "main"), ("staging", "staging")])
     client = Client(make_datasette(db))
     yield {"client": client, "db": db, "repo": repo, "first": first,
            "sid": rows(db, "select id from services")[0]["id"]}
@@ -494,7 +495,8 @@ def test_every_plugin_page_renders_hostile_values_harmlessly(evil):
     service = f"/-/aureacore/services/{quote(sid, safe='/')}"
     pages = ["/-/aureacore", service, f"{service}/diff", f"{service}/diff?from={first}",
              f"/-/aureacore/commits/{first}", f"/-/aureacore/commits/{tip}",
-             f"/-/aureacore/deps/{quote(sid, safe='/')}"]
+             f"/-/aureacore/deps/{quote(sid, safe='/')}", "/-/aureacore/environments",
+             f"{service}?env=staging", f"{service}/diff?from_env=main&to_env=staging"]
     for path in pages:
         page = client.get(path, cookies=cookies)
         assert page.status_code == 200, (path, page.text[:300])
@@ -505,6 +507,9 @@ def test_every_plugin_page_renders_hostile_values_harmlessly(evil):
         base, _, query = path.partition("?")
         data = client.get(f"{base}.json" + (f"?{query}" if query else ""), cookies=cookies)
         assert data.status_code == 200 and data.json(), path
+    matrix = client.get("/-/aureacore/environments", cookies=cookies).text
+    assert "Promote to staging" in matrix and "≠" in matrix  # the drifted cell, escaped
+    assert sid in html.unescape(matrix) and sid not in matrix  # shown, escaped
     page = client.get(service, cookies=cookies).text
     assert "Roll back to this version" in page  # the button leads to the confirm page:
     confirm = client.get(f"{service}/rollback?to={first}", cookies=cookies)

@@ -6,8 +6,11 @@ aureacore registry (has an ``aureacore_meta`` table). Pages, under ``/<db>/-/aur
 (each also as ``.json``; ``/-/aureacore/...`` is the same for the first registry)::
 
     /<db>/-/aureacore                          services overview
-    /<db>/-/aureacore/services/<ns>/<name>     one service (config, status, timeline, deps)
+    /<db>/-/aureacore/environments             services x environments (drift, promotion)
+    /<db>/-/aureacore/services/<ns>/<name>     one service (config, status, timeline, deps;
+                                               ?env=<environment>: in that environment)
     /<db>/-/aureacore/services/<ns>/<name>/diff?from=<commit>&to=<commit>
+    /<db>/-/aureacore/services/<ns>/<name>/diff?from_env=<env>&to_env=<env>
     /<db>/-/aureacore/commits/<sha>            one commit (what it changed, statuses moved)
     /<db>/-/aureacore/services/<ns>/<name>/rollback?to=<commit>   confirm page (preview)
     POST /<db>/-/aureacore/services/<ns>/<name>/rollback
@@ -17,7 +20,7 @@ facets of the shipped ``metadata.yml`` (its ``registry`` section; local metadata
 
 Rolling back needs the ``aureacore-rollback`` permission, granted only by the allow
 block at ``plugins: aureacore: rollback: allow:`` in metadata (default: the shipped
-metadata.yml's, i.e. the root actor).
+metadata.yml's, i.e. the root actor); promoting (``promote.py``), ``aureacore-promote``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,18 @@ from datasette.utils import actor_matches_allow, tilde_decode
 from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 
+from aureacore_db.environments import (
+    EnvError,
+    Environment,
+    get_environment,
+    list_environments,
+)
+from aureacore_db.queries import (
+    ENV_FUNCTION,
+    environment_named,
+    environment_parameter_error,
+    register_environment_function,
+)
 from aureacore_db.revisions import (
     COMMIT_PARAM,
     UnknownCommit,
@@ -48,6 +63,9 @@ from aureacore_db.revisions import (
 PLUGIN = "aureacore"
 SECRETS_TABLE = "webhook_secrets"
 PERMISSION = "aureacore-rollback"
+PROMOTE_PERMISSION = "aureacore-promote"  # granted in promote.py
+MAX_ENV = 200  # an environment name given in a URL, at most
+MATRIX_PAGE = 100  # services per page of the environments matrix
 PREFIX = "/-/aureacore"
 MAX_FORM_BYTES = 4096  # a rollback form is a few short fields
 MAX_FIELD = {"to": 200, "expected_head": 40, "confirm": 8, "allow_breaking": 8,
@@ -193,6 +211,8 @@ def overview_data(conn: sqlite3.Connection) -> dict[str, Any]:
             from rollbacks r order by r.id desc limit 10""")
         if _has_table(conn, "rollbacks") else [],
         "status_over_time": status_over_time(conn),
+        "environments": [{"name": e.name, "branch": e.branch, "tip": e.tip}
+                         for e in list_environments(conn)],
     }
     return data
 
@@ -231,9 +251,49 @@ def status_over_time(conn: sqlite3.Connection,
     return out
 
 
-def service_data(conn: sqlite3.Connection, sid: str) -> dict[str, Any] | None:
-    """Everything the service page shows."""
-    service = _row(conn, "select * from services where id = ?", [sid])
+def _on_line(alias: str, env: Environment | None) -> tuple[str, list[Any]]:
+    """SQL that row ``alias`` (with a ``commit_sha``) is on the mainline of ``env`` (None:
+    the first environment, i.e. the ``mainline`` column), and its parameters."""
+    if env is None:
+        return f"{alias}.mainline = 1", []
+    return (f"exists (select 1 from environment_commits ec where ec.environment = ? "
+            f"and ec.commit_sha = {alias}.commit_sha)", [env.name])
+
+
+ENV_SERVICE_SQL = """
+    select s.service_id as id, substr(s.service_id, 1, instr(s.service_id, '/') - 1)
+             as namespace, substr(s.service_id, instr(s.service_id, '/') + 1) as name,
+           s.path, s.config_id, s.version, s.status, s.status_message, s.removed,
+           json_extract(c.content, '$.owner') as owner,
+           json_extract(c.content, '$.description') as description,
+           s.error_count, s.warning_count, s.first_commit, s.last_commit, s.last_updated
+    from environment_services s left join configs c on c.id = s.config_id
+    where s.environment = ? and s.service_id = ?"""
+
+
+def service_environments(conn: sqlite3.Connection, sid: str) -> list[dict[str, Any]]:
+    """The service in every environment, in promotion order (``state`` live, removed or
+    absent)."""
+    if not _has_table(conn, "environment_services"):
+        return []
+    return _rows(conn, """
+        select e.name as environment, e.branch, e.position, s.version, s.status,
+               s.config_id, s.last_commit, s.last_updated,
+               case when s.service_id is null then 'absent'
+                    when s.removed then 'removed' else 'live' end as state
+        from environments e
+        left join environment_services s on s.environment = e.name and s.service_id = ?
+        order by e.position, e.name""", [sid])
+
+
+def service_data(conn: sqlite3.Connection, sid: str,
+                 env: Environment | None = None) -> dict[str, Any] | None:
+    """Everything the service page shows: as of the first environment's tip (``env``
+    None), or of environment ``env``'s (None when the service was never in it)."""
+    if env is None:
+        service = _row(conn, "select * from services where id = ?", [sid])
+    else:
+        service = _row(conn, ENV_SERVICE_SQL, [env.name, sid])
     if service is None:
         return None
     config = None
@@ -241,9 +301,10 @@ def service_data(conn: sqlite3.Connection, sid: str) -> dict[str, Any] | None:
         config = _row(conn, "select id, path, format, size, raw, version, schema_version, "
                             "parse_error, parse_line, parse_column from configs where id = ?",
                       [service["config_id"]])
+    on_line, line_args = _on_line("st", env)
     latest_status = _row(conn, "select id, commit_sha, status, previous_status, message, "
-                               "checked_at from status where service_id = ? and mainline = 1 "
-                               "order by seq desc, id desc limit 1", [sid])
+                               f"checked_at from status st where service_id = ? and {on_line} "
+                               "order by seq desc, id desc limit 1", [sid, *line_args])
     problems = []
     if latest_status and not service["removed"]:
         problems = _rows(conn, "select severity, kind, json_path, message, schema, commit_sha "
@@ -263,10 +324,29 @@ def service_data(conn: sqlite3.Connection, sid: str) -> dict[str, Any] | None:
         row["previous_commit"] = older["commit_sha"] if older and older["config_id"] else None
         row["is_current"] = bool(row["config_id"]) and row["config_id"] == service["config_id"]
         row["can_roll_back_to"] = bool(row["config_id"]) and not row["is_current"]
+    if env is None:
+        upstream_from = "left join services t on t.id = d.depends_on"
+        known = "t.id"
+        upstream_args: list[Any] = []
+        downstream_from = "services s"
+        downstream_where = "s.id = d.service_id"
+        downstream_id = "s.id"
+        downstream_args: list[Any] = []
+    else:
+        upstream_from = ("left join environment_services t on t.environment = ? "
+                         "and t.service_id = d.depends_on")
+        upstream_args = [env.name]
+        known = "t.service_id"
+        downstream_from = "environment_services s"
+        downstream_where = "s.service_id = d.service_id and s.environment = ?"
+        downstream_id = "s.service_id"
+        downstream_args = [env.name]
     return {
         "service": service,
-        "tip": _meta(conn, "tip"),
-        "branch": _meta(conn, "branch"),
+        "tip": env.tip if env else _meta(conn, "tip"),
+        "branch": env.branch if env else _meta(conn, "branch"),
+        "environment": env.name if env else None,
+        "environments": service_environments(conn, sid),
         "config": config,
         "status": latest_status,
         "problems": problems,
@@ -278,18 +358,20 @@ def service_data(conn: sqlite3.Connection, sid: str) -> dict[str, Any] | None:
             order by seq desc, id desc limit ?""", [sid, TIMELINE_LIMIT]),
         "parameter_changes_total": conn.execute(
             "select count(*) from parameter_changes where service_id = ?", [sid]).fetchone()[0],
-        "upstream": _rows(conn, """
+        "upstream": _rows(conn, f"""
             select d.depends_on as service_id, d.version_constraint, d.required,
                    t.version, t.status, coalesce(t.removed, 1) as missing,
-                   t.id is not null as known
-            from dependencies d left join services t on t.id = d.depends_on
+                   {known} is not null as known
+            from dependencies d {upstream_from}
             where d.config_id = ? and d.service_id = ? order by d.position""",
-                          [service["config_id"] or "", sid]),
-        "downstream": _rows(conn, """
-            select s.id as service_id, s.status, s.version, d.version_constraint, d.required
-            from services s
-            cross join dependencies d on d.config_id = s.config_id and d.service_id = s.id
-            where +d.depends_on = ? and s.removed = 0 order by s.id""", [sid]),
+                          [*upstream_args, service["config_id"] or "", sid]),
+        "downstream": _rows(conn, f"""
+            select {downstream_id} as service_id, s.status, s.version, d.version_constraint,
+                   d.required
+            from {downstream_from}
+            cross join dependencies d on d.config_id = s.config_id and {downstream_where}
+            where +d.depends_on = ? and s.removed = 0 order by 1""",
+                            [*downstream_args, sid]),
         "rollbacks": _rows(conn, "select id, attempted_at, actor_id, target_commit, "
                                  "new_commit, outcome, message from rollbacks "
                                  "where service_id = ? order by id desc limit 20", [sid])
@@ -298,14 +380,24 @@ def service_data(conn: sqlite3.Connection, sid: str) -> dict[str, Any] | None:
 
 
 def diff_data(conn: sqlite3.Connection, sid: str, old: str | None,
-              new: str | None, repo_path: str | None = None) -> dict[str, Any] | None:
-    """Text diff and per-key changes between two versions of a service (None: no such
-    service; an unknown commit raises :class:`~aureacore_db.revisions.UnknownCommit`)."""
+              new: str | None, repo_path: str | None = None, *,
+              from_env: str | None = None, to_env: str | None = None) -> dict[str, Any] | None:
+    """Text diff and per-key changes between two versions of a service: each end at a
+    commit (``old``/``new``), or the service's version in an environment (``from_env``/
+    ``to_env``: its last change on that environment's mainline; nothing when it was never
+    there). None: no such service; an unknown commit raises
+    :class:`~aureacore_db.revisions.UnknownCommit`, an unknown environment
+    :class:`~aureacore_db.environments.EnvError`."""
     from aureacore_db.leafdiff import leaf_changes
     from aureacore_db.revisions import UnknownCommit, resolve_commit, version_at
 
-    if conn.execute("select 1 from services where id = ?", [sid]).fetchone() is None:
+    if conn.execute("select 1 from history where service_id = ? limit 1",
+                    [sid]).fetchone() is None:
         return None
+    environments = {"from": from_env, "to": to_env}
+    for label, name in environments.items():
+        if name is not None:
+            environments[label] = environment_named(conn, name)
     versions = _rows(conn, """
         select h.commit_sha, h.seq, h.committed_at, h.author_name, h.change, h.status,
                h.config_id, c.version
@@ -318,6 +410,12 @@ def diff_data(conn: sqlite3.Connection, sid: str, old: str | None,
         old = versions[1]["commit_sha"]
     ends = {}
     for label, ref in (("from", old), ("to", new)):
+        if environments[label] is not None:  # that environment's version (if any)
+            found = conn.execute("select last_commit from environment_services where "
+                                 "environment = ? and service_id = ?",
+                                 [environments[label], sid]).fetchone()
+            ref = found[0] if found else None
+            old, new = (ref, new) if label == "from" else (old, ref)
         if ref is None:
             ends[label] = None
             continue
@@ -342,10 +440,93 @@ def diff_data(conn: sqlite3.Connection, sid: str, old: str | None,
         "from": {k: v for k, v in before.items() if k not in strip} if before else None,
         "to": {k: v for k, v in after.items() if k not in strip} if after else None,
         "requested": {"from": old, "to": new},
+        "environments": environments,
         "diff": text,
         "changes": changes,
         "versions": versions,
     }
+
+
+def environments_data(conn: sqlite3.Connection, namespace: str = "",
+                      drift_only: bool = False, after: str = "",
+                      size: int = MATRIX_PAGE) -> dict[str, Any]:
+    """The environments page: each environment (promotion order) with its counts, and a
+    page of the services x environments matrix (``size`` services after service id
+    ``after``; ``next`` is the id to continue after, or None), one row per service with
+    a cell per environment. Cells mean what canned query ``environment_matrix`` says
+    (state live/removed/absent; ``differs``: another config than the environment
+    before); services live in no environment are left out."""
+    envs = [dict(e.__dict__, services=0, error=0, drifted=0)
+            for e in list_environments(conn)]
+    order = {env["name"]: i for i, env in enumerate(envs)}
+    prefix = f"{namespace}/" if namespace else ""
+    states: dict[str, list[Any]] = {}  # service -> live config per environment (or None)
+    live: set[str] = set()
+    sql = "select service_id, environment, removed, config_id, status from environment_services"
+    if prefix:  # namespace/...: ids from "ns/" up to "ns0" ('0' follows '/')
+        sql += " where service_id >= ? and service_id < ?"
+    for sid, env, removed, config_id, status in conn.execute(
+            sql, [prefix, prefix[:-1] + "0"] if prefix else []):
+        i = order.get(env)
+        if i is None:
+            continue
+        states.setdefault(sid, [None] * len(envs))[i] = None if removed else config_id
+        if not removed:
+            live.add(sid)
+            envs[i]["services"] += 1
+            envs[i]["error"] += status == "ERROR"
+    drifting = set()
+    for sid in live:
+        configs = states[sid]
+        for i in range(1, len(envs)):
+            if configs[i] != configs[i - 1]:
+                envs[i]["drifted"] += 1
+                drifting.add(sid)
+    ids = sorted(sid for sid in (drifting if drift_only else live) if sid > after)
+    page = ids[:size]
+    return {"environments": envs, "namespace": namespace, "drift_only": drift_only,
+            "after": after or None, "services": matrix_rows(conn, envs, page),
+            "next": page[-1] if len(ids) > size else None,
+            "services_total": len(live), "services_drifted": len(drifting)}
+
+
+def matrix_rows(conn: sqlite3.Connection, envs: list[dict[str, Any]],
+                ids: list[str]) -> list[dict[str, Any]]:
+    """The matrix rows of services ``ids``: a cell per environment of ``envs``."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for cell in _rows(conn, f"""
+                select s.service_id, s.environment, s.version, s.status, s.config_id,
+                       s.path, s.removed, s.last_commit, m.seq as last_commit_seq,
+                       s.last_updated, s.status_message
+                from environment_services s left join commits m on m.sha = s.last_commit
+                where s.service_id in ({', '.join('?' * len(chunk))})""", chunk):
+            found[cell["service_id"], cell["environment"]] = cell
+    rows = []
+    for sid in ids:
+        cells, previous = [], None
+        for env in envs:
+            cell = found.get((sid, env["name"])) or {"service_id": sid,
+                                                     "environment": env["name"]}
+            cell["state"] = ("absent" if "removed" not in cell
+                             else "removed" if cell["removed"] else "live")
+            live_config = cell.get("config_id") if cell["state"] == "live" else None
+            cell["differs"] = int(previous is not None
+                                  and live_config != previous["live_config"])
+            cell["previous_environment"] = previous["environment"] if previous else None
+            cell["promote_from"] = (previous["environment"] if cell["differs"]
+                                    and previous["state"] == "live" else None)
+            # changed here after the previous environment's last change (a hotfix):
+            # promoting from there would undo it
+            cell["newer_here"] = bool(cell["differs"] and (cell.get("last_commit_seq") or -1)
+                                      > (previous.get("last_commit_seq") or -1))
+            cell["live_config"] = live_config
+            cells.append(cell)
+            previous = cell
+        rows.append({"service_id": sid, "cells": cells,
+                     "drift": any(c["differs"] for c in cells)})
+    return rows
 
 
 def commit_data(conn: sqlite3.Connection, ref: str,
@@ -384,6 +565,58 @@ def commit_data(conn: sqlite3.Connection, ref: str,
 
 
 # --------------------------------------------------------------------------- rendering
+def matrix_html(rows: list[dict[str, Any]], service_link: Any, promote_url: str | None
+                ) -> Markup:
+    """The body rows of the environments matrix (built here: a page of 100 services x
+    environments renders in a few ms instead of tens through the async templates). Every
+    value is escaped; ``service_link(sid, suffix)`` is the service page URL;
+    ``promote_url`` None leaves out the Promote links (no permission)."""
+    out = []
+    for row in rows:
+        sid = row["service_id"]
+        page = service_link(sid, "")
+        diff = service_link(sid, "/diff")
+        drift = ' class="drift"' if row["drift"] else ""
+        out.append(f'<tr data-service="{escape(sid)}"{drift}>'
+                   f'<td><a href="{escape(page)}">{escape(sid)}</a></td>')
+        for c in row["cells"]:
+            env, prev = c["environment"], c["previous_environment"]
+            classes = f"cell state-{c['state']}" + (" differs" if c["differs"] else "")
+            html = [f'<td class="{classes}" data-environment="{escape(env)}">']
+            if c["differs"]:
+                html.append(f'<span class="drift-mark" title="differs from {escape(prev)}">'
+                            '≠</span>')
+            if c["state"] == "absent":
+                html.append('<span class="absent">—</span>')
+            else:
+                text = "removed" if c["state"] == "removed" else (c.get("version") or "?")
+                href = f"{page}?{urlencode({'env': env})}"
+                html.append(f'<a class="cell-link" href="{escape(href)}">{escape(text)}</a>')
+            if c["state"] == "live":
+                config = c.get("config_id") or ""
+                html.append(f' <span class="status status-{escape(c.get("status") or "")}">'
+                            f'{escape(c.get("status") or "")}</span> <code class="sha muted" '
+                            f'title="config {escape(config)}">{escape(config[:7])}</code>')
+            if c["differs"]:
+                links = []
+                if c["newer_here"]:
+                    links.append(f'<span class="newer-here" title="changed in {escape(env)} '
+                                 f"after {escape(prev)}'s last change\">newer here</span>")
+                href = f"{diff}?{urlencode({'from_env': prev, 'to_env': env})}"
+                links.append(f'<a class="diff-link" href="{escape(href)}">diff vs '
+                             f'{escape(prev)}</a>')
+                if promote_url and c["promote_from"]:
+                    href = f"{promote_url}?" + urlencode(
+                        {"service": sid, "from": c["promote_from"], "to": env})
+                    links.append(f'<a class="promote" href="{escape(href)}">Promote to '
+                                 f'{escape(env)}</a>')
+                html.append('<br><span class="cell-links">' + " · ".join(links) + "</span>")
+            html.append("</td>")
+            out.append("".join(html))
+        out.append("</tr>\n")
+    return Markup("".join(out))
+
+
 def highlight(raw: str | None, fmt: str | None) -> Markup:
     """Syntax-highlighted config as HTML (Pygments)."""
     from pygments import highlight as pyg_highlight
@@ -501,17 +734,51 @@ async def overview_view(datasette, request):
                        status_chart_text=chart.describe(points))
 
 
+def _env_arg(request, name: str) -> str | None:
+    """An environment named in the query string (None when not given or empty); 404 when
+    longer than any name."""
+    value = (request.args.get(name) or "").strip()
+    if len(value) > MAX_ENV:
+        raise NotFound(f"{name}: an environment name is at most {MAX_ENV} characters")
+    return value or None
+
+
 async def service_view(datasette, request):
     db = await _registry_db(datasette, request)
     sid = unquote(request.url_vars["sid"])
-    data = await db.execute_fn(lambda conn: service_data(conn, sid))
+    wanted = _env_arg(request, "env")
+
+    def load(conn: sqlite3.Connection) -> dict[str, Any] | str | None:
+        env = None
+        if wanted is not None:
+            try:
+                env = get_environment(conn, wanted)
+            except EnvError as exc:
+                return str(exc)
+        found = service_data(conn, sid, env)
+        if found is None and env is None:  # not in the first environment: where it is
+            there = [e["environment"] for e in service_environments(conn, sid)
+                     if e["state"] != "absent"]
+            return {"redirect": there[0]} if there else None
+        if found is None:
+            return f"{sid} was never in environment {env.name}"
+        return found
+
+    data = await db.execute_fn(load)
+    if isinstance(data, str):
+        raise NotFound(data)
     if data is None:
         raise NotFound(f"no service {sid}")
+    fmt = request.url_vars.get("format")
+    if "redirect" in data:
+        return Response.redirect(service_url(datasette, sid, ".json" if fmt else "", db.name)
+                                 + "?" + urlencode({"env": data["redirect"]}))
     allowed = await datasette.permission_allowed(request.actor, PERMISSION, default=False)
-    data["can_rollback"] = bool(allowed)
+    first = (data["environments"] or [{}])[0].get("environment")
+    # rollback writes the first environment's branch: offered where the page shows it
+    data["can_rollback"] = bool(allowed) and data["environment"] in (None, first)
     config = data["config"] or {}
-    return await _page(datasette, request, "aureacore_service.html", data,
-                       request.url_vars.get("format"),
+    return await _page(datasette, request, "aureacore_service.html", data, fmt,
                        highlighted=highlight(config.get("raw"), config.get("format")),
                        config_lines=len((config.get("raw") or "").splitlines()),
                        highlight_css=highlight_css(),
@@ -524,15 +791,48 @@ async def diff_view(datasette, request):
     db = await _registry_db(datasette, request)
     sid = unquote(request.url_vars["sid"])
     old, new = request.args.get("from") or None, request.args.get("to") or None
+    from_env, to_env = _env_arg(request, "from_env"), _env_arg(request, "to_env")
     repo = _config(datasette, db.name).get("repo")
     try:
-        data = await db.execute_fn(lambda conn: diff_data(conn, sid, old, new, repo))
-    except UnknownCommit as exc:
+        data = await db.execute_fn(lambda conn: diff_data(
+            conn, sid, old, new, repo, from_env=from_env, to_env=to_env))
+    except (UnknownCommit, EnvError) as exc:
         raise NotFound(str(exc)) from None
     if data is None:
         raise NotFound(f"no service {sid}")
+    env_names = await db.execute_fn(lambda conn: [e.name for e in list_environments(conn)])
     return await _page(datasette, request, "aureacore_diff.html", data,
-                       request.url_vars.get("format"), database=db.name)
+                       request.url_vars.get("format"), database=db.name,
+                       environment_names=env_names)
+
+
+async def environments_view(datasette, request):
+    """Services x environments: versions and statuses, drift from the previous
+    environment marked, links to each service in each environment, diffs and promotion."""
+    db = await _registry_db(datasette, request)
+    namespace = (request.args.get("namespace") or "").strip()[:MAX_ENV]
+    after = (request.args.get("after") or "")[:MAX_ENV]
+    drift_only = _truthy(request.args.get("drift"))
+    size = request.args.get("_size") or ""
+    size = min(int(size), 1000) if size.isdigit() and int(size) > 0 else MATRIX_PAGE
+    data = await db.execute_fn(lambda conn: environments_data(conn, namespace, drift_only,
+                                                              after, size))
+    if data["next"]:
+        data["next_url"] = request.path + "?" + urlencode(
+            {k: v for k, v in (("namespace", namespace), ("drift", "1" if drift_only else ""),
+                               ("_size", request.args.get("_size") or ""),
+                               ("after", data["next"])) if v})
+    data["database"] = db.name
+    can_promote = await datasette.permission_allowed(request.actor, PROMOTE_PERMISSION,
+                                                     default=False)
+    data["can_promote"] = bool(can_promote)
+    promote_url = aureacore_url(datasette, db.name, "/promote")
+    return await _page(datasette, request, "aureacore_environments.html", data,
+                       request.url_vars.get("format"), database=db.name,
+                       matrix_html=matrix_html(
+                           data["services"], lambda sid, suffix: service_url(
+                               datasette, sid, suffix, db.name),
+                           promote_url if can_promote else None))
 
 
 async def commit_view(datasette, request):
@@ -722,6 +1022,7 @@ def register_routes(datasette):
     two = r"(?P<sid>[^/]+/[^/]+?)"
     pages = [
         (rf"{PREFIX}{fmt}", overview_view),
+        (rf"{PREFIX}/environments{fmt}", environments_view),
         (rf"{PREFIX}/services/{two}/diff{fmt}", diff_view),
         (rf"{PREFIX}/services/{two}/rollback{fmt}", rollback_view),
         (rf"{PREFIX}/services/(?P<sid>.+?){fmt}", service_view),
@@ -784,13 +1085,14 @@ def prepare_connection(conn, database, datasette):
 
     deny_secret_reads(conn)
     register_sql_function(conn, _config(datasette, database).get("repo"))
+    register_environment_function(conn)
 
 
 @hookimpl
 def extra_template_vars(template, database, view_name, request, datasette):
-    """On a canned query that resolves a commit (``aureacore_commit(:param)``), say why
-    an unknown commit failed (SQLite can only report "user-defined function raised
-    exception")."""
+    """On a canned query that resolves a commit (``aureacore_commit(:param)``) or an
+    environment (``aureacore_environment(:param)``), say why an unknown one failed
+    (SQLite can only report "user-defined function raised exception")."""
     if template != "query.html" or request is None or not is_registry(datasette, database):
         return None
 
@@ -798,12 +1100,13 @@ def extra_template_vars(template, database, view_name, request, datasette):
         name = tilde_decode(request.path.rstrip("/").rsplit("/", 1)[-1])
         query = await datasette.get_canned_query(database, name, request.actor)
         sql = (query or {}).get("sql") or ""
-        if not COMMIT_PARAM.search(sql):
+        if not COMMIT_PARAM.search(sql) and ENV_FUNCTION not in sql:
             return {}
         repo = _config(datasette, database).get("repo")
         args = {k: request.args.get(k) for k in request.args.keys()}
         error = await datasette.get_database(database).execute_fn(
-            lambda conn: commit_parameter_error(conn, sql, args, repo))
+            lambda conn: environment_parameter_error(conn, sql, args)
+            or commit_parameter_error(conn, sql, args, repo))
         return {"error": error} if error else {}
 
     return inner
