@@ -5,6 +5,7 @@ with real repositories that have dev, staging and prod branches."""
 from __future__ import annotations
 
 import json
+import re
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,11 @@ def test_web_rollback_with_env(envs):
     try:
         page = f"/-/aureacore/services/{AUTH}"
         token, cookies = client.form(page, ROOT)
+        # staging's page offers rollbacks to changes on staging's mainline only
+        staging_page = client.get(f"{page}?env=staging", cookies=cookies).text
+        forms = re.findall(r'name="to" value="([0-9a-f]{40})">\s*<input type="hidden" '
+                           r'name="env" value="staging">', staging_page)
+        assert set(forms) == {envs.shas["c1"], envs.shas["c2"]}
         confirm = client.get(f"{page}/rollback?to={envs.shas['c2']}&env=staging",
                              cookies=cookies)
         assert confirm.status_code == 200, confirm.text

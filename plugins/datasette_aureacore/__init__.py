@@ -320,10 +320,17 @@ def service_data(conn: sqlite3.Connection, sid: str,
                      [sid, TIMELINE_LIMIT])
     total = conn.execute("select count(*) from history where service_id = ?",
                          [sid]).fetchone()[0]
+    on_env = None  # another environment rolls back to a change on its own mainline
+    if env is not None and timeline:
+        shas = [row["commit_sha"] for row in timeline]
+        on_env = {r[0] for r in conn.execute(
+            "select commit_sha from environment_commits where environment = ? and "
+            f"commit_sha in ({','.join('?' * len(shas))})", [env.name, *shas])}
     for row, older in zip(timeline, timeline[1:] + [None], strict=True):
         row["previous_commit"] = older["commit_sha"] if older and older["config_id"] else None
         row["is_current"] = bool(row["config_id"]) and row["config_id"] == service["config_id"]
-        row["can_roll_back_to"] = bool(row["config_id"]) and not row["is_current"]
+        row["can_roll_back_to"] = bool(row["config_id"]) and not row["is_current"] \
+            and (on_env is None or row["commit_sha"] in on_env)
     if env is None:
         upstream_from = "left join services t on t.id = d.depends_on"
         known = "t.id"
@@ -774,9 +781,7 @@ async def service_view(datasette, request):
         return Response.redirect(service_url(datasette, sid, ".json" if fmt else "", db.name)
                                  + "?" + urlencode({"env": data["redirect"]}))
     allowed = await datasette.permission_allowed(request.actor, PERMISSION, default=False)
-    first = (data["environments"] or [{}])[0].get("environment")
-    # rollback writes the first environment's branch: offered where the page shows it
-    data["can_rollback"] = bool(allowed) and data["environment"] in (None, first)
+    data["can_rollback"] = bool(allowed)  # on the branch of the environment shown
     config = data["config"] or {}
     return await _page(datasette, request, "aureacore_service.html", data, fmt,
                        highlighted=highlight(config.get("raw"), config.get("format")),
