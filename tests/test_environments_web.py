@@ -277,6 +277,27 @@ def test_overview_links_the_environments_page(client):
     assert f'href="{PAGE}"' in page and "dev" in page and "staging" in page
 
 
+def test_overview_of_one_environment(client):
+    """``?env=prod``: prod's counts, errors, recent changes and status chart, its links
+    kept in prod; the first environment is the plain overview; unknown ones 404."""
+    prod = client.get("/reg/-/aureacore.json?env=prod").json()
+    assert prod["environment"] == "prod" and prod["branch"] == "main"
+    assert prod["counts_by_status"] == {"CONFIGURED": 2, "ERROR": 1}  # billing is ERROR
+    assert [e["service_id"] for e in prod["errors"]] == [BILLING]
+    assert {c["subject"] for c in prod["recent_changes"]} == {
+        "web: hotfix on prod", "Add auth, web and billing"}
+    last = prod["status_over_time"][-1]
+    assert (last["CONFIGURED"], last["ERROR"]) == (2, 1)
+    dev = client.get("/reg/-/aureacore.json?env=dev").json()
+    assert dev == {**client.get("/reg/-/aureacore.json").json(), "environment": None}
+    assert dev["counts_by_status"] == {"CONFIGURED": 4}
+    page = client.get("/reg/-/aureacore?env=prod").text
+    assert "This page shows <strong class=\"shown-environment\">prod" in page
+    assert f'href="/reg/-/aureacore/services/{BILLING}?env=prod"' in page
+    assert "/reg/environment_services?environment=prod&amp;status=ERROR" in page
+    assert client.get("/reg/-/aureacore?env=qa").status_code == 404
+
+
 def test_service_page_shows_every_environment_and_one_on_request(client, envs):
     page = client.get(f"/reg/-/aureacore/services/{WEB}").text
     assert "Shown in environment <strong>dev</strong>" in page

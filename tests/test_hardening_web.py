@@ -496,7 +496,8 @@ def test_every_plugin_page_renders_hostile_values_harmlessly(evil):
     pages = ["/-/aureacore", service, f"{service}/diff", f"{service}/diff?from={first}",
              f"/-/aureacore/commits/{first}", f"/-/aureacore/commits/{tip}",
              f"/-/aureacore/deps/{quote(sid, safe='/')}", "/-/aureacore/environments",
-             f"{service}?env=staging", f"{service}/diff?from_env=main&to_env=staging"]
+             f"{service}?env=staging", "/-/aureacore?env=staging",
+             f"{service}/diff?from_env=main&to_env=staging"]
     for path in pages:
         page = client.get(path, cookies=cookies)
         assert page.status_code == 200, (path, page.text[:300])

@@ -174,33 +174,52 @@ SUBJECT_SQL = "substr(m.message, 1, instr(m.message || char(10), char(10)) - 1)"
 
 
 # --------------------------------------------------------------------------- page data
-def overview_data(conn: sqlite3.Connection) -> dict[str, Any]:
-    """Counts per status and namespace, services in ERROR, recent changes."""
+def overview_data(conn: sqlite3.Connection, env: Environment | None = None
+                  ) -> dict[str, Any]:
+    """Counts per status and namespace, services in ERROR, recent changes: of the first
+    environment (``env`` None: the ``services`` table), or of environment ``env``."""
+    if env is None:
+        src, args = "services", []
+        tip = _meta(conn, "tip")
+        recent_from = ("history h join commits m on m.sha = h.commit_sha "
+                       "where h.mainline = 1")
+        recent_args: list[Any] = []
+    else:
+        src = ("(select e.service_id as id, substr(e.service_id, 1, "
+               "instr(e.service_id, '/') - 1) as namespace, e.version, e.status, "
+               "e.status_message, e.removed, e.warning_count, e.last_commit, e.last_updated "
+               "from environment_services e where e.environment = ?)")
+        args, tip = [env.name], env.tip
+        recent_from = ("environment_commits ec cross join history h on h.commit_sha = "
+                       "ec.commit_sha join commits m on m.sha = h.commit_sha "
+                       "where ec.environment = ?")
+        recent_args = [env.name]
     counts = {row["status"] or "(none)": row["n"] for row in _rows(
-        conn, "select status, count(*) as n from services where removed = 0 "
-              "group by status order by status")}
-    namespaces = _rows(conn, """
+        conn, f"select status, count(*) as n from {src} where removed = 0 "
+              "group by status order by status", args)}
+    namespaces = _rows(conn, f"""
         select namespace, count(*) as services,
                sum(status = 'CONFIGURED') as configured, sum(status = 'ERROR') as error,
                sum(status = 'PENDING') as pending, sum(warning_count > 0) as with_warnings
-        from services where removed = 0 group by namespace order by namespace""")
+        from {src} where removed = 0 group by namespace order by namespace""", args)
     data = {
-        "tip": _meta(conn, "tip"),
-        "branch": _meta(conn, "branch"),
+        "tip": tip,
+        "branch": env.branch if env else _meta(conn, "branch"),
+        "environment": env.name if env else None,
         "source": _meta(conn, "source"),
         "services": sum(counts.values()),
-        "removed": conn.execute("select count(*) from services where removed = 1").fetchone()[0],
+        "removed": conn.execute(f"select count(*) from {src} where removed = 1",
+                                args).fetchone()[0],
         "commits": conn.execute("select count(*) from commits").fetchone()[0],
         "counts_by_status": counts,
         "namespaces": namespaces,
-        "errors": _rows(conn, """
+        "errors": _rows(conn, f"""
             select id as service_id, version, status_message, last_commit, last_updated
-            from services where removed = 0 and status = 'ERROR' order by id limit 200"""),
+            from {src} where removed = 0 and status = 'ERROR' order by id limit 200""", args),
         "recent_changes": _rows(conn, f"""
             select h.seq, h.commit_sha, h.committed_at, h.author_name, h.service_id,
                    h.change, h.status, {SUBJECT_SQL} as subject
-            from history h join commits m on m.sha = h.commit_sha
-            where h.mainline = 1 order by h.seq desc, h.id desc limit 20"""),
+            from {recent_from} order by h.seq desc, h.id desc limit 20""", recent_args),
         "last_ingest": _row(conn, "select started_at, finished_at, outcome, commits_added, "
                                   "duration_s from ingest_runs order by id desc limit 1"),
         "recent_rollbacks": _rows(conn, """
@@ -210,28 +229,39 @@ def overview_data(conn: sqlite3.Connection) -> dict[str, Any]:
                    exists (select 1 from commits c where c.sha = r.target_commit) as target_known
             from rollbacks r order by r.id desc limit 10""")
         if _has_table(conn, "rollbacks") else [],
-        "status_over_time": status_over_time(conn),
+        "status_over_time": status_over_time(conn, env=env),
         "environments": [{"name": e.name, "branch": e.branch, "tip": e.tip}
                          for e in list_environments(conn)],
     }
     return data
 
 
-def status_over_time(conn: sqlite3.Connection,
-                     points: int = CHART_POINTS) -> list[dict[str, Any]]:
+def status_over_time(conn: sqlite3.Connection, points: int = CHART_POINTS,
+                     env: Environment | None = None) -> list[dict[str, Any]]:
     """Services per status after each mainline commit (at most ``points`` of them, evenly
-    spread, the tip always last): one sweep over the mainline status and removal rows."""
-    commits = conn.execute("select sha, seq, committed_at from commits where mainline = 1 "
-                           "order by seq").fetchall()
+    spread, the tip always last): one sweep over the mainline status and removal rows
+    (of the first environment, or of ``env``)."""
+    if env is None:
+        commits = conn.execute("select sha, seq, committed_at from commits where mainline = 1 "
+                               "order by seq").fetchall()
+        line, args = "mainline = 1", []
+    else:
+        commits = conn.execute(
+            "select c.sha, c.seq, c.committed_at from environment_commits e "
+            "join commits c on c.sha = e.commit_sha where e.environment = ? order by e.seq",
+            [env.name]).fetchall()
+        line = ("commit_sha in (select commit_sha from environment_commits "
+                "where environment = ?)")
+        args = [env.name, env.name]
     if not commits:
         return []
     step = max(1, -(-len(commits) // points))
     chosen = commits[len(commits) - 1::-step][::-1]
-    changes = conn.execute("""
-        select seq, 0 as removal, service_id, status from status where mainline = 1
+    changes = conn.execute(f"""
+        select seq, 0 as removal, service_id, status from status where {line}
         union all
-        select seq, 1, service_id, null from history where mainline = 1 and change = 'removed'
-        order by 1, 2""")
+        select seq, 1, service_id, null from history where {line} and change = 'removed'
+        order by 1, 2""", args)
     current: dict[str, str] = {}
     counts = {"CONFIGURED": 0, "ERROR": 0}
     out = []
@@ -731,7 +761,22 @@ async def overview_view(datasette, request):
     db = await _registry_db(datasette, request)
     from . import chart
 
-    data = await db.execute_fn(overview_data)
+    wanted = _env_arg(request, "env")
+
+    def load(conn: sqlite3.Connection) -> dict[str, Any] | str:
+        env = None
+        if wanted is not None:
+            try:
+                env = get_environment(conn, wanted)
+            except EnvError as exc:
+                return str(exc)
+            if env.position == 0:
+                env = None  # the first environment is the ``services`` table
+        return overview_data(conn, env)
+
+    data = await db.execute_fn(load)
+    if isinstance(data, str):
+        raise NotFound(data)
     data["database"] = db.name
     points = data["status_over_time"]
     return await _page(datasette, request, "aureacore_overview.html", data,
