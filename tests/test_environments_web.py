@@ -277,6 +277,19 @@ def test_overview_links_the_environments_page(client):
     assert f'href="{PAGE}"' in page and "dev" in page and "staging" in page
 
 
+def test_first_errors_per_environment_shows_which_broke_first(client, envs):
+    """billing broke in the first commit of every environment; staging's fix and dev's
+    merge of it never broke anything else: each environment lists only its own."""
+    by_env = {env: query(client, "first_errors", env=env) for env in ("dev", "staging",
+                                                                       "prod", "")}
+    for env in ("dev", "staging", "prod"):
+        assert [(r["service_id"], r["commit_sha"]) for r in by_env[env]] == [
+            (BILLING, envs["shas"]["initial"])]
+    assert by_env[""] == by_env["dev"]
+    unknown = client.get("/reg/first_errors?env=qa")
+    assert "no environment &#39;qa&#39; (there are: dev, staging, prod)" in unknown.text
+
+
 def test_overview_of_one_environment(client):
     """``?env=prod``: prod's counts, errors, recent changes and status chart, its links
     kept in prod; the first environment is the plain overview; unknown ones 404."""
