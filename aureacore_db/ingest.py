@@ -43,10 +43,10 @@ from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, bound_git_cache, prepared
 from .tables import PER_COMMIT, SERVICE_STATE, upgrade
 from .timestamps import git_time_iso, now_iso
-from .tree import Change, Step, TreeState
+from .tree import Change, Resumed, Step, TreeState
 from .urls import public_url, scrub
 from .validation import ConfigCheck, Problem, checked_config
-from .verdicts import Verdict
+from .verdicts import CYCLE_TEXT, Verdict
 from .versions import service_ref
 
 BATCH_COMMITS = 1000
@@ -298,6 +298,7 @@ class Ingest:
         first = envs[0].tip
         planned = self._plan_append(envs)
         todo, seqs, mains = planned if planned is not None else self._plan_full(envs, result)
+        self._appending = planned is not None  # stored environment states are current
         tip_states: dict[pygit2.Oid, TreeState] = {}
         if not todo:
             if self._refresh_all and first is not None:
@@ -483,10 +484,12 @@ class Ingest:
         if parent is None:
             return TreeState(self.reader)
         state = states.get(parent.id)
-        if state is None:
-            self.stored.preload_current()  # most likely the services of that commit
+        if state is None:  # ingested earlier
+            known = self._resumed(str(parent.id))
+            if known is None:
+                self.stored.preload_current()  # most likely the services of that commit
             with _no_gc():  # many objects, none of them garbage: collecting is wasted time
-                state = TreeState.resume(self.reader, parent.tree)  # ingested earlier
+                state = TreeState.resume(self.reader, parent.tree, known)
             self.stored.forget_preloaded()
             if pending.get(parent.id) > 1:
                 states[parent.id] = state
@@ -494,6 +497,45 @@ class Ingest:
             return state.copy()
         states.pop(parent.id, None)
         return state
+
+    def _resumed(self, sha: str) -> Resumed | None:
+        """The stored state of an environment whose recorded tip is ``sha`` (only on
+        the append path: then every environment's stored rows are as of its tip)."""
+        if not getattr(self, "_appending", False):
+            return None
+        env = next((e for e in list_environments(self.db) if e.tip == sha), None)
+        if env is None:
+            return None
+        files: dict[str, tuple[str, str]] = {}
+        not_in_cycle: set[str] = set()
+        for sid, path, config_id, status, message in self.db.conn.execute(
+                "select service_id, path, config_id, status, status_message "
+                "from environment_services where environment = ? and removed = 0",
+                [env.name]):
+            if path is None or config_id is None:
+                continue  # not a readable blob: read from the tree as usual
+            files[path] = (sid, config_id)
+            # a member of a cycle has an error that says so (unless cut off: see verdict)
+            if status != ERROR or (message is not None and CYCLE_TEXT not in message
+                                   and len(message) < 1000):
+                not_in_cycle.add(sid)
+        targets: dict[str, list[tuple[str, bool]]] = {}
+        for sid, target, required in self.db.conn.execute(
+                "select d.service_id, d.depends_on, d.required from environment_services e "
+                "join dependencies d on d.config_id = e.config_id "
+                "and d.service_id = e.service_id where e.environment = ? and e.removed = 0",
+                [env.name]):
+            targets.setdefault(sid, []).append((target, bool(required)))
+
+        def last_readable(sid: str) -> tuple[str, str] | None:
+            return self.db.conn.execute(
+                "select h.path, h.config_id from history h join environment_commits e "
+                "on e.environment = ? and e.commit_sha = h.commit_sha join configs c "
+                "on c.id = h.config_id where h.service_id = ? and c.content is not null "
+                "order by h.seq desc limit 1", [env.name, sid]).fetchone()
+
+        return Resumed(files, {sid: tuple(t) for sid, t in targets.items()}, not_in_cycle,
+                       last_readable)
 
     # -- environments (DESIGN §6) -------------------------------------------
     def _record_environments(self, envs: list[EnvTip]) -> None:
