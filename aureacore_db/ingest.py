@@ -510,9 +510,11 @@ class Ingest:
         env = next((e for e in list_environments(self.db) if e.tip == sha), None)
         if env is None:
             return None
+        db = self.db.conn
         files: dict[str, tuple[str, str]] = {}
         not_in_cycle: set[str] = set()
-        for sid, path, config_id, status, message in self.db.conn.execute(
+        maybe: list[str] = []
+        for sid, path, config_id, status, message in db.execute(
                 "select service_id, path, config_id, status, status_message "
                 "from environment_services where environment = ? and removed = 0",
                 [env.name]):
@@ -523,8 +525,24 @@ class Ingest:
             if status != ERROR or (message is not None and CYCLE_TEXT not in message
                                    and len(message) < 1000):
                 not_in_cycle.add(sid)
+            else:
+                maybe.append(sid)
+        cycles: dict[str, str] = {}
+        for sid in maybe:  # the cycle problem of its latest status on that mainline
+            latest = db.execute(
+                "select s.id from status s join environment_commits e on e.environment = ? "
+                "and e.commit_sha = s.commit_sha where s.service_id = ? "
+                "order by s.seq desc limit 1", [env.name, sid]).fetchone()
+            if latest is None:
+                continue  # unknown: searched for
+            found = db.execute("select message from validation_errors where status_id = ? "
+                               "and kind = 'cycle'", latest).fetchone()
+            if found is None:
+                not_in_cycle.add(sid)
+            elif found[0].startswith(CYCLE_TEXT):
+                cycles[sid] = found[0][len(CYCLE_TEXT):]
         targets: dict[str, list[tuple[str, bool]]] = {}
-        for sid, target, required in self.db.conn.execute(
+        for sid, target, required in db.execute(
                 "select d.service_id, d.depends_on, d.required from environment_services e "
                 "join dependencies d on d.config_id = e.config_id "
                 "and d.service_id = e.service_id where e.environment = ? and e.removed = 0",
@@ -539,7 +557,7 @@ class Ingest:
                 "order by h.seq desc limit 1", [env.name, sid]).fetchone()
 
         return Resumed(files, {sid: tuple(t) for sid, t in targets.items()}, not_in_cycle,
-                       last_readable)
+                       cycles, last_readable)
 
     # -- environments (DESIGN §6) -------------------------------------------
     def _record_environments(self, envs: list[EnvTip]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import pygit2
 
@@ -38,14 +39,13 @@ class LazyEntry(Entry):
 
     def __init__(self, path: str, oid: str, reader: BlobReader,
                  targets: tuple[tuple[str, bool], ...]) -> None:
-        for name, value in (("path", path), ("oid", oid), ("kind", "blob"),
-                            ("reader", reader), ("targets", targets), ("_check", None)):
-            object.__setattr__(self, name, value)
+        vars(self).update(path=path, oid=oid, kind="blob", reader=reader, targets=targets,
+                          _check=None)  # frozen: not through __setattr__
 
     @property  # type: ignore[override]
     def check(self) -> ConfigCheck:
         if self._check is None:
-            object.__setattr__(self, "_check", self.reader.check(self.oid, self.path))
+            vars(self)["_check"] = self.reader.check(self.oid, self.path)
         return self._check
 
 
@@ -59,6 +59,7 @@ class Resumed:
     files: dict[str, tuple[str, str]]  # path -> (service id, blob id)
     targets: dict[str, tuple[tuple[str, bool], ...]]  # service id -> (target, required)
     not_in_cycle: set[str]
+    cycles: dict[str, str]  # the stored cycle message of the others, when there is one
     # (path, blob id) of a service's last readable config up to that commit
     last_readable: Callable[[str], tuple[str, str] | None] = lambda _sid: None
 
@@ -167,9 +168,8 @@ class TreeState:
                 for path, (sid, _oid) in known.files.items()):
             return False
         self.param_schemas = self.layout.scan_param_schemas(tree)
-        self._update_edges(set(self.by_id))
-        seeds = {sid for sid in self.req_edges if sid not in known.not_in_cycle}
-        self.cycles = find_cycles(self.req_edges, {}, seeds) if seeds else {}
+        self._build_edges()
+        self.cycles = self._known_cycles(known)
         self.verdicts = {}
         self.unjudged = set(self.by_id)
         # readable or not is known when the check is read (see _record_changes)
@@ -321,6 +321,31 @@ class TreeState:
                 dirty |= self.dependents.get(sid, frozenset())
         return dirty
 
+    def _build_edges(self) -> None:
+        """The dependency edges of every service (a new state: as :meth:`_update_edges`
+        of every service would make them, quicker)."""
+        dependents: dict[str, set[str]] = {}
+        for sid in self.by_id:
+            every, required = self._dependency_targets(sid)
+            _put(self.deps_of, sid, every)
+            _put(self.req_edges, sid, required)
+            for target in every:
+                dependents.setdefault(target, set()).add(sid)
+        self.dependents = {target: frozenset(found) for target, found in dependents.items()}
+
+    def _known_cycles(self, known: Resumed) -> dict[str, str]:
+        """The cycles of a resumed state: the stored ones when they are cycles of its
+        edges and every service that may be in one has a stored answer; else searched
+        from the services that may be in one."""
+        stored = {sid: loop for sid, loop in known.cycles.items() if sid in self.by_id}
+        unknown = {sid for sid in self.req_edges
+                   if sid not in known.not_in_cycle and sid not in stored}
+        if not unknown and all(_is_loop(sid, loop, stored, self.req_edges)
+                               for sid, loop in stored.items()):
+            return stored
+        seeds = unknown | set(stored)
+        return find_cycles(self.req_edges, {}, seeds) if seeds else {}
+
     def _update_edges(self, dirty: set[str]) -> tuple[list[tuple[str, str]],
                                                        list[tuple[str, str]]]:
         """Refresh the dependency edges of ``dirty`` services; return the required edges
@@ -392,6 +417,15 @@ class TreeState:
             return found
         stored = self.stored_good(sid) if self.stored_good is not None else None
         return None if stored is None else self.reader.entry(stored[0], stored[1], "blob")
+
+
+def _is_loop(sid: str, loop: str, members: dict[str, str], edges: Edges) -> bool:
+    """Whether a cycle message ``a -> b -> a`` through ``sid`` follows required edges
+    between services that are all known members of cycles."""
+    nodes = loop.split(" -> ")
+    return (len(nodes) >= 2 and nodes[0] == nodes[-1] and sid in nodes[:-1]
+            and all(node in members for node in nodes[:-1])
+            and all(b in edges.get(a, ()) for a, b in pairwise(nodes)))
 
 
 def _put(mapping: dict, key: str, value: object) -> None:

@@ -105,13 +105,30 @@ def test_a_duplicated_service_at_the_stored_tip(repo, tmp_path):
     assert _statuses(db) == {"platform/api": "CONFIGURED", "platform/web": "CONFIGURED"}
 
 
+def test_a_long_stored_cycle_message_is_searched_again(repo, tmp_path):
+    """A cycle whose status message is cut off (over 1,000 characters) is not read from
+    the stored message but searched for again."""
+    names = [f"{'x' * 55}-{i:02d}" for i in range(20)]
+
+    def ring():
+        for i, name in enumerate(names):
+            repo.service(name, dependencies=[{"service": names[(i + 1) % 20]}])
+
+    db = _one_commit_at_a_time(repo, tmp_path, [
+        ("a ring of twenty", ring),
+        ("one more service", lambda: repo.service("api")),
+        ("the ring is cut", lambda: repo.service(names[7])),
+    ])
+    assert set(_statuses(db).values()) == {"CONFIGURED"}
+
+
 def test_a_resumed_state_reads_only_the_configs_it_needs(repo, tmp_path, monkeypatch):
     """The stored rows are used: resuming a 30-service tip to add one commit reads
-    the changed config and the few around it, not all 30."""
+    the changed config and the few around it, not all 30, and takes the ring they form
+    from the stored statuses (no search)."""
     for i in range(30):
-        repo.service(f"s{i:02d}", dependencies=[{"service": f"s{(i + 1) % 30:02d}"}]
-                     if i < 29 else [])
-    repo.commit("thirty services in a chain")
+        repo.service(f"s{i:02d}", dependencies=[{"service": f"s{(i + 1) % 30:02d}"}])
+    repo.commit("thirty services in a ring")
     db = tmp_path / "r.db"
     run_ingest(repo, db)
     repo.service("s05", version="1.1.0", dependencies=[{"service": "s06"}])
@@ -133,8 +150,12 @@ def test_a_resumed_state_reads_only_the_configs_it_needs(repo, tmp_path, monkeyp
         return check(self, oid, path, kind)
 
     monkeypatch.setattr(blobs.BlobReader, "check", counted)
+    from aureacore_db import tree
+    searched = []
+    monkeypatch.setattr(tree, "find_cycles", lambda *args: searched.append(args))
     run_ingest(repo, db)
     assert resumed == [True]
+    assert searched == []
     assert len({p for p in reads if p.startswith("services/")}) <= 3, reads
     full = tmp_path / "full.db"
     monkeypatch.undo()
