@@ -161,3 +161,47 @@ def test_a_resumed_state_reads_only_the_configs_it_needs(repo, tmp_path, monkeyp
     monkeypatch.undo()
     run_ingest(repo, full)
     assert_same_db(db, full)
+
+
+def test_each_environment_resumes_from_its_own_stored_tip(tmp_path, monkeypatch):
+    """One commit on one environment's branch at a time (not the first environment's
+    too): each resumes from that environment's stored services, and every environment
+    still equals a fresh one-branch database of its branch."""
+    from test_environments import ENVS, assert_each_environment_is_its_branch
+
+    repo = GitRepo(tmp_path / "configs")
+    repo.service("auth", version="1.0.0")
+    repo.service("billing", dependencies=[{"service": "auth", "version_constraint": ">=1.0"}])
+    repo.commit("base")
+    repo.git("branch", "staging")
+    repo.git("branch", "develop")
+    db = tmp_path / "registry.db"
+    run_ingest(repo, db, environments=ENVS)
+    (tmp_path / "fresh").mkdir()
+    resumed = []
+    original = TreeState._resume_known
+
+    def spy(self, tree, known):
+        resumed.append(original(self, tree, known))
+        return resumed[-1]
+
+    monkeypatch.setattr(TreeState, "_resume_known", spy)
+    steps = [  # (branch, message, change, status of auth in dev afterwards)
+        ("staging", "auth 2.0 in staging: billing's constraint still met",
+         lambda: repo.service("auth", version="2.0.0"), "CONFIGURED"),
+        ("develop", "a cycle in dev", lambda: (
+            repo.service("auth", dependencies=[{"service": "billing"}])), "ERROR"),
+        ("main", "prod hotfix", lambda: repo.service("billing", version="1.0.1", dependencies=[
+            {"service": "auth", "version_constraint": ">=1.0"}]), "ERROR"),
+        ("develop", "the cycle broken in dev", lambda: repo.service("auth", version="1.2.0"),
+         "CONFIGURED"),
+    ]
+    for branch, message, change, dev_auth in steps:
+        repo.git("checkout", "-q", branch)
+        change()
+        repo.commit(message)
+        assert run_ingest(repo, db).commits_added == 1
+        assert_each_environment_is_its_branch(db, repo, tmp_path / "fresh")
+        assert rows(db, "select status from environment_services where environment = 'dev' "
+                        "and service_id = 'platform/auth'")[0]["status"] == dev_auth, message
+    assert resumed and all(resumed)
