@@ -43,10 +43,10 @@ from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, bound_git_cache, prepared
 from .tables import PER_COMMIT, SERVICE_STATE, upgrade
 from .timestamps import git_time_iso, now_iso
-from .tree import Change, Step, TreeState
+from .tree import Change, Resumed, Step, TreeState
 from .urls import public_url, scrub
 from .validation import ConfigCheck, Problem, checked_config
-from .verdicts import Verdict
+from .verdicts import CYCLE_TEXT, Verdict
 from .versions import service_ref
 
 BATCH_COMMITS = 1000
@@ -174,6 +174,7 @@ class Ingest:
         self._ids: dict[str, int] = {}
         self._touched: set[str] = set()  # services with rows in the unwritten batch
         self._refresh_all = False  # after a rewrite every service row may be stale
+        self._appending = False  # this run only appends (see _plan_append)
         self._indexes_deferred = False  # a first bulk load builds read indexes at the end
 
     # -- public -------------------------------------------------------------
@@ -298,6 +299,7 @@ class Ingest:
         first = envs[0].tip
         planned = self._plan_append(envs)
         todo, seqs, mains = planned if planned is not None else self._plan_full(envs, result)
+        self._appending = planned is not None  # stored environment states are current
         tip_states: dict[pygit2.Oid, TreeState] = {}
         if not todo:
             if self._refresh_all and first is not None:
@@ -345,6 +347,9 @@ class Ingest:
             if self.progress:
                 self.progress(done, len(todo))
         self._flush(last_main)
+        if self._refresh_all and first is not None:  # rewritten, and no mainline commit new
+            with db.atomic():
+                self._refresh_services(None, first)
         self._update_environments(envs, tip_states)
         self._mark_complete(first)
 
@@ -483,10 +488,12 @@ class Ingest:
         if parent is None:
             return TreeState(self.reader)
         state = states.get(parent.id)
-        if state is None:
-            self.stored.preload_current()  # most likely the services of that commit
+        if state is None:  # ingested earlier
+            known = self._resumed(str(parent.id))
+            if known is None:
+                self.stored.preload_current()  # most likely the services of that commit
             with _no_gc():  # many objects, none of them garbage: collecting is wasted time
-                state = TreeState.resume(self.reader, parent.tree)  # ingested earlier
+                state = TreeState.resume(self.reader, parent.tree, known)
             self.stored.forget_preloaded()
             if pending.get(parent.id) > 1:
                 states[parent.id] = state
@@ -494,6 +501,63 @@ class Ingest:
             return state.copy()
         states.pop(parent.id, None)
         return state
+
+    def _resumed(self, sha: str) -> Resumed | None:
+        """The stored state of an environment whose recorded tip is ``sha`` (only on
+        the append path: then every environment's stored rows are as of its tip)."""
+        if not getattr(self, "_appending", False):
+            return None
+        env = next((e for e in list_environments(self.db) if e.tip == sha), None)
+        if env is None:
+            return None
+        db = self.db.conn
+        files: dict[str, tuple[str, str]] = {}
+        not_in_cycle: set[str] = set()
+        maybe: list[str] = []
+        for sid, path, config_id, status, message in db.execute(
+                "select service_id, path, config_id, status, status_message "
+                "from environment_services where environment = ? and removed = 0",
+                [env.name]):
+            if path is None or config_id is None:
+                continue  # not a readable blob: read from the tree as usual
+            files[path] = (sid, config_id)
+            # a member of a cycle has an error that says so (unless cut off: see verdict)
+            if status != ERROR or (message is not None and CYCLE_TEXT not in message
+                                   and len(message) < 1000):
+                not_in_cycle.add(sid)
+            else:
+                maybe.append(sid)
+        cycles: dict[str, str] = {}
+        for sid in maybe:  # the cycle problem of its latest status on that mainline
+            latest = db.execute(
+                "select s.id from status s join environment_commits e on e.environment = ? "
+                "and e.commit_sha = s.commit_sha where s.service_id = ? "
+                "order by s.seq desc limit 1", [env.name, sid]).fetchone()
+            if latest is None:
+                continue  # unknown: searched for
+            found = db.execute("select message from validation_errors where status_id = ? "
+                               "and kind = 'cycle'", latest).fetchone()
+            if found is None:
+                not_in_cycle.add(sid)
+            elif found[0].startswith(CYCLE_TEXT):
+                cycles[sid] = found[0][len(CYCLE_TEXT):]
+        targets: dict[str, list[tuple[str, bool]]] = {}
+        for sid, target, required in db.execute(
+                "select d.service_id, d.depends_on, d.required from environment_services e "
+                "join dependencies d on d.config_id = e.config_id "
+                "and d.service_id = e.service_id where e.environment = ? and e.removed = 0",
+                [env.name]):
+            targets.setdefault(sid, []).append((target, bool(required)))
+
+        def last_readable(sid: str) -> tuple[str, str] | None:
+            return self.db.conn.execute(
+                "select h.path, h.config_id from history h join environment_commits e "
+                "on e.environment = ? and e.commit_sha = h.commit_sha join configs c "
+                "on c.id = h.config_id where h.service_id = ? and c.content is not null "
+                "order by h.seq desc limit 1", [env.name, sid]).fetchone()
+
+        return Resumed(files, {sid: tuple(t) for sid, t in targets.items()}, not_in_cycle,
+                       cycles, last_readable)
 
     # -- environments (DESIGN §6) -------------------------------------------
     def _record_environments(self, envs: list[EnvTip]) -> None:
@@ -823,8 +887,10 @@ class Ingest:
                     _insert(self.db, table, rows[table])
             if last_main is not None:
                 only = None if self._refresh_all else touched
-                self._refresh_services(last_main[1], last_main[0], only)
+                self._refresh_services(last_main[1], last_main[0], only, rows.get("history"))
                 self._refresh_all = False
+            elif touched:  # no state to refresh from yet: keep first/last commits current
+                self._first_last_from_history(sorted(touched))
 
     @staticmethod
     def _service_row(sid: str, entry: Entry, verdict: Verdict | None) -> dict[str, Any]:
@@ -843,9 +909,11 @@ class Ingest:
         }
 
     def _refresh_services(self, state: TreeState | None, tip: pygit2.Commit,
-                          only: set[str] | None = None) -> None:
+                          only: set[str] | None = None,
+                          history: list[dict[str, Any]] | None = None) -> None:
         """Bring ``services`` to the state at the latest mainline commit (only the
-        services named in ``only``, when given: those the batch touched)."""
+        services named in ``only``, when given: those the batch touched, whose new
+        ``history`` rows are given)."""
         db = self.db
         if state is None:
             stored = _Stored(db, self._config_known)
@@ -873,7 +941,13 @@ class Ingest:
                    substr(h.service_id, instr(h.service_id, '/') + 1), 1
             from history h where h.service_id not in (select id from services)
         """)
-        first_last = """
+        if only is None:
+            self._first_last_from_history(None)
+        else:
+            self._first_last_from_rows(only, history or [])
+        set_meta(db, "tip", str(tip.id))
+
+    FIRST_LAST = """
             update services set
               first_commit = (select commit_sha from history h where h.service_id = services.id
                               order by h.mainline desc, h.seq limit 1),
@@ -883,12 +957,74 @@ class Ingest:
                               where h.service_id = services.id
                               order by h.mainline desc, h.seq desc limit 1)
         """
-        if only is None:
-            db.execute(first_last)
-        else:
-            for chunk in _chunks(sorted(only), 500):
-                db.execute(first_last + f" where id in ({','.join('?' * len(chunk))})", chunk)
-        set_meta(db, "tip", str(tip.id))
+
+    def _first_last_from_history(self, ids: list[str] | None) -> None:
+        """Services' first and last commits read from every history row (of all
+        services, when ``ids`` is None)."""
+        if ids is None:
+            self.db.execute(self.FIRST_LAST)
+            return
+        for chunk in _chunks(ids, 500):
+            self.db.execute(self.FIRST_LAST + f" where id in ({','.join('?' * len(chunk))})",
+                            chunk)
+
+    def _first_last_from_rows(self, only: set[str], history: list[dict[str, Any]]) -> None:
+        """Services' first and last commits from their stored values and the batch's
+        ``history`` rows: the same as :meth:`_first_last_from_history`, without reading
+        every row again. Read from history instead after a run that did not only append
+        (stored values may predate a rewrite), and for services without stored values."""
+        if not (self._appending or self._indexes_deferred):
+            self._first_last_from_history(sorted(only))
+            return
+        computed, unsure = self._first_last(sorted(only), history)
+        self.db.conn.executemany(
+            "update services set first_commit = ?, last_commit = ?, last_updated = ? "
+            "where id = ?", computed)
+        self._first_last_from_history(sorted(unsure))
+
+    def _first_last(self, ids: list[str], history: list[dict[str, Any]]
+                    ) -> tuple[list[tuple], set[str]]:
+        """(first_commit, last_commit, last_updated, id) of services: their first and
+        last history rows, mainline rows first (as ``first_last`` in
+        :meth:`_refresh_services` orders them), among the stored ones and ``history``;
+        and the services whose stored commits are not found (read from history)."""
+        wanted = set(ids)
+        unsure: set[str] = set()
+        # candidates: (mainline, seq, commit, committed_at) of a row
+        first: dict[str, tuple] = {}
+        last: dict[str, tuple] = {}
+        for chunk in _chunks(ids, 500):
+            for sid, f_sha, f_seq, f_main, l_sha, l_seq, l_main, l_at in self.db.execute(
+                    "select s.id, s.first_commit, f.seq, f.mainline, s.last_commit, l.seq, "
+                    "l.mainline, s.last_updated from services s "
+                    "left join commits f on f.sha = s.first_commit "
+                    "left join commits l on l.sha = s.last_commit "
+                    f"where s.id in ({','.join('?' * len(chunk))})", chunk):
+                if f_seq is None or l_seq is None:  # not refreshed yet, or not found
+                    unsure.add(sid)
+                if f_sha is not None:
+                    first[sid] = (f_main, f_seq, f_sha, None)
+                if l_sha is not None:
+                    last[sid] = (l_main, l_seq, l_sha, l_at)
+        for row in history:
+            sid = row["service_id"]
+            if sid not in wanted:
+                continue
+            key = (row["mainline"], row["seq"], row["commit_sha"], row["committed_at"])
+            old = first.get(sid)
+            if old is None or (-key[0], key[1]) < (-old[0], old[1]):
+                first[sid] = key
+            old = last.get(sid)
+            if old is None or (key[0], key[1]) > (old[0], old[1]):
+                last[sid] = key
+        out = []
+        for sid in ids:
+            if sid in unsure:
+                continue
+            f, la = first.get(sid), last.get(sid)
+            out.append((f[2] if f else None, la[2] if la else None, la[3] if la else None,
+                        sid))
+        return out, unsure
 
 
 Plan = tuple[list[pygit2.Oid], array, bytearray]  # commits to do, their seq and mainline

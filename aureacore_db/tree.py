@@ -11,7 +11,9 @@ constraints are :mod:`.versions`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import pygit2
 
@@ -19,14 +21,47 @@ import pygit2
 from .blobs import BlobReader, Entry, Updates, tree_updates, walk_tree
 from .layout import ROOT_FILES, SERVICES_DIR, Layout
 from .parsing import is_config_path
+from .validation import ConfigCheck
 from .verdicts import Edges, Verdict, cycles_may_change, find_cycles, verdict
 from .versions import satisfies, service_ref, version_spec
 
 __all__ = [
-    "ROOT_FILES", "SERVICES_DIR", "BlobReader", "Change", "Entry", "Layout", "Step",
+    "ROOT_FILES", "SERVICES_DIR", "BlobReader", "Change", "Entry", "LazyEntry", "Layout",
+    "Resumed", "Step",
     "TreeState", "Updates", "Verdict", "satisfies", "service_ref", "tree_updates",
     "version_spec", "walk_tree",
 ]
+
+
+class LazyEntry(Entry):
+    """A service file of a resumed state (:class:`Resumed`): its check is read when
+    first used, and its dependency targets come from the stored rows."""
+
+    def __init__(self, path: str, oid: str, reader: BlobReader,
+                 targets: tuple[tuple[str, bool], ...]) -> None:
+        vars(self).update(path=path, oid=oid, kind="blob", reader=reader, targets=targets,
+                          _check=None)  # frozen: not through __setattr__
+
+    @property  # type: ignore[override]
+    def check(self) -> ConfigCheck:
+        if self._check is None:
+            vars(self)["_check"] = self.reader.check(self.oid, self.path)
+        return self._check
+
+
+@dataclass
+class Resumed:
+    """What the database says about an ingested commit's services (an environment's
+    stored tip): each service's primary file, its dependency targets, and which
+    services may be in a required-dependency cycle (the others' stored verdicts say
+    they are not)."""
+
+    files: dict[str, tuple[str, str]]  # path -> (service id, blob id)
+    targets: dict[str, tuple[tuple[str, bool], ...]]  # service id -> (target, required)
+    not_in_cycle: set[str]
+    cycles: dict[str, str]  # the stored cycle message of the others, when there is one
+    # (path, blob id) of a service's last readable config up to that commit
+    last_readable: Callable[[str], tuple[str, str] | None] = lambda _sid: None
 
 
 @dataclass
@@ -70,6 +105,8 @@ class TreeState:
         # computed yet, and the state it is computed in when first needed
         self.unjudged: set[str] = set()
         self.judge_in: TreeState | None = None
+        # a resumed state's last readable config of a service whose file is unreadable
+        self.stored_good: Callable[[str], tuple[str, str] | None] | None = None
 
     # -- copying ---------------------------------------------------------------
     def copy(self) -> TreeState:
@@ -82,17 +119,63 @@ class TreeState:
             setattr(other, name, dict(getattr(self, name)))
         other.unjudged = set(self.unjudged)
         other.judge_in = self.judge_in
+        other.stored_good = self.stored_good
         return other
 
     @classmethod
-    def resume(cls, reader: BlobReader, tree: pygit2.Tree) -> TreeState:
+    def resume(cls, reader: BlobReader, tree: pygit2.Tree,
+               known: Resumed | None = None) -> TreeState:
         """The state at a commit ingested earlier, to advance from. Verdicts are left
         out until asked for (:meth:`verdict_of`): a commit's diff re-validates only the
-        services it can affect, and the others' verdicts are never needed."""
+        services it can affect, and the others' verdicts are never needed.
+
+        With ``known`` (the stored state of that commit), the configs are not read
+        at all until needed: files, ids and edges come from the stored rows, checked
+        against the tree (any disagreement: everything is read, as without it)."""
         state = cls(reader)
-        state.advance(None, tree, judge=False)
+        if known is None or not state._resume_known(tree, known):
+            state = cls(reader)
+            state.advance(None, tree, judge=False)
         state.judge_in = state.copy()  # the verdicts are computed in the state as it is now
         return state
+
+    def _resume_known(self, tree: pygit2.Tree, known: Resumed) -> bool:
+        """Rebuild the state from ``known`` and the tree's file list; False when they
+        disagree (a stored file not in the tree as stored, or not its service's
+        primary file)."""
+        touched: dict[str, Entry | None] = {}
+        self.layout = self.layout.read(tree, self.reader)
+        wanted = self.layout.scan_entries(tree)
+        seen = 0
+        for path, (oid, kind) in sorted(wanted.items()):
+            stored = known.files.get(path)
+            if stored is None:  # e.g. the second file of a duplicated service
+                self._set(path, self.reader.entry(path, oid, kind), touched)
+                continue
+            sid, config_id = stored
+            if oid != config_id:
+                return False
+            seen += 1
+            if kind != "blob":  # a link or submodule: nothing to read
+                self._set(path, self.reader.entry(path, oid, kind), touched)
+                continue
+            entry = LazyEntry(path, oid, self.reader, known.targets.get(sid, ()))
+            self.entries[path] = entry
+            self.path_id[path] = sid
+            self.by_id[sid] = tuple(sorted(self.by_id.get(sid, ()) + (path,)))
+        if seen != len(known.files) or any(
+                self.by_id.get(sid, ("",))[0] != path
+                for path, (sid, _oid) in known.files.items()):
+            return False
+        self.param_schemas = self.layout.scan_param_schemas(tree)
+        self._build_edges()
+        self.cycles = self._known_cycles(known)
+        self.verdicts = {}
+        self.unjudged = set(self.by_id)
+        # readable or not is known when the check is read (see _record_changes)
+        self.last_good = {sid: self.entries[paths[0]] for sid, paths in self.by_id.items()}
+        self.stored_good = known.last_readable
+        return True
 
     def verdict_of(self, sid: str) -> Verdict | None:
         """A service's verdict (None when it does not exist)."""
@@ -188,8 +271,14 @@ class TreeState:
         entry = self.primary(sid)
         if entry is None:
             return frozenset(), frozenset()
-        namespace = sid.partition("/")[0]
         every, required = set(), set()
+        if isinstance(entry, LazyEntry):
+            for target, needed in entry.targets:
+                every.add(target)
+                if needed and target in self.by_id:
+                    required.add(target)
+            return frozenset(every), frozenset(required)
+        namespace = sid.partition("/")[0]
         for dep in entry.check.dependencies:
             target = service_ref(dep.service, namespace)
             every.add(target)
@@ -231,6 +320,31 @@ class TreeState:
                     and before.check.version != after.check.version):
                 dirty |= self.dependents.get(sid, frozenset())
         return dirty
+
+    def _build_edges(self) -> None:
+        """The dependency edges of every service (a new state: as :meth:`_update_edges`
+        of every service would make them, quicker)."""
+        dependents: dict[str, set[str]] = {}
+        for sid in self.by_id:
+            every, required = self._dependency_targets(sid)
+            _put(self.deps_of, sid, every)
+            _put(self.req_edges, sid, required)
+            for target in every:
+                dependents.setdefault(target, set()).add(sid)
+        self.dependents = {target: frozenset(found) for target, found in dependents.items()}
+
+    def _known_cycles(self, known: Resumed) -> dict[str, str]:
+        """The cycles of a resumed state: the stored ones when they are cycles of its
+        edges and every service that may be in one has a stored answer; else searched
+        from the services that may be in one."""
+        stored = {sid: loop for sid, loop in known.cycles.items() if sid in self.by_id}
+        unknown = {sid for sid in self.req_edges
+                   if sid not in known.not_in_cycle and sid not in stored}
+        if not unknown and all(_is_loop(sid, loop, stored, self.req_edges)
+                               for sid, loop in stored.items()):
+            return stored
+        seeds = unknown | set(stored)
+        return find_cycles(self.req_edges, {}, seeds) if seeds else {}
 
     def _update_edges(self, dirty: set[str]) -> tuple[list[tuple[str, str]],
                                                        list[tuple[str, str]]]:
@@ -288,11 +402,30 @@ class TreeState:
             after = self.primary(sid)
             change = _classify(before, after)
             if change:
+                baseline = self._baseline(sid)
                 step.changes.append(Change(sid, change, after.path if after else None,
                                            before.path if before else None, after, before,
-                                           self.last_good.get(sid)))
+                                           baseline))
                 if after is not None and after.check.content is not None:
                     self.last_good[sid] = after
+
+    def _baseline(self, sid: str) -> Entry | None:
+        """The last readable config of a service (a resumed state's entries are not
+        known to be readable until read: if not, the stored history says which was)."""
+        found = self.last_good.get(sid)
+        if found is None or found.check.content is not None:
+            return found
+        stored = self.stored_good(sid) if self.stored_good is not None else None
+        return None if stored is None else self.reader.entry(stored[0], stored[1], "blob")
+
+
+def _is_loop(sid: str, loop: str, members: dict[str, str], edges: Edges) -> bool:
+    """Whether a cycle message ``a -> b -> a`` through ``sid`` follows required edges
+    between services that are all known members of cycles."""
+    nodes = loop.split(" -> ")
+    return (len(nodes) >= 2 and nodes[0] == nodes[-1] and sid in nodes[:-1]
+            and all(node in members for node in nodes[:-1])
+            and all(b in edges.get(a, ()) for a, b in pairwise(nodes)))
 
 
 def _put(mapping: dict, key: str, value: object) -> None:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .tree import TreeState
 
 Edges = dict[str, frozenset[str]]  # service id -> the services it requires
+CYCLE_TEXT = "required dependency cycle: "  # how a cycle member's problem begins
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def verdict(state: TreeState, sid: str) -> Verdict:
         problems += dependency_problems(state, sid, namespace, dep)
     if sid in state.cycles:
         problems.append(Problem(
-            "error", "cycle", f"required dependency cycle: {state.cycles[sid]}",
+            "error", "cycle", f"{CYCLE_TEXT}{state.cycles[sid]}",
             "$.dependencies"))
     errors = [describe(p) for p in problems if p.severity == "error"]
     warnings = [describe(p) for p in problems if p.severity == "warning"]
