@@ -11,7 +11,7 @@ import click
 
 from .cli_common import db_option, json_option, local_repo_option, require_registry
 from .cli_remote import failure, remote_options
-from .cli_web import _ActorOption, _cli_actor
+from .cli_web import _cli_actor, actor_option
 from .names import ERROR
 
 
@@ -23,10 +23,7 @@ from .names import ERROR
               help="The environment whose branch gets the commit, e.g. prod.")
 @db_option
 @local_repo_option
-@click.option("--actor", cls=_ActorOption,
-              help='Who promotes, "Name <email>" or a user id; becomes the commit author '
-                   "(an id alone: <id>@aureacore-db). Default: your Git identity in the "
-                   "repository (user.name <user.email>), else $USER.")
+@actor_option("promotes")
 @click.option("--yes", "-y", is_flag=True,
               help="Do not ask for confirmation (a promotion that breaks other services "
                    "still needs --allow-breaking, an ERROR source --allow-error).")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,16 +102,22 @@ class _ActorOption(click.Option):
         return record[0], f"{record[1]} Without it, here: {who}."
 
 
+def actor_option(who: str) -> Callable:
+    """``--actor`` of a command that commits (rollback, promote): who ``who``."""
+    return click.option(
+        "--actor", cls=_ActorOption,
+        help=f'Who {who}, "Name <email>" or a user id; becomes the commit author '
+             "(an id alone: <id>@aureacore-db). Default: your Git identity in the "
+             "repository (user.name <user.email>), else $USER.")
+
+
 @click.command()
 @click.argument("service")
 @click.option("--to", "to", required=True,
               help="Commit (sha, short sha or revision) whose version to restore.")
 @db_option
 @local_repo_option
-@click.option("--actor", cls=_ActorOption,
-              help='Who rolls back, "Name <email>" or a user id; becomes the commit author '
-                   "(an id alone: <id>@aureacore-db). Default: your Git identity in the "
-                   "repository (user.name <user.email>), else $USER.")
+@actor_option("rolls back")
 @click.option("--yes", "-y", is_flag=True,
               help="Do not ask for confirmation (a rollback that breaks other services "
                    "still needs --allow-breaking).")

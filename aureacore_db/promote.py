@@ -34,8 +34,8 @@ from .gitprovider import PushRejected
 from .gitsource import is_url
 from .names import ERROR
 from .rollback import (
-    OUTCOME_STATUS,
     Actor,
+    WriteOutcome,
     _branch_ref,
     _checked_out,
     _linked_folder,
@@ -85,7 +85,7 @@ class PromotedService:
 
 
 @dataclass
-class PromotionResult:
+class PromotionResult(WriteOutcome):
     """What one attempt did (one ``promotions`` row per service)."""
 
     from_environment: str
@@ -103,14 +103,6 @@ class PromotionResult:
     pushed: bool = False
     preview: dict[str, Any] | None = None  # preview.Preview.as_dict() of the write
     status_changes: list[dict[str, Any]] = field(default_factory=list)  # after ingest
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome == "ok"
-
-    @property
-    def http_status(self) -> int:
-        return OUTCOME_STATUS.get(self.outcome, 500)
 
     @property
     def service_ids(self) -> list[str]:

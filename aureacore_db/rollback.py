@@ -55,8 +55,22 @@ _IDENTITY = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>]*)>\s*$")
 _ANGLE = re.compile(r"[<>\n\r]")
 
 
+class WriteOutcome:
+    """``ok`` and the HTTP status of a write's ``outcome`` (rollback, promotion)."""
+
+    outcome: str
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    @property
+    def http_status(self) -> int:
+        return OUTCOME_STATUS.get(self.outcome, 500)
+
+
 @dataclass
-class RollbackResult:
+class RollbackResult(WriteOutcome):
     """What one attempt did (also the ``rollbacks`` row)."""
 
     service_id: str
@@ -76,14 +90,6 @@ class RollbackResult:
     target_status: str | None = field(default=None, repr=False)
     preview: dict[str, Any] | None = None  # preview.Preview.as_dict() of the write
     status_changes: list[dict[str, Any]] = field(default_factory=list)  # after ingest
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome == "ok"
-
-    @property
-    def http_status(self) -> int:
-        return OUTCOME_STATUS.get(self.outcome, 500)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
