@@ -40,32 +40,32 @@ except ImportError:  # pragma: no cover - the dependency is declared; degrade gr
 
 MAX_LINES = 5000  # a line holds at most a few nodes: far inside parsing.MAX_NODES
 
-# Printable characters both loaders accept (PyYAML refuses the others; U+0085, U+2028
-# and U+2029 are line breaks in YAML 1.1 only; U+FEFF is a byte order mark).
-_PRINTABLE = r"\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff"
-_PRINTABLE_NO_DQ = _PRINTABLE.replace(r"\x20-\x7e", r"\x20\x21\x23-\x5b\x5d-\x7e")  # no " \
-_PRINTABLE_NO_SQ = _PRINTABLE.replace(r"\x20-\x7e", r"\x20-\x26\x28-\x7e")  # no '
+# Characters outside the printable ones both loaders accept (PyYAML refuses the others;
+# U+0085, U+2028 and U+2029 are line breaks in YAML 1.1 only; U+FEFF is a byte order
+# mark), tabs and carriage returns included: a document holding any is declined.
+_ODD = re.compile(r"[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+                  r"\U00010000-\U0010ffff]")
 
-# Words a plain scalar must not be: booleans and nulls of YAML 1.1 or 1.2 (all spellings).
-_WORDS = ("y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|"
-          "off|Off|OFF|null|Null|NULL")
+# Words a plain scalar must not be: booleans and nulls of YAML 1.1 or 1.2, all spellings
+# (y, Yes, NO, on, Off, True, FALSE, null, Null... and some mixed-case ones besides).
+_WORDS = "[yY](?:es|ES)?|[nN](?:o|O|ull|ULL)?|[oO](?:n|N|ff|FF)|[tT](?:rue|RUE)|[fF](?:alse|ALSE)"
 _CHAR = r"[A-Za-z0-9_.\-/+=@,()%~^]"  # inside a plain scalar: never an indicator
 _END = rf"(?!{_CHAR}|:[^ \n])"  # where a plain token ends
 
 _KEY = (rf"(?:(?!(?:{_WORDS}):)[A-Za-z_][A-Za-z0-9_.\-/]*"
-        rf"|\"[{_PRINTABLE_NO_DQ}]*\"|'[{_PRINTABLE_NO_SQ}]*')")
+        r"|\"[^\"\\\n]*\"|'[^'\n]*')")
 _VALUE = "|".join((
-    rf"\"[{_PRINTABLE_NO_DQ}]*\"",
-    rf"'[{_PRINTABLE_NO_SQ}]*'",
-    rf"(?:true|false|null|~|\[\]|\{{\}}){_END}",
-    rf"-?(?:0|[1-9][0-9]{{0,14}})(?:\.[0-9]{{1,15}})?{_END}",  # int or fraction
-    rf"[0-9]+(?:\.[0-9]+){{2,}}(?:[-+][A-Za-z0-9.\-+]*)?{_END}",  # 1.2.3, 1.2.3-rc.1
     # a plain string: a letter, ^ or / first, words joined by single ':' or runs of spaces
     rf"(?!(?:{_WORDS}){_END})[A-Za-z^/]{_CHAR}*(?:(?::|[ ]+){_CHAR}+)*{_END}",
+    r"\"[^\"\\\n]*\"",  # quoted, without escapes
+    r"'[^'\n]*'",
+    rf"-?(?:0|[1-9][0-9]{{0,14}})(?:\.[0-9]{{1,15}})?{_END}",  # int or fraction
+    rf"[0-9]+(?:\.[0-9]+){{2,}}(?:[-+][A-Za-z0-9.\-+]*)?{_END}",  # 1.2.3, 1.2.3-rc.1
+    rf"(?:true|false|null|~|\[\]|\{{\}}){_END}",
 ))
 _ENTRY = rf"{_KEY}:(?:[ ]+(?:{_VALUE}))?"
 _LINE = (rf"[ ]{{0,24}}(?:(?:-(?:[ ]{{1,3}}|(?=[ ]*(?:#|\n)))){{1,3}}(?:{_ENTRY}|{_VALUE})?"
-         rf"|{_ENTRY})?[ ]*(?:(?<![^ \n])#[{_PRINTABLE}]*)?\n")
+         rf"|{_ENTRY})?[ ]*(?:(?<![^ \n])#[^\n]*)?\n")
 _SIMPLE = re.compile(rf"(?:---[ ]*\n)?(?:{_LINE})*")
 
 
@@ -76,7 +76,7 @@ def is_simple(text: str) -> bool:
         return False
     if not text.endswith("\n"):
         text += "\n"
-    return _SIMPLE.fullmatch(text) is not None
+    return _ODD.search(text) is None and _SIMPLE.fullmatch(text) is not None
 
 
 def fast_load(text: str) -> dict[str, Any] | None:
