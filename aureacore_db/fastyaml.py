@@ -64,9 +64,13 @@ _VALUE = "|".join((
     rf"(?:true|false|null|~|\[\]|\{{\}}){_END}",
 ))
 _ENTRY = rf"{_KEY}:(?:[ ]+(?:{_VALUE}))?"
-_LINE = (rf"[ ]{{0,24}}(?:(?:-(?:[ ]{{1,3}}|(?=[ ]*(?:#|\n)))){{1,3}}(?:{_ENTRY}|{_VALUE})?"
-         rf"|{_ENTRY})?[ ]*(?:(?<![^ \n])#[^\n]*)?\n")
-_SIMPLE = re.compile(rf"(?:---[ ]*\n)?(?:{_LINE})*")
+# A dash and 1-3 spaces before content, or a dash ending the line (an empty item).
+_DASH = r"-(?:[ ]{1,3}(?=[^ \n#])|(?=[ ]*(?:#|\n)))"
+_LINE = (rf"[ ]{{0,24}}(?:(?:{_DASH}){{1,3}}(?:{_ENTRY}|{_VALUE})?|{_ENTRY})?"
+         rf"[ ]*(?:(?<![^ \n])#[^\n]*)?\n")
+# Each line is matched once, atomically (a lookahead's match is never retried): a line
+# that fails ends the scan, without backtracking into the lines before it.
+_SIMPLE = re.compile(rf"(?:---[ ]*\n)?(?:(?=(?P<line>{_LINE}))(?P=line))*")
 
 
 def is_simple(text: str) -> bool:

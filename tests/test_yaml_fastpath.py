@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +247,15 @@ def test_alias_bombs_and_depth_bombs_still_meet_the_full_loaders_bounds():
         assert fast_load(text) is None
         result = parse_config(text.encode(), "s.yaml")
         assert result.content is None and "unusable content" in (result.error or "")
+
+
+@pytest.mark.parametrize("line", ["  -   ", "  - -   ", "  - k:   ", "  - x y z  ", "a: b  "])
+def test_the_scan_takes_linear_time_on_hostile_text(line):
+    # lines that a backtracking scan could match in several ways, then one that fails
+    text = "a:\n" + (line + "\n") * (MAX_LINES - 2) + "  !\n"
+    started = time.perf_counter()
+    assert not is_simple(text)
+    assert time.perf_counter() - started < 2.0  # ~10 ms; exponential before
 
 
 # Generated YAML-ish text: lines built from keys, values and indicators that sit on
