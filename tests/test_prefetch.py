@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
 from conftest import rows
 
 from aureacore_db.ingest import Ingest
@@ -39,3 +43,30 @@ def test_workers_give_the_same_rows_as_a_single_process(repo, tmp_path):
         assert rows(single, sql) == rows(pooled, sql), name
     assert len(rows(pooled, TABLES["commits"])) == 13
     assert any(r["status"] == "ERROR" for r in rows(pooled, TABLES["status"]))
+
+
+def children_of(pid: int) -> list[str]:
+    """Command lines of the live child processes of ``pid`` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_no_worker_or_fork_server_outlives_the_ingest(repo, tmp_path):
+    # the workers' CPU time is counted in the ingest's own (its children's) only when
+    # the processes that made them are waited for: none may be left running
+    repo.service("store", parameters={"size": 1})
+    repo.commit("store")
+    for i in range(3):
+        repo.service("store", parameters={"size": i + 2})
+        repo.commit(f"change {i}")
+    Ingest(str(repo.path), tmp_path / "pooled.db", workers=2).run()
+    left = [cmd for cmd in children_of(os.getpid()) if "resource_tracker" not in cmd]
+    assert left == []
