@@ -141,13 +141,18 @@ async def paths(ds, p: dict[str, str]) -> list[str]:  # noqa: ANN001 - a Dataset
     return out
 
 
-async def measure(db_path: Path, runs: int) -> list[tuple[str, float, int]]:
+async def measure(db_path: Path, runs: int,
+                  only: list[str] | None = None) -> list[tuple[str, float, int]]:
+    """Median ms and last status of each path (printed as it goes)."""
     from aureacore_db.web import make_datasette
 
     ds = make_datasette(db_path)
     await ds.invoke_startup()
     results = []
+    print(f"{'median ms':>10}  status  path", flush=True)
     for path in await paths(ds, pick(db_path)):
+        if only and not any(word in path for word in only):
+            continue
         status = 0
         for _ in range(2):
             status = (await ds.client.get(path)).status_code
@@ -158,7 +163,13 @@ async def measure(db_path: Path, runs: int) -> list[tuple[str, float, int]]:
             times.append((time.perf_counter() - started) * 1000)
             status = response.status_code
         results.append((path, statistics.median(times), status))
+        print(_line(*results[-1]), flush=True)
     return results
+
+
+def _line(path: str, median: float, status: int) -> str:
+    mark = "" if median < TARGET_MS and status == 200 else "  <-- over target"
+    return f"{median:10.1f}  {status:6}  {path}{mark}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,15 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--envs", action="store_true",
                     help="build (once) and time a database of dev, staging and prod branches")
+    ap.add_argument("--only", action="append", metavar="TEXT",
+                    help="time only the paths containing TEXT (repeatable)")
     args = ap.parse_args(argv)
     db = args.db or build(args.workdir, args.services, args.commits, args.envs)
-    results = asyncio.run(measure(db, args.runs))
-    slow = 0
-    print(f"{'median ms':>10}  status  path")
-    for path, median, status in results:
-        mark = "" if median < TARGET_MS and status == 200 else "  <-- over target"
-        slow += bool(mark)
-        print(f"{median:10.1f}  {status:6}  {path}{mark}")
+    results = asyncio.run(measure(db, args.runs, args.only))
+    slow = sum(not (median < TARGET_MS and status == 200) for _, median, status in results)
     print(f"{len(results) - slow}/{len(results)} under {TARGET_MS:.0f} ms")
     env_paths = [(path, median) for path, median, _ in results if path.startswith(ENV_PAGE)
                  or any(f"/{q}" in path for q in ENV_QUERIES)]

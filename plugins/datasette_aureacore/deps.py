@@ -13,14 +13,17 @@ The SVG is built here, server-side (no scripts, no CDN).
 
 from __future__ import annotations
 
+import functools
 import html
 import sqlite3
+import threading
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 from datasette import NotFound, Response, hookimpl
 
-from aureacore_db.depgraph import DepGraph, DepGraphError, edges_of
+from aureacore_db.depgraph import DepGraph, DepGraphError, edges_of, resolve_commit
 
 TEMPLATE = "aureacore_deps_service.html"
 MAX_NODES = 150
@@ -157,10 +160,74 @@ def _column(node: str, sid: str, upstream: dict[str, int], downstream: dict[str,
     return up if up is not None else 1
 
 
+class _SharedGraph(DepGraph):
+    """A graph kept between requests: the whole-graph answers are worked out once."""
+
+    @functools.cached_property
+    def required_graph(self) -> Any:  # type: ignore[override]
+        return super().required_graph.copy()  # a graph, not a filtering view
+
+    def report(self, sid: str, depth: int | None = None) -> dict[str, Any]:
+        """One service's report, worked out once per service (treat it as read-only)."""
+        reports = self.__dict__.setdefault("_reports", OrderedDict())
+        key = (sid, depth)
+        if key not in reports:
+            reports[key] = super().report(sid, depth)
+            while len(reports) > MAX_REPORTS:
+                reports.popitem(last=False)
+        return reports[key]
+
+    def cycles(self, *, required_only: bool = False, limit: int = 1000) -> list:
+        key = (required_only, limit)
+        found = self.__dict__.setdefault("_cycles", {})
+        if key not in found:
+            found[key] = super().cycles(required_only=required_only, limit=limit)
+        return found[key]
+
+
+GRAPHS: OrderedDict[tuple, DepGraph] = OrderedDict()  # the last few graphs loaded
+MAX_GRAPHS = 4
+MAX_REPORTS = 256  # per graph
+_GRAPHS_LOCK = threading.Lock()
+
+
+def _fingerprint(conn: sqlite3.Connection) -> tuple:
+    """What changes whenever ingest writes: its last run (and how it ended) and the
+    newest commit (a run commits batch by batch)."""
+    run = conn.execute("select id, outcome, finished_at from ingest_runs "
+                       "order by id desc limit 1").fetchone() \
+        if _table_exists(conn, "ingest_runs") else None
+    newest = conn.execute("select max(seq) from commits").fetchone()[0]
+    return tuple(run or ()), newest
+
+
+def shared_graph(conn: sqlite3.Connection, at: str | None,
+                 repo_path: str | None = None) -> DepGraph:
+    """The dependency graph at mainline commit ``at``, loaded once per ingest: a
+    10,000-service graph takes about a second to load and to search for cycles, a
+    page about it a few milliseconds."""
+    sha, seq = resolve_commit(conn, at, repo_path)
+    path = conn.execute("select file from pragma_database_list where name = 'main'"
+                        ).fetchone()[0]
+    key = (path, _fingerprint(conn), sha, seq)
+    with _GRAPHS_LOCK:
+        graph = GRAPHS.get(key)
+        if graph is not None:
+            GRAPHS.move_to_end(key)
+            return graph
+    loaded = DepGraph.load(conn, sha or at, repo_path)
+    graph = _SharedGraph(loaded.graph, loaded.commit, loaded.seq)
+    with _GRAPHS_LOCK:
+        GRAPHS[key] = graph
+        while len(GRAPHS) > MAX_GRAPHS:
+            GRAPHS.popitem(last=False)
+    return graph
+
+
 def build(conn: sqlite3.Connection, ref: str, at: str | None, depth: int,
           repo_path: str | None = None) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data (runs in Datasette's SQL thread)."""
-    graph = DepGraph.load(conn, at, repo_path)
+    graph = shared_graph(conn, at, repo_path)
     sid = graph.resolve(ref)
     report = graph.report(sid)
     hood = graph.neighbourhood(sid, depth)
