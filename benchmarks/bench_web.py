@@ -95,6 +95,7 @@ PARAMS = {  # canned-query parameter -> value picked from the database (see ``pi
         "to", "to_env", "to_environment", "target", "b", "env_b")},
 }
 ENV_PAGE = "/-/aureacore/environments"
+ROOT_ONLY = ("/rollback", "/promote")
 ENV_QUERIES = ("environment_matrix", "drift", "pending_promotion")
 QUERY_PARAMS = {"dependents": {"service": "depended"}, "parameter_blame": {"service": ""}}
 
@@ -124,8 +125,14 @@ async def paths(ds, p: dict[str, str]) -> list[str]:  # noqa: ANN001 - a Dataset
            f"/-/aureacore/services/{sid}/diff.json", f"/-/aureacore/commits/{p['commit']}",
            f"/-/aureacore/commits/{p['commit']}.json", f"/-/aureacore/deps/{sid}",
            f"/-/aureacore/deps/{sid}.json"]
-    if len(p["envs"]) > 1 and (await ds.client.get(ENV_PAGE)).status_code != 404:
+    if (await ds.client.get(ENV_PAGE)).status_code != 404:
         out += [ENV_PAGE, f"{ENV_PAGE}.json"]
+    # the confirm pages of rollback and promotion (GET, as root: they write nothing)
+    rollback = f"/-/aureacore/services/{sid}/rollback"
+    out += [f"{rollback}?to={p['commit'][:10]}", f"{rollback}.json?to={p['commit'][:10]}"]
+    which = {"service": p["service"], "from": p["from"], "to": p["to"]}
+    promote = f"/-/aureacore/promote?{urlencode(which)}"
+    out += [promote, promote.replace("/promote?", "/promote.json?")]
     tables = await db.table_names() + await db.view_names()
     hidden = set(await db.hidden_table_names())
     for table in tables:
@@ -148,18 +155,20 @@ async def measure(db_path: Path, runs: int,
 
     ds = make_datasette(db_path)
     await ds.invoke_startup()
+    root = {"ds_actor": ds.sign({"a": {"id": "root"}}, "actor")}
     results = []
     print(f"{'median ms':>10}  status  path", flush=True)
     for path in await paths(ds, pick(db_path)):
         if only and not any(word in path for word in only):
             continue
         status = 0
+        cookies = root if any(part in path for part in ROOT_ONLY) else {}
         for _ in range(2):
-            status = (await ds.client.get(path)).status_code
+            status = (await ds.client.get(path, cookies=cookies)).status_code
         times = []
         for _ in range(runs):
             started = time.perf_counter()
-            response = await ds.client.get(path)
+            response = await ds.client.get(path, cookies=cookies)
             times.append((time.perf_counter() - started) * 1000)
             status = response.status_code
         results.append((path, statistics.median(times), status))
@@ -167,8 +176,13 @@ async def measure(db_path: Path, runs: int,
     return results
 
 
+def _ok(path: str, median: float, status: int) -> bool:
+    """Under target; a secrets table answers 403 to everyone (as it should)."""
+    return median < TARGET_MS and (status == 200 or (status == 403 and "secret" in path))
+
+
 def _line(path: str, median: float, status: int) -> str:
-    mark = "" if median < TARGET_MS and status == 200 else "  <-- over target"
+    mark = "" if _ok(path, median, status) else "  <-- over target"
     return f"{median:10.1f}  {status:6}  {path}{mark}"
 
 
@@ -186,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     db = args.db or build(args.workdir, args.services, args.commits, args.envs)
     results = asyncio.run(measure(db, args.runs, args.only))
-    slow = sum(not (median < TARGET_MS and status == 200) for _, median, status in results)
+    slow = sum(not _ok(*result) for result in results)
     print(f"{len(results) - slow}/{len(results)} under {TARGET_MS:.0f} ms")
     env_paths = [(path, median) for path, median, _ in results if path.startswith(ENV_PAGE)
                  or any(f"/{q}" in path for q in ENV_QUERIES)]

@@ -39,3 +39,43 @@ def test_dependency_page_follows_every_ingest(repo: GitRepo, db_path) -> None:
         assert then["report"]["version"] == "1.0.0"
     finally:
         client.close()
+
+
+def test_long_query_results_come_in_pages_on_the_web_and_whole_from_the_cli(
+        repo: GitRepo, db_path) -> None:
+    """A canned query that can list thousands of rows shows 100 by default on the web
+    (its HTML renders every row), pages on with limit and offset, and gives every row
+    from ``aureacore-db query`` unless asked for a page."""
+    from aureacore_db.queries import run_query
+
+    for i in range(105):
+        repo.service(f"svc-{i:03d}", dependencies=[{"service": "platform/svc-000"}]
+                     if i else [])
+    repo.commit("105 services")
+    run_ingest(repo, db_path)
+    client = Client(make_datasette(db_path))
+    try:
+        def ids(query: str) -> list[str]:
+            response = client.get(f"/registry/{query}&_shape=objects")
+            assert response.status_code == 200, response.text
+            return [row["service_id"] for row in response.json()["rows"]]
+
+        every = [f"platform/svc-{i:03d}" for i in range(105)]
+        assert ids("state_as_of.json?commit=") == every[:100]
+        assert ids("state_as_of.json?commit=&offset=100") == every[100:]
+        assert ids("state_as_of.json?commit=&limit=-1") == every
+        assert ids("state_as_of.json?commit=&limit=10&offset=20") == every[20:30]
+        assert ids("dependents.json?service=platform/svc-000") == every[1:101]
+        assert ids("transitive_dependents.json?service=platform/svc-000&limit=-1") \
+            == every[1:]
+        assert len(ids("dependencies_at_commit.json?commit=")) == 100
+        assert ids("dependencies_at_commit.json?commit=&offset=100") == every[101:]
+        page = client.get("/registry/state_as_of?commit=")
+        assert page.status_code == 200 and "platform/svc-099" in page.text
+        assert "platform/svc-100" not in page.text
+    finally:
+        client.close()
+    assert [r[0] for r in run_query(db_path, "state_as_of", {"commit": ""}).rows] == every
+    assert len(run_query(db_path, "dependents", {"service": "platform/svc-000"}).rows) == 104
+    assert [r[0] for r in run_query(db_path, "state_as_of",
+                                    {"commit": "", "limit": "5", "offset": "3"}).rows] == every[3:8]

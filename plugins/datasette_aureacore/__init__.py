@@ -1091,6 +1091,9 @@ def prepare_connection(conn, database, datasette):
     deny_secret_reads(conn)
     register_sql_function(conn, _config(datasette, database).get("repo"))
     register_environment_function(conn)
+    from .deps import cached_cycle_members
+
+    conn.create_function("aureacore_cycle_members", 1, cached_cycle_members)
 
 
 @hookimpl
