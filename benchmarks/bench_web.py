@@ -1,8 +1,8 @@
 """Benchmark the web layer: plugin pages and canned queries through Datasette's client.
 
-Median of 20 requests (after 2 warm-up requests) per page: every plugin page, every
-table and view's first page (HTML and JSON) and every canned query of metadata.yml
-(HTML, JSON and CSV, with realistic parameters picked from the database). The target is
+Median of ``--runs`` requests (default 20, after 2 warm-up requests) per page: every
+plugin page, every table and view's first page (HTML and JSON) and every canned query of
+metadata.yml (HTML, JSON and CSV, with realistic parameters picked from the database). The target is
 under 100 ms each on any registry database (``--db``; by default one of 1,000 services x
 10,000 commits, built first when missing):
 
@@ -10,10 +10,13 @@ under 100 ms each on any registry database (``--db``; by default one of 1,000 se
     python benchmarks/bench_web.py --db path/to/registry.db
     python benchmarks/bench_web.py --envs               # dev, staging, prod (env_branches.py)
 
-With environments (``--envs``, or a ``--db`` that has several) it also times the
-environments page ``/-/aureacore/environments`` (when the plugin has it) and the
+It also times the environments page ``/-/aureacore/environments``, the confirm pages of
+a rollback and (with two environments or more) a promotion, as root, and the
 environment queries (``environment_matrix``, ``drift``, ``pending_promotion``, when
-metadata.yml has them), between the first and the last environment.
+metadata.yml has them), between the first and the last environment. Canned queries run
+with their default page (``limit`` empty: 100 rows). Results print as they come;
+``--only TEXT`` / ``--skip TEXT`` pick paths. To compare two versions, run it once with
+each on copies of one database (``PYTHONPATH=old/checkout``), one after the other.
 """
 
 from __future__ import annotations
@@ -130,9 +133,10 @@ async def paths(ds, p: dict[str, str]) -> list[str]:  # noqa: ANN001 - a Dataset
     # the confirm pages of rollback and promotion (GET, as root: they write nothing)
     rollback = f"/-/aureacore/services/{sid}/rollback"
     out += [f"{rollback}?to={p['commit'][:10]}", f"{rollback}.json?to={p['commit'][:10]}"]
-    which = {"service": p["service"], "from": p["from"], "to": p["to"]}
-    promote = f"/-/aureacore/promote?{urlencode(which)}"
-    out += [promote, promote.replace("/promote?", "/promote.json?")]
+    if len(p["envs"]) > 1:
+        which = {"service": p["service"], "from": p["from"], "to": p["to"]}
+        promote = f"/-/aureacore/promote?{urlencode(which)}"
+        out += [promote, promote.replace("/promote?", "/promote.json?")]
     tables = await db.table_names() + await db.view_names()
     hidden = set(await db.hidden_table_names())
     for table in tables:
@@ -148,8 +152,8 @@ async def paths(ds, p: dict[str, str]) -> list[str]:  # noqa: ANN001 - a Dataset
     return out
 
 
-async def measure(db_path: Path, runs: int,
-                  only: list[str] | None = None) -> list[tuple[str, float, int]]:
+async def measure(db_path: Path, runs: int, only: list[str] | None = None,
+                  skip: list[str] | None = None) -> list[tuple[str, float, int]]:
     """Median ms and last status of each path (printed as it goes)."""
     from aureacore_db.web import make_datasette
 
@@ -159,7 +163,8 @@ async def measure(db_path: Path, runs: int,
     results = []
     print(f"{'median ms':>10}  status  path", flush=True)
     for path in await paths(ds, pick(db_path)):
-        if only and not any(word in path for word in only):
+        if (only and not any(word in path for word in only)) or \
+                (skip and any(word in path for word in skip)):
             continue
         status = 0
         cookies = root if any(part in path for part in ROOT_ONLY) else {}
@@ -197,9 +202,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="build (once) and time a database of dev, staging and prod branches")
     ap.add_argument("--only", action="append", metavar="TEXT",
                     help="time only the paths containing TEXT (repeatable)")
+    ap.add_argument("--skip", action="append", metavar="TEXT",
+                    help="leave out the paths containing TEXT (repeatable)")
     args = ap.parse_args(argv)
     db = args.db or build(args.workdir, args.services, args.commits, args.envs)
-    results = asyncio.run(measure(db, args.runs, args.only))
+    results = asyncio.run(measure(db, args.runs, args.only, args.skip))
     slow = sum(not _ok(*result) for result in results)
     print(f"{len(results) - slow}/{len(results)} under {TARGET_MS:.0f} ms")
     env_paths = [(path, median) for path, median, _ in results if path.startswith(ENV_PAGE)
