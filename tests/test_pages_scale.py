@@ -79,3 +79,27 @@ def test_long_query_results_come_in_pages_on_the_web_and_whole_from_the_cli(
     assert len(run_query(db_path, "dependents", {"service": "platform/svc-000"}).rows) == 104
     assert [r[0] for r in run_query(db_path, "state_as_of",
                                     {"commit": "", "limit": "5", "offset": "3"}).rows] == every[3:8]
+
+
+def test_overview_chart_follows_every_ingest(repo: GitRepo, db_path) -> None:
+    """The status chart is drawn once per ingest and kept: the next ingest's commits
+    and statuses show on the next request."""
+    repo.service("db")
+    first = repo.commit("db")
+    run_ingest(repo, db_path)
+    client = Client(make_datasette(db_path))
+    try:
+        chart = client.get("/-/aureacore.json").json()["status_over_time"]
+        assert [(p["commit_sha"], p["CONFIGURED"], p["ERROR"]) for p in chart] == [
+            (first, 1, 0)]
+        assert client.get("/-/aureacore.json").json()["status_over_time"] == chart
+
+        repo.write("services/platform/api.yaml", "name: api\nnamespace: platform\n"
+                   "version: [not, a, version\n")
+        second = repo.commit("api, broken")
+        run_ingest(repo, db_path)
+        chart = client.get("/-/aureacore.json").json()["status_over_time"]
+        assert [(p["commit_sha"], p["CONFIGURED"], p["ERROR"]) for p in chart] == [
+            (first, 1, 0), (second, 1, 1)]
+    finally:
+        client.close()

@@ -31,6 +31,8 @@ from aureacore_db.depgraph import (
     resolve_commit,
 )
 
+from .peringest import fingerprint
+
 TEMPLATE = "aureacore_deps_service.html"
 MAX_NODES = 150
 
@@ -222,25 +224,13 @@ MAX_REPORTS = 256  # per graph
 _GRAPHS_LOCK = threading.Lock()
 
 
-def _fingerprint(conn: sqlite3.Connection) -> tuple:
-    """What changes whenever ingest writes: its last run (and how it ended) and the
-    newest commit (a run commits batch by batch)."""
-    run = conn.execute("select id, outcome, finished_at from ingest_runs "
-                       "order by id desc limit 1").fetchone() \
-        if _table_exists(conn, "ingest_runs") else None
-    newest = conn.execute("select max(seq) from commits").fetchone()[0]
-    return tuple(run or ()), newest
-
-
 def shared_graph(conn: sqlite3.Connection, at: str | None,
                  repo_path: str | None = None) -> DepGraph:
     """The dependency graph at mainline commit ``at``, loaded once per ingest: a
     10,000-service graph takes about a second to load and to search for cycles, a
     page about it a few milliseconds."""
     sha, seq = resolve_commit(conn, at, repo_path)
-    path = conn.execute("select file from pragma_database_list where name = 'main'"
-                        ).fetchone()[0]
-    key = (path, _fingerprint(conn), sha, seq)
+    key = (fingerprint(conn), sha, seq)
     with _GRAPHS_LOCK:
         graph = GRAPHS.get(key)
         if graph is not None:
