@@ -396,8 +396,8 @@ VIEWS = {
     "current_errors": """
         select v.service_id, v.severity, v.kind, v.json_path, v.message, v.schema,
                v.commit_sha, v.config_id
-        from services s
-        join validation_errors v
+        from services s  -- per service: a cost that follows services, not history
+        cross join validation_errors v
           on v.service_id = s.id
          and v.seq = (select st.seq from status st
                       where st.service_id = s.id and st.mainline = 1

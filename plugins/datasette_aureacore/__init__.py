@@ -1098,9 +1098,10 @@ def prepare_connection(conn, database, datasette):
     deny_secret_reads(conn)
     register_sql_function(conn, _config(datasette, database).get("repo"))
     register_environment_function(conn)
-    from .deps import cached_cycle_members
+    from .deps import cached_cycle_members, dependents_json
 
     conn.create_function("aureacore_cycle_members", 1, cached_cycle_members)
+    conn.create_function("aureacore_dependents", 2, dependents_json)
 
 
 @hookimpl

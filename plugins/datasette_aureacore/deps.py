@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import html
+import json
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -55,23 +56,19 @@ QUERIES = {
                        "(it breaks if the service goes). "
                        "A page holds limit rows (100 when empty, all when -1) from offset.",
         "sql": """
-with recursive dependents(service_id, depth, required_chain) as (
-  select d.service_id, 1, d.required
-  from dependencies d
-  join services s on s.id = d.service_id and s.config_id = d.config_id and s.removed = 0
-  where d.depends_on = :service
-  union
-  select d.service_id, t.depth + 1, t.required_chain and d.required
-  from dependents t
-  join dependencies d on d.depends_on = t.service_id
-  join services s on s.id = d.service_id and s.config_id = d.config_id and s.removed = 0
-  where t.depth < 25
+with found(row) as (
+  select value from json_each((
+    select aureacore_dependents(:service, json_group_array(
+             json_array(d.service_id, d.depends_on, d.required)))
+    from services s
+    cross join dependencies d on d.config_id = s.config_id and d.service_id = s.id
+    where s.removed = 0))
 )
-select t.service_id, min(t.depth) as depth, max(t.required_chain) as required_chain,
+select s.id as service_id, json_extract(f.row, '$[1]') as depth,
+       json_extract(f.row, '$[2]') as required_chain,
        s.version, s.status
-from dependents t join services s on s.id = t.service_id
-where t.service_id != :service
-group by t.service_id order by depth, t.service_id
+from found f join services s on s.id = json_extract(f.row, '$[0]')
+order by depth, s.id
 limit case when :limit = '' then 100 else :limit end
 offset case when :offset = '' then 0 else :offset end
 """.strip(),
@@ -87,7 +84,7 @@ with members(id) as (
   select value from json_each((
     select aureacore_cycle_members(json_group_array(json_array(d.service_id, d.depends_on)))
     from services s
-    join dependencies d on d.config_id = s.config_id and d.service_id = s.id
+    cross join dependencies d on d.config_id = s.config_id and d.service_id = s.id
     where s.removed = 0))
 )
 select s.id as service_id, s.status,
@@ -217,6 +214,38 @@ class _SharedGraph(DepGraph):
 # SQL aureacore_cycle_members: the same edges give the same answer (a query of the whole
 # graph at 10,000 services spends 0.1 s in it; registered by the plugin's connections)
 cached_cycle_members = functools.lru_cache(maxsize=4)(cycle_members_json)
+
+MAX_DEPTH = 25  # transitive_dependents follows edges this far
+
+
+@functools.lru_cache(maxsize=16)
+def dependents_json(service: str, edges_json: str | None) -> str:
+    """SQL ``aureacore_dependents(service, json_group_array(json_array(dependent,
+    depends_on, required)))``: every service that reaches ``service`` in at most
+    MAX_DEPTH edges, as ``[id, shortest distance, 1 if along required edges only]``
+    (breadth-first, linear in the edges; a recursive SQL walk grows with the paths)."""
+    into: dict[str, list[tuple[str, bool]]] = {}
+    for dependent, target, required in json.loads(edges_json or "[]"):
+        into.setdefault(str(target), []).append((str(dependent), bool(required)))
+
+    def reach(required_only: bool) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        level, depth = [service], 0
+        while level and depth < MAX_DEPTH:
+            depth += 1
+            nxt = []
+            for node in level:
+                for dependent, required in into.get(node, ()):
+                    if (required or not required_only) and dependent not in seen:
+                        seen[dependent] = depth
+                        nxt.append(dependent)
+            level = nxt
+        return seen
+
+    anyway, required = reach(False), reach(True)
+    return json.dumps([[sid, depth, int(sid in required)]
+                       for sid, depth in anyway.items() if sid != service])
+
 
 GRAPHS: OrderedDict[tuple, DepGraph] = OrderedDict()  # the last few graphs loaded
 MAX_GRAPHS = 4
