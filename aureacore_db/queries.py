@@ -2,7 +2,9 @@
 
 The same SQL Datasette runs for ``/<db>/<query>.json``, so a cron report and the web
 page agree. A parameter written as ``(:name = '' or …)`` in the SQL is optional, and so
-is one given to ``aureacore_environment(:name)`` (empty: the first environment).
+is one given to ``aureacore_environment(:name)`` (empty: the first environment). A
+query that pages on the web (``limit``, empty = 100 rows) gives every row here unless
+``limit`` is given.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ _STRING = re.compile(r"'(?:[^']|'')*'")
 ENV_FUNCTION = "aureacore_environment"
 ENV_PARAM = re.compile(r"aureacore_environment\(\s*:(\w+)\s*\)")
 MAX_ENV_INPUT = 200
+PAGE_SIZE = "limit"  # the parameter of a query that pages on the web
 
 
 class QueryError(Exception):
@@ -117,6 +120,8 @@ def run_query(db_path: str | os.PathLike, name: str,
         hint = " ".join(f"-p {p}=VALUE" for p in missing)
         raise QueryError(f"{name} needs {', '.join(missing)}: {hint}")
     values = {p: given.get(p, "") for p in wanted}
+    if PAGE_SIZE in wanted and PAGE_SIZE not in given:
+        values[PAGE_SIZE] = "-1"  # every row (SQLite's LIMIT -1)
     path = Path(db_path)
     if not path.is_file():
         raise QueryError(f"{path}: no such database")

@@ -13,7 +13,13 @@ from test_web_pages import AUTH, Client, build_sample
 
 from aureacore_db.cli import cli
 from aureacore_db.ingest import ingest
-from aureacore_db.queries import QueryError, canned_queries, parameters, run_query
+from aureacore_db.queries import (
+    QueryError,
+    canned_queries,
+    optional_parameters,
+    parameters,
+    run_query,
+)
 from aureacore_db.rollback import RollbackRefused, rollback
 from aureacore_db.web import make_datasette
 
@@ -158,7 +164,8 @@ def test_rollback_log(client):
 
 def test_parameters_and_optional_parameters():
     sql = canned_queries()["parameter_blame"]["sql"]
-    assert parameters(sql) == ["key", "service"]
+    assert parameters(sql) == ["key", "service", "limit", "offset"]
+    assert {"service", "limit", "offset"} <= optional_parameters(sql)
 
 
 def test_run_query_errors(sample):

@@ -1,0 +1,105 @@
+"""Pages at 10,000 services (issue 12): what keeps them fast must not make them stale or
+cut them short unasked."""
+
+from __future__ import annotations
+
+from conftest import GitRepo, run_ingest
+from test_web_pages import Client
+
+from aureacore_db.web import make_datasette
+
+
+def test_dependency_page_follows_every_ingest(repo: GitRepo, db_path) -> None:
+    """The graph is loaded once per ingest and kept: a new commit shows on the next
+    request, as does an older commit asked for by name."""
+    repo.service("db")
+    repo.service("api", dependencies=[{"service": "platform/db"}])
+    first = repo.commit("api needs db")
+    run_ingest(repo, db_path)
+    client = Client(make_datasette(db_path))
+    try:
+        before = client.get("/-/aureacore/deps/platform/db.json").json()
+        assert [n["service"] for n in before["nodes"]] == ["platform/api", "platform/db"]
+        assert client.get("/-/aureacore/deps/platform/db.json").json() == before  # kept
+
+        repo.service("web", dependencies=[{"service": "platform/db"}])
+        repo.service("db", version="2.0.0")
+        repo.commit("web needs db too; db 2.0.0")
+        run_ingest(repo, db_path)
+        after = client.get("/-/aureacore/deps/platform/db.json").json()
+        assert [n["service"] for n in after["nodes"]] == [
+            "platform/api", "platform/db", "platform/web"]
+        assert [d["service"] for d in after["report"]["downstream"]] == [
+            "platform/api", "platform/web"]
+        assert after["report"]["version"] == "2.0.0"
+
+        then = client.get(f"/-/aureacore/deps/platform/db.json?at={first[:10]}").json()
+        assert then["commit"] == first
+        assert [n["service"] for n in then["nodes"]] == ["platform/api", "platform/db"]
+        assert then["report"]["version"] == "1.0.0"
+    finally:
+        client.close()
+
+
+def test_long_query_results_come_in_pages_on_the_web_and_whole_from_the_cli(
+        repo: GitRepo, db_path) -> None:
+    """A canned query that can list thousands of rows shows 100 by default on the web
+    (its HTML renders every row), pages on with limit and offset, and gives every row
+    from ``aureacore-db query`` unless asked for a page."""
+    from aureacore_db.queries import run_query
+
+    for i in range(105):
+        repo.service(f"svc-{i:03d}", dependencies=[{"service": "platform/svc-000"}]
+                     if i else [])
+    repo.commit("105 services")
+    run_ingest(repo, db_path)
+    client = Client(make_datasette(db_path))
+    try:
+        def ids(query: str) -> list[str]:
+            response = client.get(f"/registry/{query}&_shape=objects")
+            assert response.status_code == 200, response.text
+            return [row["service_id"] for row in response.json()["rows"]]
+
+        every = [f"platform/svc-{i:03d}" for i in range(105)]
+        assert ids("state_as_of.json?commit=") == every[:100]
+        assert ids("state_as_of.json?commit=&offset=100") == every[100:]
+        assert ids("state_as_of.json?commit=&limit=-1") == every
+        assert ids("state_as_of.json?commit=&limit=10&offset=20") == every[20:30]
+        assert ids("dependents.json?service=platform/svc-000") == every[1:101]
+        assert ids("transitive_dependents.json?service=platform/svc-000&limit=-1") \
+            == every[1:]
+        assert len(ids("dependencies_at_commit.json?commit=")) == 100
+        assert ids("dependencies_at_commit.json?commit=&offset=100") == every[101:]
+        page = client.get("/registry/state_as_of?commit=")
+        assert page.status_code == 200 and "platform/svc-099" in page.text
+        assert "platform/svc-100" not in page.text
+    finally:
+        client.close()
+    assert [r[0] for r in run_query(db_path, "state_as_of", {"commit": ""}).rows] == every
+    assert len(run_query(db_path, "dependents", {"service": "platform/svc-000"}).rows) == 104
+    assert [r[0] for r in run_query(db_path, "state_as_of",
+                                    {"commit": "", "limit": "5", "offset": "3"}).rows] == every[3:8]
+
+
+def test_overview_chart_follows_every_ingest(repo: GitRepo, db_path) -> None:
+    """The status chart is drawn once per ingest and kept: the next ingest's commits
+    and statuses show on the next request."""
+    repo.service("db")
+    first = repo.commit("db")
+    run_ingest(repo, db_path)
+    client = Client(make_datasette(db_path))
+    try:
+        chart = client.get("/-/aureacore.json").json()["status_over_time"]
+        assert [(p["commit_sha"], p["CONFIGURED"], p["ERROR"]) for p in chart] == [
+            (first, 1, 0)]
+        assert client.get("/-/aureacore.json").json()["status_over_time"] == chart
+
+        repo.write("services/platform/api.yaml", "name: api\nnamespace: platform\n"
+                   "version: [not, a, version\n")
+        second = repo.commit("api, broken")
+        run_ingest(repo, db_path)
+        chart = client.get("/-/aureacore.json").json()["status_over_time"]
+        assert [(p["commit_sha"], p["CONFIGURED"], p["ERROR"]) for p in chart] == [
+            (first, 1, 0), (second, 1, 1)]
+    finally:
+        client.close()
