@@ -1185,10 +1185,16 @@ def permission_allowed(datasette, actor, action, resource):
         return False
     if action != PERMISSION:
         return None
-    rollback = _config(datasette).get("rollback")
-    if rollback is None:  # not configured: the shipped metadata.yml's allow block
-        rollback = _shipped()["plugin"].get("rollback") or {}
-    allow = (rollback or {}).get("allow")
+    return allowed_by_block(datasette, actor, "rollback")
+
+
+def allowed_by_block(datasette, actor, block_name: str) -> bool:
+    """Whether ``actor`` matches the allow block ``block_name`` (``rollback``,
+    ``promote``) of the plugin's configuration, else of the shipped metadata.yml."""
+    block = _config(datasette).get(block_name)
+    if block is None:  # not configured: the shipped metadata.yml's allow block
+        block = _shipped()["plugin"].get(block_name) or {}
+    allow = (block or {}).get("allow")
     if allow is None:
         return False
     return actor_matches_allow(actor, allow)

@@ -26,7 +26,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from datasette import Forbidden, hookimpl
-from datasette.utils import actor_matches_allow
 from datasette.utils.asgi import Response
 
 from . import (
@@ -36,8 +35,8 @@ from . import (
     _page,
     _refuse,
     _registry_db,
-    _shipped,
     _truthy,
+    allowed_by_block,
     aureacore_url,
     read_body,
     service_url,
@@ -201,10 +200,4 @@ def permission_allowed(datasette, actor, action, resource):
     """``aureacore-promote``: only actors matched by the plugin's promote allow block."""
     if action != PERMISSION:
         return None
-    block = _config(datasette).get("promote")
-    if block is None:  # not configured: the shipped metadata.yml's allow block
-        block = _shipped()["plugin"].get("promote") or {}
-    allow = (block or {}).get("allow")
-    if allow is None:
-        return False
-    return actor_matches_allow(actor, allow)
+    return allowed_by_block(datasette, actor, "promote")
