@@ -647,7 +647,8 @@ class Ingest:
 
     def _state_at(self, tip: pygit2.Commit) -> TreeState:
         """The services of a commit ingested earlier (an environment that moved onto a
-        commit another one brought in), from the stored checks of its configs."""
+        commit another one brought in, or the tip after a rewrite), from the stored
+        checks of its configs."""
         stored = _Stored(self.db, self._config_known)
         stored.preload_current()
         state = TreeState(BlobReader(self.repo, max_bytes=self.max_bytes, fallback=stored))
@@ -667,9 +668,7 @@ class Ingest:
             row = self._service_row(sid, services[sid], state.verdict_of(sid))
             row["service_id"] = row["id"]
             rows.append((name, *(row.get(c) for c in columns)))
-        cleared = ("removed = 1, path = null, config_id = null, version = null, "
-                   "status = null, status_message = null, error_count = null, "
-                   "warning_count = null")
+        cleared = _cleared()
         if only is None:
             db.execute(f"update environment_services set {cleared} where environment = ?",
                        [name])
@@ -916,18 +915,12 @@ class Ingest:
         ``history`` rows are given)."""
         db = self.db
         if state is None:
-            stored = _Stored(db, self._config_known)
-            stored.preload_current()
-            state = TreeState(BlobReader(self.repo, max_bytes=self.max_bytes,
-                                         fallback=stored))
-            state.advance(None, tip.tree)
+            state = self._state_at(tip)
         services = state.services()
         ids = sorted(services) if only is None else sorted(only & services.keys())
         current = [self._service_row(sid, services[sid], state.verdict_of(sid))
                    for sid in ids]
-        cleared = ("removed = 1, path = null, config_id = null, version = null, status = null, "
-                   "status_message = null, owner = null, description = null, "
-                   "error_count = null, warning_count = null")
+        cleared = _cleared("owner", "description")
         if only is None:
             db.execute(f"update services set {cleared}")
         else:
@@ -1110,6 +1103,14 @@ def _insert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -
            f"values ({', '.join('?' * len(columns))})")
     values = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     db.conn.executemany(sql, map(values, rows))  # the rows of a table share one key order
+
+
+def _cleared(*more: str) -> str:
+    """SQL ``set`` of a service row that is gone at the tip (``more``: other columns to
+    clear than those ``services`` and ``environment_services`` share)."""
+    columns = ("path", "config_id", "version", "status", "status_message", *more,
+               "error_count", "warning_count")
+    return "removed = 1, " + ", ".join(f"{c} = null" for c in columns)
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -36,6 +36,7 @@ from .names import ERROR
 from .rollback import (
     Actor,
     WriteOutcome,
+    WriteRefused,
     _branch_ref,
     _checked_out,
     _linked_folder,
@@ -119,17 +120,10 @@ class PromotionResult(WriteOutcome):
         return data
 
 
-class PromotionRefused(Exception):
+class PromotionRefused(WriteRefused):
     """The promotion was refused (and recorded); ``result`` says why."""
 
-    def __init__(self, result: PromotionResult, exit_code: int = 1) -> None:
-        super().__init__(result.message)
-        self.result = result
-        self.exit_code = exit_code
-
-    @property
-    def status(self) -> int:
-        return self.result.http_status
+    result: PromotionResult
 
 
 # ------------------------------------------------------------------------- planning

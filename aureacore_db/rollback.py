@@ -59,6 +59,7 @@ class WriteOutcome:
     """``ok`` and the HTTP status of a write's ``outcome`` (rollback, promotion)."""
 
     outcome: str
+    message: str
 
     @property
     def ok(self) -> bool:
@@ -97,10 +98,10 @@ class RollbackResult(WriteOutcome):
         return data
 
 
-class RollbackRefused(Exception):
-    """The rollback was refused (and recorded); ``result`` says why."""
+class WriteRefused(Exception):
+    """A write (rollback, promotion) was refused (and recorded); ``result`` says why."""
 
-    def __init__(self, result: RollbackResult, exit_code: int = 1) -> None:
+    def __init__(self, result: WriteOutcome, exit_code: int = 1) -> None:
         super().__init__(result.message)
         self.result = result
         self.exit_code = exit_code  # the CLI's (that of a failed push, see cli_remote)
@@ -108,6 +109,12 @@ class RollbackRefused(Exception):
     @property
     def status(self) -> int:
         return self.result.http_status
+
+
+class RollbackRefused(WriteRefused):
+    """The rollback was refused (and recorded); ``result`` says why."""
+
+    result: RollbackResult
 
 
 def normalize_actor(actor: Actor | str | None) -> Actor:
