@@ -159,8 +159,8 @@ class Ingest:
         self.db_path = Path(db_path)
         # the environments to follow (DESIGN §6): ``environments`` replaces the stored
         # list; else the stored one; else one named after ``branch`` (default main)
-        self.stored = stored_environments(self.db_path)
-        self.environments = resolve(self.stored, environments or [], branch)
+        stored = [] if environments else stored_environments(self.db_path)
+        self.environments = resolve(stored, environments or [], branch)
         self.branch = self.environments[0][1]
         self.max_bytes = max_bytes
         self.progress = progress
