@@ -72,24 +72,8 @@ def resolve_in(db: Any, env: Environment, ref: str | None,
 
 def version_at(db: Any, env: Environment, service_id: str,
                at: Revision) -> dict[str, Any] | None:
-    """:func:`revisions.version_at` along ``env``'s mainline: the service's ``history``
-    row (with its config) at commit ``at``: the change made in that commit, else the
-    latest change on ``env``'s mainline up to it; None if it never existed there by then."""
-    conn = _conn(db)
-    sql = (f"select {revisions.VERSION_COLUMNS} from history h left join configs c "
-           "on c.id = h.config_id where h.service_id = ? and ")
-    cursor = conn.execute(sql + "h.commit_sha = ? order by h.id desc limit 1",
-                          [service_id, at.sha])
-    row = cursor.fetchone()
-    if row is None:
-        cursor = conn.execute(
-            sql + "h.seq <= ? and exists (select 1 from environment_commits e where "
-            "e.environment = ? and e.commit_sha = h.commit_sha) "
-            "order by h.seq desc, h.id desc limit 1", [service_id, at.seq, env.name])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return dict(zip([d[0] for d in cursor.description], row, strict=True))
+    """:func:`revisions.version_at` along ``env``'s mainline."""
+    return revisions.version_at(db, service_id, at, env.name)
 
 
 def current_service(db: Any, env: Environment, service_id: str) -> dict[str, Any] | None:

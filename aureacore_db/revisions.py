@@ -142,10 +142,12 @@ VERSION_COLUMNS = ("h.id, h.commit_sha, h.seq, h.committed_at, h.author_name, h.
                    "h.path, h.status, h.config_id, c.raw, c.content, c.version, c.format")
 
 
-def version_at(db: Any, service_id: str, at: Revision) -> dict[str, Any] | None:
+def version_at(db: Any, service_id: str, at: Revision,
+               environment: str | None = None) -> dict[str, Any] | None:
     """The service's ``history`` row (with its config) at commit ``at``: the change made
-    in that commit, else the latest mainline change up to it; None if it never existed
-    by then. A removal is returned too (``config_id`` None)."""
+    in that commit, else the latest mainline change up to it (along ``environment``'s
+    mainline when given, else the first environment's); None if it never existed by
+    then. A removal is returned too (``config_id`` None)."""
     conn = _conn(db)
     sql = (f"select {VERSION_COLUMNS} from history h left join configs c "
            "on c.id = h.config_id where h.service_id = ? and ")
@@ -153,8 +155,15 @@ def version_at(db: Any, service_id: str, at: Revision) -> dict[str, Any] | None:
                           [service_id, at.sha])
     row = cursor.fetchone()
     if row is None:
-        cursor = conn.execute(sql + "h.mainline = 1 and h.seq <= ? "
-                              "order by h.seq desc, h.id desc limit 1", [service_id, at.seq])
+        if environment is None:
+            on_line, args = "h.mainline = 1", []
+        else:
+            on_line = ("exists (select 1 from environment_commits e where "
+                       "e.environment = ? and e.commit_sha = h.commit_sha)")
+            args = [environment]
+        cursor = conn.execute(sql + f"h.seq <= ? and {on_line} "
+                              "order by h.seq desc, h.id desc limit 1",
+                              [service_id, at.seq, *args])
         row = cursor.fetchone()
     if row is None:
         return None
