@@ -120,8 +120,9 @@ def register(file: Path, db_path: Path, repo: str | None, branch: str | None,
              as_json: bool) -> None:
     """Validate FILE (a service file), then write, commit and ingest it.
 
-    Writes on the branch of one environment (--env; default the first). A local
-    repository must have that branch checked out.
+    Writes on the branch of one environment (--env; default the first). When a local
+    repository has another branch checked out, the commit is made in a linked worktree
+    beside the database; your working tree is left alone.
 
     Invalid files are rejected with every problem and nothing is written. First prints a
     preview: the services whose status the write would change (those it breaks are

@@ -702,7 +702,7 @@ class GitProvider:
     def _ref_update(self, repo: pygit2.Repository,
                     expected: str | None) -> Iterator[Callable[[str, str], None]]:
         """Hold ``<ref>.lock`` and check the ref is ``expected``; yield a setter."""
-        git_dir = Path(repo.path)
+        git_dir = _common_dir(repo)
         ref_path = git_dir / self.ref
         lock = ref_path.with_name(ref_path.name + ".lock")
         ref_path.parent.mkdir(parents=True, exist_ok=True)
@@ -731,6 +731,17 @@ class GitProvider:
             if fd >= 0:
                 os.close(fd)
                 lock.unlink(missing_ok=True)
+
+
+def _common_dir(repo: pygit2.Repository) -> Path:
+    """Where branches live: the repository's own Git folder, also for a linked worktree
+    (whose folder keeps only its HEAD and index, and names the shared one in
+    ``commondir``)."""
+    git_dir = Path(repo.path)
+    common = git_dir / "commondir"
+    if common.is_file():
+        return (git_dir / common.read_text().strip()).resolve()
+    return git_dir
 
 
 def _read_ref(repo: pygit2.Repository, ref: str) -> str | None:

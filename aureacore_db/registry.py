@@ -66,6 +66,7 @@ from .preview import Preview, preview_write
 from .timestamps import now_iso
 from .tree import ROOT_FILES, SERVICES_DIR, BlobReader, TreeState
 from .validation import Problem, check_config
+from .worktrees import WorktreeError, ensure_worktree, on_branch, on_branch_while, worktree_for
 
 log = logging.getLogger(__name__)
 
@@ -227,12 +228,20 @@ class ServiceRegistry:
         self.lock_timeout = lock_timeout
         self.strict = strict
         self._own_clone = False  # a URL's clone for this environment alone
+        self._linked = False  # a linked worktree of a local repository
         if workdir is None and _needs_clone(self.repo):
             workdir = clone_dir(self.repo, self.db_path)
             if self.environment is not None and first is not None \
                     and self.environment.branch != first.branch:
                 workdir = workdir.with_name(f"{workdir.name}@{self.environment.name}")
                 self._own_clone = True
+        self._worktree: Path | None = None  # ours, for a local repository on another branch
+        if workdir is None and not on_branch(self.repo, branch):
+            home = clone_dir(self.repo, self.db_path)
+            home = home.with_name(f"{home.name}@{branch}")
+            workdir = worktree_for(self.repo, branch, home)
+            self._worktree = home if workdir == home else None
+            self._linked = True
         self.git = GitProvider(self.repo, branch, workdir=workdir, timeout=timeout)
         self._subscribers: list[Subscription] = []
         self._state: tuple[str | None, TreeState, pygit2.Repository] | None = None
@@ -678,7 +687,7 @@ class ServiceRegistry:
         them). A clone's own branches are this one's alone: with several environments, a
         URL (or bare repository) is ingested itself, which fetches each one's branch."""
         source = str(self.git.workdir)
-        if _needs_clone(self.repo) and (self._own_clone or self._several()):
+        if self._linked or _needs_clone(self.repo) and (self._own_clone or self._several()):
             source = self.repo
         return Ingest(source, self.db_path, branch=self.branch).run()
 
@@ -727,6 +736,13 @@ class ServiceRegistry:
                                [(st, msg, now, rid) for st, msg, rid in updates])
 
     def _ensure_clone(self) -> None:
+        if self._worktree is not None:
+            try:
+                ensure_worktree(self.repo, self.branch, self._worktree)
+            except WorktreeError as exc:
+                raise RegistryError(str(exc)) from None
+        if self._linked:
+            return
         drop_bare_cache(self.git.workdir)
         if not (self.git.workdir / ".git").exists():
             lock = self.git.workdir.with_name(self.git.workdir.name + ".clone.lock")
@@ -739,7 +755,14 @@ class ServiceRegistry:
         self._ensure_clone()
         with _flock(self.git.git_dir / "aureacore-registry.lock", self.lock_timeout,
                     f"registration or sync on {self.git.workdir}"):
-            yield
+            if self._worktree is None:
+                yield
+                return
+            try:
+                with on_branch_while(self.repo, self.branch, self._worktree):
+                    yield
+            except WorktreeError as exc:
+                raise RegistryError(str(exc)) from None
 
     @contextmanager
     def _db(self) -> Iterator[sqlite_utils.Database]:

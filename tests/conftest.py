@@ -33,6 +33,13 @@ class GitRepo:
         self.git("config", "user.email", "author@example.com")
         self.git("config", "commit.gpgsign", "false")
 
+    @classmethod
+    def clone(cls, source: Path, path: Path, branch: str = "main") -> GitRepo:
+        """A clone of ``source`` (its ``origin``) with ``branch`` checked out."""
+        subprocess.run(["git", "clone", "-q", "-b", branch, str(source), str(path)],
+                       check=True)
+        return cls(path)  # `git init` again only sets the test identity
+
     def git(self, *args: str, env: dict[str, str] | None = None) -> str:
         full_env = {**os.environ, **(env or {})}
         return subprocess.run(["git", *args], cwd=self.path, check=True, capture_output=True,

@@ -196,9 +196,6 @@ def test_register_on_staging(envs, tmp_path):
     new = tmp_path / "search.yaml"
     new.write_text("name: search\nnamespace: platform\nversion: 0.1.0\n")
     before = envs.tips()
-    refused = envs.run("register", str(new), "--env", "staging")  # main is checked out
-    assert refused.exit_code != 0 and "refs/heads/staging" in refused.output
-    assert envs.tips() == before
     envs.repo.git("checkout", "-q", "staging")
     done = envs.run("register", str(new), "--env", "staging", "--json")
     assert done.exit_code == 0, done.output
@@ -217,6 +214,47 @@ def test_register_on_staging(envs, tmp_path):
     assert registry.get_service(AUTH).config.version == "1.2.0"
     assert ServiceRegistry(envs.db, envs.repo.path, environment="prod"
                            ).get_service("platform/search") is None
+
+
+def test_register_on_a_branch_not_checked_out_uses_a_linked_worktree(envs, tmp_path):
+    """main stays checked out, with someone's uncommitted edit: the registration commits
+    on staging through a linked worktree and leaves the user's working tree alone."""
+    new = tmp_path / "search.yaml"
+    new.write_text("name: search\nnamespace: platform\nversion: 0.1.0\n")
+    mine = envs.repo.path / "services" / "platform" / "auth.yaml"
+    mine.write_text(mine.read_text() + "# my uncommitted note\n")
+    before = envs.tips()
+    done = envs.run("register", str(new), "--env", "staging", "--json")
+    assert done.exit_code == 0, done.output
+    commit = json.loads(done.output)["commit"]
+    after = envs.tips()
+    assert after["staging"] == commit
+    assert after["main"] == before["main"] and after["develop"] == before["develop"]
+    assert envs.repo.git("symbolic-ref", "HEAD").strip() == "refs/heads/main"
+    assert envs.repo.git("status", "--porcelain").strip() == "M services/platform/auth.yaml"
+    assert mine.read_text().endswith("# my uncommitted note\n")
+    assert not (envs.repo.path / "services" / "platform" / "search.yaml").exists()
+    assert "version: 0.1.0" in envs.repo.git("show", f"{commit}:services/platform/search.yaml")
+    assert envs.env_service("staging", "platform/search")["version"] == "0.1.0"
+    listed = envs.repo.git("worktree", "list", "--porcelain").split("\n\n")
+    [ours] = [w for w in listed if "@staging" in w]
+    assert "detached" in ours  # between writes: staging stays free to check out or push
+
+    # someone pushes to staging (the branch moves without the worktree): the next
+    # registration starts from the new tip, not from the worktree's old files
+    other = GitRepo.clone(envs.repo.path, tmp_path / "other", "staging")
+    auth = other.path / AUTH_FILE
+    auth.write_text(auth.read_text().replace("version: 1.2.0", "version: 1.3.0"))
+    moved = other.commit("auth 1.3.0 on staging")
+    other.git("push", "-q", "origin", "staging")
+    new.write_text("name: search\nnamespace: platform\nversion: 0.2.0\n")
+    again = envs.run("register", str(new), "--env", "staging", "--json")
+    assert again.exit_code == 0, again.output
+    second = json.loads(again.output)["commit"]
+    assert envs.repo.git("rev-parse", f"{second}^").strip() == moved
+    assert envs.env_service("staging")["version"] == "1.3.0"
+    assert envs.env_service("staging", "platform/search")["version"] == "0.2.0"
+    assert envs.repo.git("status", "--porcelain").strip() == "M services/platform/auth.yaml"
 
 
 def test_sync_follows_every_environment(envs):
