@@ -4,6 +4,7 @@ python benchmarks/bench_ingest.py --services 1000 --commits 10000 --runs 3
 python benchmarks/bench_ingest.py --scale --keep /work/bench-cache   # 10k x 100k, cached
 python benchmarks/bench_ingest.py --baseline ../main-checkout         # ratios in one run
 python benchmarks/bench_ingest.py --envs --runs 3     # 3 environments vs 1 branch, one run
+python benchmarks/bench_ingest.py --shape helm --baseline ../main-checkout  # Helm values history
 """
 
 from __future__ import annotations
@@ -21,12 +22,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import generate_helm
+import generate_repo
 from env_branches import ENVIRONMENTS, make_env_branches
-from generate_repo import append_commit, generate, run_git
+from generate_repo import run_git
 
 HERE = Path(__file__).resolve().parent
 SCALE = (10_000, 100_000)  # --scale: services, commits
-STEPS = ("floor", "full", "incremental", "nochange")
+STEPS = ("floor", "floor+parse", "full", "incremental", "nochange")
+# per shape: the generator module, default services x commits and default steps
+SHAPES = {
+    "synthetic": (generate_repo, (1000, 10000), "floor,full,incremental,nochange"),
+    "helm": (generate_helm, (300, 5000), "floor,floor+parse,full"),
+}
 ENV_STEPS = ("single", "envs")  # --envs: the longest branch alone, then all three
 
 
@@ -80,6 +88,7 @@ def measure(cmd: list[str], db: Path | None = None, every: float = 0.25,
     of the process tree (main + workers) and the curve of RSS against ``db``'s commits."""
     curve: list[tuple[int | None, float, float]] = []
     tree_peak = 0.0
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
@@ -103,7 +112,8 @@ def measure(cmd: list[str], db: Path | None = None, every: float = 0.25,
     main_peak = usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
     cpu = usage.ru_utime + usage.ru_stime  # with the workers it waited for
     return {"wall": wall, "cpu": cpu, "own": own, "rss": main_peak,
-            "tree_rss": max(tree_peak, main_peak), "curve": curve}
+            "tree_rss": max(tree_peak, main_peak), "curve": curve,
+            "load": (load_before, os.getloadavg()[0])}
 
 
 def rss_curve(curve: list, points: int = 10) -> list[tuple[int, float, float]]:
@@ -127,14 +137,17 @@ def ingest_cmd() -> list[str]:
     return [found] if found else [sys.executable, "-m", "aureacore_db.cli"]
 
 
-def cached_repo(keep: Path, services: int, commits: int) -> Path:
-    """The generated repo for these parameters, generated on first use."""
-    src = hashlib.sha1((HERE / "generate_repo.py").read_bytes()).hexdigest()[:8]
-    repo = keep / f"repo-s{services}-c{commits}-seed1-{src}"
+def cached_repo(keep: Path, services: int, commits: int, shape: str = "synthetic") -> Path:
+    """The generated repo for these parameters, generated on first use (keyed by the
+    generators' source, so a changed generator makes a new one)."""
+    sources = ["generate_repo.py"] + (["generate_helm.py"] if shape == "helm" else [])
+    src = hashlib.sha1(b"".join((HERE / f).read_bytes() for f in sources)).hexdigest()[:8]
+    kind = "" if shape == "synthetic" else f"{shape}-"
+    repo = keep / f"repo-{kind}s{services}-c{commits}-seed1-{src}"
     if not (repo / ".git").is_dir():
         shutil.rmtree(repo, ignore_errors=True)
         t0 = time.perf_counter()
-        generate(repo.with_suffix(".tmp"), services=services, commits=commits)
+        SHAPES[shape][0].generate(repo.with_suffix(".tmp"), services=services, commits=commits)
         repo.with_suffix(".tmp").rename(repo)
         print(f"generated {repo.name} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return repo
@@ -197,8 +210,10 @@ def bench_envs(keep: Path, services: int, commits: int, runs: int,
 
 
 def bench(keep: Path, services: int, commits: int, runs: int, steps: list[str],
-          baseline: Path | None = None, code: Path | None = None) -> dict:
-    cache = cached_repo(keep, services, commits)
+          baseline: Path | None = None, code: Path | None = None,
+          shape: str = "synthetic") -> dict:
+    cache = cached_repo(keep, services, commits, shape)
+    append_commit = SHAPES[shape][0].append_commit
     work = keep / f"work-{cache.name}"
     shutil.rmtree(work, ignore_errors=True)
     repo = work / "repo"
@@ -208,15 +223,16 @@ def bench(keep: Path, services: int, commits: int, runs: int, steps: list[str],
     variants = {"": code_env(code)}
     if baseline is not None:
         variants[" (baseline)"] = code_env(baseline)
-    names = [s + v for s in steps for v in ([""] if s == "floor" else variants)]
+    names = [s + v for s in steps for v in ([""] if s.startswith("floor") else variants)]
     samples: dict[str, list[dict]] = {n: [] for n in names}
     for i in range(runs):
         for variant, env in variants.items():
             db = work / f"run{i}{variant.strip(' ()')}.db"
             cmd = [*ingest, "ingest", str(repo), "--db", str(db), "--json"]
-            if "floor" in steps and not variant:
-                samples["floor"].append(
-                    measure([sys.executable, str(HERE / "floor.py"), str(repo)]))
+            for step, extra in (("floor", []), ("floor+parse", ["--parse"])):
+                if step in steps and not variant:
+                    samples[step].append(measure(
+                        [sys.executable, str(HERE / "floor.py"), str(repo), *extra]))
             if "full" in steps:
                 samples["full" + variant].append(measure(cmd, db, env=env))
             if "incremental" in steps:
@@ -235,13 +251,19 @@ def bench(keep: Path, services: int, commits: int, runs: int, steps: list[str],
             f"{s} {v[-1]['wall']:.2f}s" for s, v in samples.items()), file=sys.stderr)
     floor = statistics.median(v["wall"] for v in samples["floor"]) if "floor" in steps else None
     result = summarize(samples, floor, {
-        "services": services, "commits": commits, "runs": runs, "repo": str(cache),
+        "shape": shape, "services": services, "commits": commits, "runs": runs,
+        "repo": str(cache),
         "ingest": ingest, "code": str(code) if code else None,
         "baseline": str(baseline) if baseline else None,
         "load_average": os.getloadavg(), "steps": {},
     })
     dbs = sorted(work.glob("run*.db"))
     result["db_mb"] = dbs[0].stat().st_size / 1e6 if dbs else None
+    if "floor+parse" in samples:
+        base = result["steps"]["floor+parse"]
+        for s in result["steps"].values():
+            s["ratio_to_parse"] = s["median_s"] / base["median_s"]
+            s["cpu_ratio_to_parse"] = s["median_cpu_s"] / base["median_cpu_s"]
     return result
 
 
@@ -266,25 +288,33 @@ def summarize(samples: dict[str, list[dict]], floor: float | None, result: dict)
             "median_rss_mb": statistics.median(v["rss"] for v in vals),
             "median_tree_rss_mb": statistics.median(v["tree_rss"] for v in vals),
             "rss_curve": rss_curve(vals[-1]["curve"]) if step.startswith("full") else [],
+            "load_1min": [x for v in vals for x in v.get("load", ())],
         }
     return result
 
 
 def table(result: dict) -> str:
+    parse = any("ratio_to_parse" in s for s in result["steps"].values())
+    extra = " × floor+parse (wall) | × floor+parse (CPU) |" if parse else ""
     rows = [
-        "| step | median s | min s | max s | × floor | CPU s | ingest's own s | peak RSS MB "
-        "| tree RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| step | median s | min s | max s | × floor |" + extra + " CPU s | ingest's own s "
+        "| peak RSS MB | tree RSS MB | load (1 min) |",
+        "|---|---:|---:|---:|---:|" + ("---:|---:|" if parse else "") + "---:|---:|---:|---:|---|",
     ]
     for step, s in result["steps"].items():
         ratio = f"{s['ratio_to_floor']:.2f}" if s["ratio_to_floor"] is not None else "–"
         own = f"{s['median_own_s']:.3f}" if s["median_own_s"] is not None else "–"
+        by_parse = (f" {s['ratio_to_parse']:.2f} | {s['cpu_ratio_to_parse']:.2f} |"
+                    if parse else "")
+        load = s.get("load_1min") or [0.0]
         rows.append(
             f"| {step} | {s['median_s']:.2f} | {s['min_s']:.2f} | {s['max_s']:.2f} | "
-            f"{ratio} | {s['median_cpu_s']:.2f} | {own} | {s['median_rss_mb']:.0f} | "
-            f"{s['median_tree_rss_mb']:.0f} |"
+            f"{ratio} |{by_parse} {s['median_cpu_s']:.2f} | {own} | {s['median_rss_mb']:.0f} | "
+            f"{s['median_tree_rss_mb']:.0f} | {min(load):.1f}–{max(load):.1f} |"
         )
-    head = f"{result['services']} services × {result['commits']} commits, {result['runs']} runs"
+    shape = "" if result.get("shape", "synthetic") == "synthetic" else f"{result['shape']}: "
+    head = (f"{shape}{result['services']} services × {result['commits']} commits, "
+            f"{result['runs']} runs")
     if result["db_mb"]:
         head += f", database {result['db_mb']:.1f} MB"
     load = ", ".join(f"{x:.2f}" for x in result["load_average"])
@@ -307,8 +337,12 @@ def table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Benchmark aureacore-db ingest against the floor")
-    ap.add_argument("--services", type=int, default=1000)
-    ap.add_argument("--commits", type=int, default=10000)
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="synthetic",
+                    help="synthetic (generate_repo.py; default 1000 x 10000) or helm "
+                         "(generate_helm.py, Helm values files; default 300 x 5000, steps "
+                         "floor,floor+parse,full)")
+    ap.add_argument("--services", type=int, help="default: by --shape")
+    ap.add_argument("--commits", type=int, help="default: by --shape")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument(
         "--keep",
@@ -318,7 +352,8 @@ def main(argv: list[str] | None = None) -> None:
         help="where generated repos and databases are kept (default: %(default)s)",
     )
     ap.add_argument(
-        "--steps", default=",".join(STEPS), help="comma-separated subset of: " + ", ".join(STEPS)
+        "--steps", help="comma-separated subset of: " + ", ".join(STEPS)
+        + " (default: floor,full,incremental,nochange; with --shape helm floor,floor+parse,full)"
     )
     ap.add_argument("--code", type=Path, metavar="DIR",
                     help="run the ingest of this checkout (PYTHONPATH=DIR:DIR/plugins)")
@@ -333,6 +368,12 @@ def main(argv: list[str] | None = None) -> None:
                          "env_branches.py (one database) against dev alone, ratio reported")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a = ap.parse_args(argv)
+    _, (services, commits), default_steps = SHAPES[a.shape]
+    a.services = a.services or services
+    a.commits = a.commits or commits
+    a.steps = a.steps or default_steps
+    if a.shape != "synthetic" and (a.scale or a.envs):
+        ap.error("--scale and --envs use the synthetic shape")
     if a.scale:
         a.services, a.commits = SCALE
         a.runs = a.runs if "--runs" in (argv if argv is not None else sys.argv) else 1
@@ -344,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     if {"incremental", "nochange"} & set(steps) and "full" not in steps:
         ap.error("the incremental and nochange steps need the full step")
     result = bench(a.keep.resolve(), a.services, a.commits, a.runs, steps,
-                   baseline=a.baseline, code=a.code)
+                   baseline=a.baseline, code=a.code, shape=a.shape)
     print(json.dumps(result, indent=2) if a.json else table(result))
 
 
