@@ -153,7 +153,30 @@ def stored_tip_state(db: Any, repo: pygit2.Repository, tip: str) -> Iterator[Tre
 def candidate_tree(repo: pygit2.Repository, base: pygit2.Tree | None,
                    files: Mapping[str, bytes | None]) -> pygit2.Oid:
     """``base`` with ``files`` written in (bytes) or removed (None); objects go to the
-    object database, nothing else changes."""
+    object database, nothing else changes. Only the folders on the written paths are
+    rebuilt (an executable file stays executable; a folder left empty goes). A path that
+    is not UTF-8 (pygit2's tree builder takes text names only) goes through a whole
+    index instead (:func:`index_tree`)."""
+    if not all(_utf8(rel) for rel in files):
+        return index_tree(repo, base, files)
+    nested: dict[str, Any] = {}
+    for rel, data in files.items():
+        *folders, name = rel.split("/")
+        node = nested
+        for folder in folders:
+            node = node.setdefault(folder, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{rel!r} appears as both a file and a directory")
+        if isinstance(node.get(name), dict):
+            raise ValueError(f"{rel!r} appears as both a file and a directory")
+        node[name] = data
+    found = _rebuilt(repo, base, nested, "")
+    return found if found is not None else repo.TreeBuilder().write()
+
+
+def index_tree(repo: pygit2.Repository, base: pygit2.Tree | None,
+               files: Mapping[str, bytes | None]) -> pygit2.Oid:
+    """:func:`candidate_tree` through an index of the whole tree."""
     index = pygit2.Index()
     if base is not None:
         index.read_tree(base)
@@ -167,6 +190,43 @@ def candidate_tree(repo: pygit2.Repository, base: pygit2.Tree | None,
             mode = pygit2.GIT_FILEMODE_BLOB_EXECUTABLE
         index.add(pygit2.IndexEntry(rel, repo.create_blob(data), mode))
     return index.write_tree(repo)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _rebuilt(repo: pygit2.Repository, tree: pygit2.Tree | None, changes: dict[str, Any],
+             where: str) -> pygit2.Oid | None:
+    """``tree`` (None: a new folder) with ``changes`` made; None when it ends up empty."""
+    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    for name, change in sorted(changes.items()):
+        old = tree[name] if tree is not None and name in tree else None
+        is_folder = old is not None and old.filemode == pygit2.GIT_FILEMODE_TREE
+        if isinstance(change, dict):
+            if old is not None and not is_folder:
+                raise ValueError(f"{where + name!r} appears as both a file and a directory")
+            found = _rebuilt(repo, repo[old.id] if old is not None else None, change,
+                             f"{where}{name}/")
+            if found is not None:
+                builder.insert(name, found, pygit2.GIT_FILEMODE_TREE)
+            elif old is not None:
+                builder.remove(name)
+        elif change is None:
+            if old is not None and not is_folder:
+                builder.remove(name)
+        else:
+            if is_folder:
+                raise ValueError(f"{where + name!r} appears as both a file and a directory")
+            mode = pygit2.GIT_FILEMODE_BLOB
+            if old is not None and old.filemode == pygit2.GIT_FILEMODE_BLOB_EXECUTABLE:
+                mode = pygit2.GIT_FILEMODE_BLOB_EXECUTABLE
+            builder.insert(name, repo.create_blob(change), mode)
+    return builder.write() if len(builder) else None
 
 
 def preview_write(repo: pygit2.Repository, tip: str | None,

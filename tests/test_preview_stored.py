@@ -133,3 +133,41 @@ def test_describe_a_rollback_previews_from_the_stored_state(registry, db_path):
     plan = describe(db_path, "platform/api", older)
     assert plan["preview"]["breaks"] == ["platform/web"]
     assert plan["preview"]["base"] == registry.head()
+
+
+@pytest.mark.parametrize("files", [
+    {"services/platform/api.yaml": b"name: api\n"},
+    {"services/platform/run.sh": b"echo new\n"},  # stays executable
+    {"services/platform/link.yaml": b"name: link\n"},  # a symbolic link becomes a file
+    {"services/new-team/deep/x.yaml": b"name: x\n", "top.txt": b"top\n"},
+    {"services/core/only.yaml": None},  # its folder goes with it
+    {"services/platform/missing.yaml": None, "services/nowhere/x.yaml": None},
+    {"services/platform/api.yaml": None, "services/platform/run.sh": None,
+     "services/platform/link.yaml": None, "services/core/only.yaml": None, "README": None},
+])
+def test_the_candidate_tree_rebuilds_only_the_written_folders(repo, files):
+    """The same tree as a whole index makes (the way it was built before)."""
+    from aureacore_db.preview import candidate_tree, index_tree
+
+    repo.service("api")
+    repo.write("services/platform/run.sh", "echo\n")
+    (repo.path / "services/platform/run.sh").chmod(0o755)
+    (repo.path / "services/platform/link.yaml").symlink_to("api.yaml")
+    repo.service("only", namespace="core")
+    repo.write("README", "hello\n")
+    repo.commit("files")
+    git = pygit2.Repository(str(repo.path))
+    base = git[repo.head()].peel(pygit2.Commit).tree
+    assert candidate_tree(git, base, files) == index_tree(git, base, files)
+
+
+def test_a_file_where_a_folder_is_refused(repo):
+    from aureacore_db.preview import candidate_tree
+
+    repo.service("api")
+    repo.commit("one")
+    git = pygit2.Repository(str(repo.path))
+    base = git[repo.head()].peel(pygit2.Commit).tree
+    for files in ({"services/platform": b"x"}, {"services/platform/api.yaml/x": b"x"}):
+        with pytest.raises(ValueError, match="both a file and a directory"):
+            candidate_tree(git, base, files)
