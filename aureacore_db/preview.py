@@ -120,15 +120,19 @@ def _db_file(db: Any) -> Path:
 @contextmanager
 def stored_tip_state(db: Any, repo: pygit2.Repository, tip: str) -> Iterator[TreeState | None]:
     """The stored state of commit ``tip`` (:func:`envstate.stored_state`; None when no
-    environment's recorded tip is ``tip``), built once per ingest and kept for the next
-    previews; used by one caller at a time (its reader and lazily read configs are
-    shared), and not to be changed (copy it)."""
-    path = _db_file(db)
-    probe = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    environment's recorded tip is ``tip``, or the database cannot say), built once per
+    ingest and kept for the next previews; used by one caller at a time (its reader and
+    lazily read configs are shared), and not to be changed (copy it)."""
     try:
-        key = (envstate.fingerprint(probe), repo.path, tip)
-    finally:
-        probe.close()
+        path = _db_file(db)
+        probe = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            key = (envstate.fingerprint(probe), repo.path, tip)
+        finally:
+            probe.close()
+    except sqlite3.Error:  # not readable as a registry: the whole tree it is
+        yield None
+        return
     with _stored_lock:
         entry = _stored.get(key)
         if entry is None:
@@ -143,7 +147,10 @@ def stored_tip_state(db: Any, repo: pygit2.Repository, tip: str) -> Iterator[Tre
             # when asked, from whichever thread holds the lock then
             conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True,
                                    check_same_thread=False)
-            state = envstate.stored_state(conn, repo, tip)
+            try:
+                state = envstate.stored_state(conn, repo, tip)
+            except sqlite3.Error:  # e.g. a database from before environments
+                state = None
             with _stored_lock:
                 if key in _stored:
                     _stored[key] = (state, entry[1])
