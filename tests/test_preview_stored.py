@@ -34,7 +34,10 @@ def registry(repo: GitRepo, db_path: Path) -> GitRepo:
     repo.write("schemas/platform/sized.json", json.dumps(MAX_3))
     for number in range(20):
         repo.service(f"other-{number}", namespace="core")
+    repo.service("broken")
     repo.commit("start")
+    repo.write("services/platform/broken.yaml", "name: broken\nversion: [unclosed\n")
+    repo.commit("broken is unreadable")
     run_ingest(repo, repo.path.parent / "registry.db")
     return repo
 
@@ -73,6 +76,9 @@ CASES = {
         [], [], "ERROR"),
     "a duplicate resolved": ({"services/platform/dup-copy.yaml": None}, "platform/dup",
                              [], ["platform/dup"], "CONFIGURED"),
+    "an unreadable config made readable": (
+        {"services/platform/broken.yaml": _yaml("broken", version="1.0.1")},
+        "platform/broken", [], ["platform/broken"], "CONFIGURED"),
     "parameters over their schema": (
         {"services/platform/sized.yaml": _yaml("sized", version="1.0.0",
                                                parameters={"replicas": 5})},
@@ -91,6 +97,19 @@ def test_the_stored_preview_is_the_whole_trees(registry, db_path, case):
     assert [c.service_id for c in preview.breaks] == breaks
     assert [c.service_id for c in preview.fixes] == fixes
     assert preview.subject_after == after
+
+
+def test_the_kept_state_is_used_from_another_thread(registry, db_path):
+    """The web previews in worker threads: the kept state (and its connection, which
+    looks up an unreadable config's last readable one) serves any of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = {"services/platform/broken.yaml": _yaml("broken", version="1.0.2")}
+    first = both(registry, db_path, files, "platform/broken")
+    with ThreadPoolExecutor(2) as pool:
+        again = list(pool.map(lambda _: both(registry, db_path, files, "platform/broken"),
+                              range(4)))
+    assert all(p.as_dict() == first.as_dict() for p in again)
 
 
 def test_several_services_written_at_once(registry, db_path):
