@@ -5,17 +5,25 @@
 ``environment_services`` rows. Used by rollback, ``deps``, health and the registry, each
 with an :class:`~aureacore_db.environments.Environment` from
 :func:`~aureacore_db.environments.get_environment`.
+
+:func:`stored_state` is the tree state of an environment's recorded tip as an incremental
+ingest resumes it (from the stored rows, not by reading every config), for previews.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from types import SimpleNamespace
 from typing import Any
+
+import pygit2
+import sqlite_utils
 
 from . import revisions
 from .environments import Environment
 from .revisions import Revision, UnknownCommit
+from .tree import BlobReader, TreeState
 
 _HEAD = revisions._HEAD  # HEAD, HEAD~3, HEAD^: counted along the environment's mainline
 _STEP = revisions._STEP
@@ -83,3 +91,36 @@ def current_service(db: Any, env: Environment, service_id: str) -> dict[str, Any
                                "and service_id = ?", [env.name, service_id])
     row = cursor.fetchone()
     return dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else None
+
+
+def fingerprint(conn: sqlite3.Connection) -> tuple:
+    """Changes whenever ingest writes: the database file, its last ingest run (and how
+    that ended) and the newest commit (a run commits batch by batch)."""
+    path = conn.execute("select file from pragma_database_list where name = 'main'"
+                        ).fetchone()[0]
+    has_runs = conn.execute("select 1 from sqlite_master where type = 'table' "
+                            "and name = 'ingest_runs'").fetchone()
+    run = conn.execute("select id, outcome, finished_at from ingest_runs "
+                       "order by id desc limit 1").fetchone() if has_runs else None
+    newest = conn.execute("select max(seq) from commits").fetchone()[0]
+    return path, tuple(run or ()), newest
+
+
+def stored_state(db: Any, repo: pygit2.Repository, tip: str) -> TreeState | None:
+    """The :class:`~aureacore_db.tree.TreeState` of commit ``tip`` when it is an
+    environment's recorded tip (else None), resumed as an incremental ingest resumes its
+    parent (``Ingest._resumed``, :meth:`TreeState.resume`): files, ids and dependency
+    edges from ``environment_services`` and ``dependencies``, cycles from the stored
+    verdicts, all checked against the tree (a disagreement: every config is read).
+    Verdicts are computed only when asked for (:meth:`TreeState.verdict_of`), so a
+    preview costs the services a write can affect, not the tree. ``db`` stays in use
+    (a service's last readable config is looked up when needed)."""
+    from .ingest import Ingest, _no_gc  # ingest imports this package's tree, not this
+
+    conn = _conn(db)
+    reader = SimpleNamespace(db=sqlite_utils.Database(conn), _appending=True)
+    known = Ingest._resumed(reader, tip)  # type: ignore[arg-type]
+    if known is None:
+        return None
+    with _no_gc():
+        return TreeState.resume(BlobReader(repo), repo[tip].peel(pygit2.Commit).tree, known)

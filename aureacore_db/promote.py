@@ -205,11 +205,14 @@ def _files(repo: pygit2.Repository, result: PromotionResult
 
 
 def _preview(repo: pygit2.Repository, head: str, result: PromotionResult,
-             files: dict[str, tuple[bytes | None, int]]):  # -> Preview
+             files: dict[str, tuple[bytes | None, int]], db: Any = None):  # -> Preview
+    """The target's statuses with ``files`` written (``db``: the database, whose stored
+    state of the head is used when it has one)."""
     from .preview import preview_write
 
     preview = preview_write(repo, head, {p: data for p, (data, _) in files.items()},
-                            subject=[s.service_id for s in result.services if not s.unchanged])
+                            subject=[s.service_id for s in result.services if not s.unchanged],
+                            db=db)
     for item in result.services:
         item.after = preview.written_after.get(item.service_id, item.target_status)
     return preview
@@ -322,7 +325,7 @@ def _promote_locked(db: sqlite_utils.Database, result: PromotionResult, ids: lis
                       + f" {'is' if len(erroring) == 1 else 'are'} ERROR in {src.name}; "
                       "confirm to promote anyway (--allow-error). Nothing was written.")
     files = _files(repo, result)
-    preview = _preview(repo, str(head), result, files)
+    preview = _preview(repo, str(head), result, files, db)
     result.preview = preview.as_dict()
     if preview.breaks and not allow_breaking:  # the rollback's rule and outcome
         raise _Refuse("breaking", f"promoting {', '.join(result.service_ids)} to {dst.name} "
@@ -555,7 +558,7 @@ def describe(db_path: str | os.PathLike, services: list[str] | str, source: str,
     preview = None
     if refused is None:
         try:
-            preview = _preview(repo, head, result, _files(repo, result)).as_dict()
+            preview = _preview(repo, head, result, _files(repo, result), db_path).as_dict()
         except _Refuse as refusal:
             refused = str(refusal)
     return {

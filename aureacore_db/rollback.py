@@ -300,7 +300,7 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
     if target["status"] == ERROR and not confirm:
         raise _Refuse("needs_confirm", f"the version of {sid} at {result.target_commit[:7]} "
                       "was ERROR; confirm to roll back to it anyway")
-    preview = _preview(repo, str(head), result)
+    preview = _preview(repo, str(head), result, db)
     result.preview = preview.as_dict()
     if preview.breaks and not allow_breaking:
         raise _Refuse("breaking", f"rolling {sid} back to {result.target_commit[:7]} would put "
@@ -354,15 +354,17 @@ def _rollback_locked(db: sqlite_utils.Database, result: RollbackResult, actor: A
     return source or path_text, branch
 
 
-def _preview(repo: pygit2.Repository, head: str, result: RollbackResult):  # -> Preview
-    """The statuses the branch would have with the target's bytes at the service's path."""
+def _preview(repo: pygit2.Repository, head: str, result: RollbackResult,
+             db: Any = None):  # -> Preview
+    """The statuses the branch would have with the target's bytes at the service's path
+    (``db``: the database, whose stored state of the head is used when it has one)."""
     from .preview import preview_write
 
     blob = repo.get(result.to_config or "")
     if not isinstance(blob, pygit2.Blob):
         raise _Refuse("not_found", f"config {result.to_config} is not a blob in the repository")
     return preview_write(repo, head, {git_path(result.path or ""): blob.data},
-                         subject=result.service_id)
+                         subject=result.service_id, db=db)
 
 
 def _status_changes(db_path: Path, commit: str | None) -> list[dict[str, Any]]:
@@ -636,7 +638,7 @@ def describe(db_path: str | os.PathLike, service_id: str, to: str, *,
                         "status": service[3]},
             "target": {**target, "version": version[0] if version else None},
             "preview": _describe_preview(repo, branch, service_id, service[0],
-                                         service[1] or target["path"], target, follow),
+                                         service[1] or target["path"], target, follow, db),
         }
     finally:
         db.close()
@@ -644,7 +646,7 @@ def describe(db_path: str | os.PathLike, service_id: str, to: str, *,
 
 def _describe_preview(repo: pygit2.Repository, branch: str, sid: str, current: str | None,
                       path: str | None, target: dict[str, Any],
-                      follow_origin: bool = False) -> dict[str, Any] | None:
+                      follow_origin: bool = False, db: Any = None) -> dict[str, Any] | None:
     """The preview of the rollback :func:`describe` plans (None when it would be refused
     before any write: same version, no file, unsafe path, branch missing)."""
     if not target["config_id"] or target["config_id"] == current or not _safe_path(path):
@@ -656,6 +658,6 @@ def _describe_preview(repo: pygit2.Repository, branch: str, sid: str, current: s
         head = str(ref.resolve().target)
         plan = RollbackResult(service_id=sid, target_commit=target["commit_sha"],
                               actor_id="-", to_config=target["config_id"], path=path)
-        return _preview(repo, head, plan).as_dict()
+        return _preview(repo, head, plan, db).as_dict()
     except (KeyError, _Refuse):
         return None

@@ -353,3 +353,18 @@ def test_diff_between_two_environments_uses_the_diff_page(client, envs):
                           "?from_env=prod&to_env=dev").json()
     assert only_dev["from"] is None and only_dev["to"]["version"] == "0.1.0"
     assert client.get(f"{base}?from_env=qa&to_env=prod").status_code == 404
+
+
+def test_environment_matrix_pages_are_slices_of_the_whole_matrix(client):
+    """Pages are cut by services before the window runs (a page costs its rows): every
+    limit and offset gives the same rows as the whole matrix cut there, the
+    differs/previous_environment of a page's first rows included."""
+    whole = query(client, "environment_matrix", limit="-1")
+    assert len(whole) == 12
+    for limit in ("1", "2", "4", "5", "12", "100"):
+        for offset in ("", "0", "1", "2", "3", "4", "7", "11", "12", "20", "-3"):
+            start = max(int(offset or 0), 0)
+            assert query(client, "environment_matrix", limit=limit, offset=offset) == \
+                whole[start:start + int(limit)], (limit, offset)
+    assert query(client, "environment_matrix", limit="0") == []
+    assert query(client, "environment_matrix", limit="-1", offset="5") == whole[5:]

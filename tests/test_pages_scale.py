@@ -103,3 +103,48 @@ def test_overview_chart_follows_every_ingest(repo: GitRepo, db_path) -> None:
             (first, 1, 0), (second, 1, 1)]
     finally:
         client.close()
+
+
+def test_a_service_with_many_dependents_lists_them_in_pages(repo: GitRepo, db_path) -> None:
+    """The dependency page shows 100 of each long list with the whole counts and links
+    to the next page; ``.json`` pages the same way, ``limit=-1`` gives every one."""
+    repo.service("core")
+    for i in range(130):
+        repo.service(f"app-{i:03d}", dependencies=[{"service": "platform/core",
+                                                    "required": i % 2 == 0}])
+    repo.commit("130 services need core")
+    run_ingest(repo, db_path)
+    client = Client(make_datasette(db_path))
+    page = "/-/aureacore/deps/platform/core"
+    try:
+        first = client.get(page + ".json").json()
+        assert first["page"] == {"limit": 100, "offset": 0, "more": True, "counts": {
+            "upstream": 0, "downstream": 130, "breaks": 65, "degraded": 65, "cycles": 0},
+            "cycles_limit": 5, "cycles_offset": 0, "cycles_more": False}
+        assert [d["service"] for d in first["report"]["downstream"]] == [
+            f"platform/app-{i:03d}" for i in range(100)]
+        assert len(first["report"]["impact"]["breaks"]) == 65
+        second = client.get(page + ".json?offset=100").json()
+        assert [d["service"] for d in second["report"]["downstream"]] == [
+            f"platform/app-{i:03d}" for i in range(100, 130)]
+        assert second["page"]["more"] is False and second["report"]["impact"]["breaks"] == []
+        whole = client.get(page + ".json?limit=-1").json()
+        assert len(whole["report"]["downstream"]) == 130
+        assert whole["page"]["limit"] is None and whole["page"]["more"] is False
+        small = client.get(page + ".json?limit=10&offset=125").json()
+        assert [d["service"] for d in small["report"]["downstream"]] == [
+            f"platform/app-{i:03d}" for i in range(125, 130)]
+
+        html = client.get(page).text
+        assert "Depended on by (130)" in html and "65 in all" in html
+        assert "platform/app-099</a></td>" in html  # the table's rows
+        assert "platform/app-100</a></td>" not in html
+        assert 'href="/registry/-/aureacore/deps/platform/core?offset=100">next page' in html
+        assert 'href="/registry/-/aureacore/deps/platform/core?limit=-1">all' in html
+        later = client.get(page + "?offset=100").text
+        assert "platform/app-129</a></td>" in later
+        assert "platform/app-099</a></td>" not in later
+        assert 'href="/registry/-/aureacore/deps/platform/core">previous page' in later
+        assert "next page" not in later
+    finally:
+        client.close()

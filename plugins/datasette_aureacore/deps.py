@@ -3,8 +3,13 @@
 ``/<db>/-/aureacore/deps/<namespace>/<name>`` shows the services around one service at
 the branch tip (``?at=<commit>``: any mainline commit, as Git names it — ``HEAD~3``, a
 short sha, a tag; ``?depth=1..4``, default 2), coloured by status, with its health;
-``.json`` gives the same as data. ``/-/aureacore/deps/<ns>/<name>`` is the same for the
-first registry (``?database=<db>`` redirects to that database's page). Also adds canned queries
+``.json`` gives the same as data. The long lists (what it depends on, what depends on
+it, what breaks or is degraded if it goes) come in pages, HTML and JSON alike:
+``?limit=`` (empty: 100 of each; -1: all) and ``?offset=``; the cycles through it (each
+can hold thousands of services) by ``?cycles_limit=`` (empty: 5) and ``?cycles_offset=``;
+``page`` in the data gives the limits, the offsets and each list's whole count.
+``/-/aureacore/deps/<ns>/<name>`` is the same for the first registry
+(``?database=<db>`` redirects to that database's page). Also adds canned queries
 ``transitive_dependents``, ``dependency_cycles`` and ``dependencies_at_commit`` to each
 registry database (names already taken by ``metadata.yml`` are left to it).
 
@@ -274,12 +279,60 @@ def shared_graph(conn: sqlite3.Connection, at: str | None,
     return graph
 
 
+PAGE_SIZE = 100  # entries of each list of a report per page, by default
+CYCLES_PAGE_SIZE = 5  # cycles per page, by default (one can hold thousands of services)
+
+
+def page_args(limit: str | None, offset: str | None,
+              default: int = PAGE_SIZE) -> tuple[int | None, int]:
+    """(limit, offset) of ``?limit=&offset=``: empty or unreadable limit ``default``, -1
+    (any negative) all (None); offset 0 unless a number."""
+    try:
+        size = int(limit) if (limit or "").strip() else default
+    except ValueError:
+        size = default
+    try:
+        start = max(0, int(offset or 0))
+    except ValueError:
+        start = 0
+    return (None if size < 0 else size), start
+
+
+PAGED = (("upstream",), ("downstream",), ("impact", "breaks"), ("impact", "degraded"))
+
+
+def paged(report: dict[str, Any], limit: int | None, offset: int,
+          cycles_limit: int | None = CYCLES_PAGE_SIZE, cycles_offset: int = 0
+          ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A copy of ``report`` with each long list cut to one page; and the page (limits,
+    offsets, each list's whole count, whether any list goes on)."""
+    out = dict(report, impact=dict(report["impact"]))
+    counts, more = {}, False
+    for keys in PAGED:
+        holder = out if len(keys) == 1 else out[keys[0]]
+        whole = holder[keys[-1]]
+        end = None if limit is None else offset + limit
+        holder[keys[-1]] = whole[offset:end]
+        counts[keys[-1]] = len(whole)
+        more = more or (end is not None and len(whole) > end)
+    cycles = report["cycles"]
+    end = None if cycles_limit is None else cycles_offset + cycles_limit
+    out["cycles"], counts["cycles"] = cycles[cycles_offset:end], len(cycles)
+    return out, {"limit": limit, "offset": offset, "counts": counts, "more": more,
+                 "cycles_limit": cycles_limit, "cycles_offset": cycles_offset,
+                 "cycles_more": end is not None and len(cycles) > end}
+
+
 def build(conn: sqlite3.Connection, ref: str, at: str | None, depth: int,
-          repo_path: str | None = None) -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready data (runs in Datasette's SQL thread)."""
+          repo_path: str | None = None, limit: int | None = PAGE_SIZE,
+          offset: int = 0, cycles: tuple[int | None, int] = (CYCLES_PAGE_SIZE, 0)
+          ) -> dict[str, Any]:
+    """Everything the page shows, as JSON-ready data (runs in Datasette's SQL thread);
+    the report's long lists are cut to the page from ``offset`` (``limit`` None: all),
+    its cycles to the page ``cycles`` (limit, offset)."""
     graph = shared_graph(conn, at, repo_path)
     sid = graph.resolve(ref)
-    report = graph.report(sid)
+    report, page = paged(graph.report(sid), limit, offset, *cycles)
     hood = graph.neighbourhood(sid, depth)
     while hood.number_of_nodes() > MAX_NODES and depth > 1:
         depth -= 1
@@ -296,6 +349,7 @@ def build(conn: sqlite3.Connection, ref: str, at: str | None, depth: int,
                   for n in nodes],
         "edges": list(edges_of(hood)),
         "health": health,
+        "page": page,
     }
 
 
@@ -435,25 +489,40 @@ async def deps_page(datasette: Any, request: Any) -> Response:
         depth = min(4, max(1, int(request.args.get("depth") or 2)))
     except ValueError:
         depth = 2
+    limit, offset = page_args(request.args.get("limit"), request.args.get("offset"))
+    cycles = page_args(request.args.get("cycles_limit"), request.args.get("cycles_offset"),
+                       CYCLES_PAGE_SIZE)
     repo = _config(datasette, db.name).get("repo")
     try:
-        data = await db.execute_fn(lambda conn: build(conn, ref, at, depth, repo))
+        data = await db.execute_fn(lambda conn: build(conn, ref, at, depth, repo, limit,
+                                                      offset, cycles))
     except DepGraphError as exc:
         raise NotFound(str(exc)) from None
     if request.url_vars.get("ext") == ".json":
         return Response.json(data, default=str)
 
     def link(sid: str, **extra: Any) -> str:
-        params = {k: v for k, v in {"at": at, **extra}.items() if v}
+        params = {k: v for k, v in {"at": at, **extra}.items() if v is not None and v != ""}
         path = aureacore_url(datasette, db.name, f"/deps/{quote(sid)}")
         return path + (f"?{urlencode(params)}" if params else "")
+
+    def page_link(new_offset: int, new_limit: int | None = limit, *,
+                  cycles_page: tuple[int | None, int] = cycles) -> str:
+        """This page with the lists (and the cycles) paged on."""
+        def size(value: int | None, default: int) -> int | None:
+            return -1 if value is None else (value if value != default else None)
+
+        return link(data["service"], depth=depth if request.args.get("depth") else None,
+                    limit=size(new_limit, PAGE_SIZE), offset=new_offset or None,
+                    cycles_limit=size(cycles_page[0], CYCLES_PAGE_SIZE),
+                    cycles_offset=cycles_page[1] or None)
 
     known = await db.execute("select 1 from services where id = ?", [data["service"]])
     context = {
         "data": data, "svg": render_svg(data, link), "database": db.name,
         "json_url": aureacore_url(datasette, db.name, f"/deps/{quote(data['service'])}.json")
         + (f"?{urlencode({k: v for k, v in {'at': at, 'depth': depth}.items() if v})}"),
-        "link": link, "depths": [1, 2, 3, 4],
+        "link": link, "page_link": page_link, "depths": [1, 2, 3, 4],
         "db_url": datasette.urls.database(db.name),
         "overview_url": aureacore_url(datasette, db.name),
         "service_page_url": service_url(datasette, data["service"], database=db.name)

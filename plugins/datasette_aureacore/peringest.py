@@ -11,20 +11,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from aureacore_db.envstate import fingerprint
+
+__all__ = ["fingerprint", "per_ingest"]
+
 MAX_ENTRIES = 8  # per cached function
-
-
-def fingerprint(conn: sqlite3.Connection) -> tuple:
-    """Changes whenever ingest writes: the database file, its last ingest run (and how
-    that ended) and the newest commit (a run commits batch by batch)."""
-    path = conn.execute("select file from pragma_database_list where name = 'main'"
-                        ).fetchone()[0]
-    has_runs = conn.execute("select 1 from sqlite_master where type = 'table' "
-                            "and name = 'ingest_runs'").fetchone()
-    run = conn.execute("select id, outcome, finished_at from ingest_runs "
-                       "order by id desc limit 1").fetchone() if has_runs else None
-    newest = conn.execute("select max(seq) from commits").fetchone()[0]
-    return path, tuple(run or ()), newest
 
 
 def per_ingest(fn: Callable[..., Any]) -> Callable[..., Any]:
