@@ -290,8 +290,8 @@ class ServiceRegistry:
     def _service_from_row(self, db: sqlite_utils.Database, row: dict[str, Any]) -> Service:
         config_row = _row(db, "select * from configs where id = ?", [row["config_id"]])
         if self.environment is None:
-            errors = db.query("select * from current_errors where service_id = ?",
-                              [row["id"]])
+            errors = db.query("select * from current_errors where service_id = ? "
+                              "order by severity, json_path", [row["id"]])
             checked = db.execute("select checked_at from status where service_id = ? and "
                                  "mainline = 1 order by seq desc limit 1",
                                  [row["id"]]).fetchone()

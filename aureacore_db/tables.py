@@ -28,6 +28,10 @@ Steps:
    SQLite from flattening the view into Datasette's count and facet queries, each of
    which then sorted every edge; its rows still come in service id and position order,
    the order of its plan).
+10. ``current_errors_unordered`` — the same for ``current_errors`` (services still come
+    in id order; within one service, ask for ``order by severity, json_path``), which
+    also looks only at services whose counts say they have problems (a page, its count
+    and its facets: 40 ms each at 10,000 services before, 2 ms after).
 
 **Adding a schema change** (a column, a table, an index, a changed view): change the
 definition here, *and* append a step at the end of ``MIGRATIONS``::
@@ -405,8 +409,9 @@ VIEWS = {
          and v.seq = (select st.seq from status st
                       where st.service_id = s.id and st.mainline = 1
                       order by st.seq desc limit 1)
-        where s.removed = 0 and v.mainline = 1
-        order by s.id, v.severity, v.json_path
+        where s.removed = 0 and v.mainline = 1  -- no order by: services come by id
+          -- only services whose tip verdict has problems (their counts are that verdict's)
+          and coalesce(s.error_count, 1) + coalesce(s.warning_count, 1) > 0
     """,
     **HEALTH_VIEWS,
 }
@@ -629,6 +634,11 @@ def _page_indexes(db: sqlite_utils.Database) -> None:
 
 @MIGRATIONS(name="views_unordered")
 def _views_unordered(db: sqlite_utils.Database) -> None:
+    create_views(db)
+
+
+@MIGRATIONS(name="current_errors_unordered")
+def _current_errors_unordered(db: sqlite_utils.Database) -> None:
     create_views(db)
 
 

@@ -148,3 +148,38 @@ def test_a_service_with_many_dependents_lists_them_in_pages(repo: GitRepo, db_pa
         assert "next page" not in later
     finally:
         client.close()
+
+
+def test_current_errors_are_the_problems_of_each_current_services_tip_verdict(
+        repo: GitRepo, db_path) -> None:
+    """The view only looks at services whose counts show problems: it must still list
+    exactly the problems of each current service's newest status, through fixes,
+    relapses and removals."""
+    import sqlite3
+
+    repo.service("db")
+    repo.write("services/platform/api.yaml", "name: api\nnamespace: platform\n"
+               "version: 1.0.0\ndependancies: []\n")  # unknown key: ERROR
+    repo.service("cache", dependencies=[{"service": "platform/ghost", "required": True}])
+    repo.service("old", version="not-a-version")
+    repo.commit("api, cache and old are broken")
+    run_ingest(repo, db_path)
+    repo.service("api")  # fixed
+    repo.service("db", version="one")  # broken now
+    (repo.path / "services/platform/old.yaml").unlink()  # gone while broken
+    repo.commit("api fixed, db broken, old removed")
+    run_ingest(repo, db_path)
+
+    every_problem_at_the_tip = """
+        select v.service_id, v.severity, v.kind, v.json_path, v.message
+        from validation_errors v join services s on s.id = v.service_id and s.removed = 0
+        where v.mainline = 1 and v.seq = (select max(st.seq) from status st
+                                          where st.service_id = v.service_id
+                                          and st.mainline = 1)"""
+    with sqlite3.connect(db_path) as conn:
+        listed = conn.execute("select service_id, severity, kind, json_path, message "
+                              "from current_errors").fetchall()
+        expected = conn.execute(every_problem_at_the_tip).fetchall()
+    assert sorted(listed) == sorted(expected)
+    assert {row[0] for row in listed} == {"platform/cache", "platform/db"}
+    assert [row[0] for row in listed] == sorted(row[0] for row in listed)  # by service
