@@ -23,15 +23,6 @@ SECRET = "s3cret-for-tests"
 HOOK = "/-/aureacore/hooks/git"
 
 
-def ensure_hook_plugin() -> None:
-    """Register the route's plugin module when the installed entry points predate it."""
-    import datasette_aureacore.githooks as module
-    from datasette.plugins import pm
-
-    if pm.get_plugin("aureacore_githooks") is None and not pm.is_registered(module):
-        pm.register(module, name="aureacore_githooks")
-
-
 def signed(forge: str, body: bytes, secret: str = SECRET, *, event: str | None = None,
            delivery: str | None = None) -> dict[str, str]:
     """The headers ``forge`` sends with a push webhook (its documented format)."""
@@ -73,7 +64,6 @@ class Forge:
                        check=True)
         self.db = base / "registry.db"
         ingest(base / "configs", self.db)
-        ensure_hook_plugin()
         self.client = Client(make_datasette(self.db))
         self.releases = 1
 
@@ -263,8 +253,8 @@ def test_a_burst_of_pushes_is_one_sync_after_the_running_one(forge):
     assert results == ["5 new commit(s),"] + ["0 new commit(s),"] * 4
 
 
-def test_the_route_is_its_own_datasette_entry_point():
+def test_the_route_comes_with_the_plugins_one_entry_point():
     tomllib = pytest.importorskip("tomllib")
     pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
     points = tomllib.loads(pyproject.read_text())["project"]["entry-points"]["datasette"]
-    assert points["aureacore_githooks"] == "datasette_aureacore.githooks"
+    assert points == {"aureacore": "datasette_aureacore"}

@@ -33,16 +33,6 @@ LEDGER_BYTES = (b"# ledger, promoted as written  \r\nname: ledger\r\nnamespace: 
                 b"version: 2.0.0\r\n")
 
 
-def ensure_promote_plugin() -> None:
-    """Register the promote routes' plugin module when the installed entry points
-    predate it (the editable install of main)."""
-    import datasette_aureacore.promote as module
-    from datasette.plugins import pm
-
-    if pm.get_plugin("aureacore_promote") is None and not pm.is_registered(module):
-        pm.register(module, name="aureacore_promote")
-
-
 class Envs:
     """A config repo with branches dev, staging and main (= prod), its database, and
     (``origin``) a bare origin every branch is pushed to.
@@ -333,7 +323,6 @@ PROMOTE = "/registry/-/aureacore/promote"
 
 @pytest.fixture
 def web(envs):
-    ensure_promote_plugin()
     client = Client(make_datasette(envs.db))
     yield client
     client.close()
@@ -496,12 +485,12 @@ def test_a_path_that_is_not_utf8_is_promoted_byte_for_byte(envs):
     assert (envs.repo.path / os.fsdecode(raw)).read_bytes() == content  # checked out too
 
 
-def test_the_routes_are_their_own_datasette_entry_point():
+def test_the_routes_come_with_the_plugins_one_entry_point():
     import tomllib
 
     pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
     points = tomllib.loads(pyproject.read_text())["project"]["entry-points"]["datasette"]
-    assert points["aureacore_promote"] == "datasette_aureacore.promote"
+    assert points == {"aureacore": "datasette_aureacore"}
 
 
 def test_the_shipped_metadata_lets_root_promote():

@@ -21,6 +21,10 @@ facets of the shipped ``metadata.yml`` (its ``registry`` section; local metadata
 Rolling back needs the ``aureacore-rollback`` permission, granted only by the allow
 block at ``plugins: aureacore: rollback: allow:`` in metadata (default: the shipped
 metadata.yml's, i.e. the root actor); promoting (``promote.py``), ``aureacore-promote``.
+
+One entry point: the routes of the dependency page (``deps.py``), the Git push hook
+(``githooks.py``) and promotion (``promote.py``) are registered by this module's hooks,
+so ``datasette plugins`` lists the plugin once.
 """
 
 from __future__ import annotations
@@ -1085,9 +1089,20 @@ def register_routes(datasette):
         (rf"{PREFIX}/services/(?P<sid>.+?){fmt}", service_view),
         (rf"{PREFIX}/commits/(?P<sha>[0-9a-fA-F]{{4,40}}){fmt}", commit_view),
     ]
-    return ([(rf"^{PREFIX}/login$", login_view)]
+    from . import deps, githooks, promote  # they import from here
+
+    return ([(rf"^{PREFIX}/login$", login_view), *deps.routes(), *githooks.routes(),
+             *promote.routes()]
             + [(rf"^/(?P<database>[^/]+){path}", view) for path, view in pages]
             + [(rf"^{path}", view) for path, view in pages])
+
+
+@hookimpl
+def skip_csrf(datasette, scope):
+    """The Git push route is verified by its signature (a forge sends no CSRF token)."""
+    from . import githooks
+
+    return True if githooks.skip_csrf(scope) else None
 
 
 @hookimpl
@@ -1183,7 +1198,8 @@ def extra_template_vars(template, database, view_name, request, datasette):
 
 @hookimpl
 def permission_allowed(datasette, actor, action, resource):
-    """``aureacore-rollback``: only actors matched by the plugin's rollback allow block.
+    """``aureacore-rollback`` and ``aureacore-promote``: only actors matched by the
+    plugin's rollback or promote allow block.
     The webhook secrets table is not shown to anyone, and a registry's file cannot be
     downloaded (it holds them; Datasette offers the download of immutable databases)."""
     if action == "view-table" and isinstance(resource, (tuple, list)) and len(resource) == 2 \
@@ -1191,9 +1207,13 @@ def permission_allowed(datasette, actor, action, resource):
         return False
     if action == "view-database-download" and is_registry(datasette, resource):
         return False
-    if action != PERMISSION:
-        return None
-    return allowed_by_block(datasette, actor, "rollback")
+    if action == PERMISSION:
+        return allowed_by_block(datasette, actor, "rollback")
+    from . import promote
+
+    if action == promote.PERMISSION:
+        return promote.permission_allowed(datasette, actor)
+    return None
 
 
 def allowed_by_block(datasette, actor, block_name: str) -> bool:
@@ -1227,11 +1247,15 @@ _SHIPPED: dict[str, Any] | None = None
 
 @hookimpl
 def canned_queries(datasette, database, actor):
-    """The shipped metadata.yml's canned queries, on every registry database."""
+    """The shipped metadata.yml's canned queries, on every registry database, and the
+    dependency queries on every database with the tables they read."""
+    from . import deps
+
     async def inner():
-        if database not in await find_registries(datasette):
-            return None
-        return copy.deepcopy(_shipped()["queries"])
+        found = await deps.canned_queries(datasette, database)()
+        if database in await find_registries(datasette):
+            found.update(copy.deepcopy(_shipped()["queries"]))
+        return found or None
 
     return inner
 

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
-from datasette import NotFound, Response, hookimpl
+from datasette import NotFound, Response
 
 from aureacore_db.depgraph import (
     DepGraph,
@@ -134,15 +134,15 @@ offset case when :offset = '' then 0 else :offset end
 }
 
 
-# -- hooks ----------------------------------------------------------------------------
-@hookimpl
-def register_routes(datasette: Any) -> list:
+# -- routes and queries ----------------------------------------------------------------------------
+def routes() -> list:
+    """The dependency page's routes (registered by the package's ``register_routes``)."""
     path = r"/-/aureacore/deps/(?P<service>[^/]+/[^/]+?)(?P<ext>\.json)?$"
     return [(rf"^/(?P<database>[^/]+){path}", deps_page), (rf"^{path}", deps_page)]
 
 
-@hookimpl
-def canned_queries(datasette: Any, database: str, actor: Any) -> Any:
+def canned_queries(datasette: Any, database: str) -> Any:
+    """The dependency queries, on a database with the tables they read (awaitable)."""
     async def inner() -> dict:
         db = datasette.get_database(database)
         if not (await db.table_exists("dependencies") and await db.table_exists("history")):

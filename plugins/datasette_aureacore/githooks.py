@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 
-from datasette import hookimpl
 from datasette.utils import tilde_decode
 from datasette.utils.asgi import Response
 
@@ -72,17 +71,14 @@ async def git_hook_view(datasette, request):
                          status=verdict.status)
 
 
-@hookimpl
-def register_routes(datasette):
+def routes() -> list:
+    """The Git push route (registered by the package's ``register_routes``)."""
     return [
         (rf"^/(?P<database>[^/]+){HOOK_PATH}$", git_hook_view),
         (rf"^{HOOK_PATH}$", git_hook_view),
     ]
 
 
-@hookimpl
-def skip_csrf(datasette, scope):
+def skip_csrf(scope: dict) -> bool:
     """Forges cannot send a CSRF token: the hook route is verified by its signature."""
-    if scope.get("type") == "http" and _is_hook_path(scope.get("path", "")):
-        return True
-    return None
+    return scope.get("type") == "http" and _is_hook_path(scope.get("path", ""))

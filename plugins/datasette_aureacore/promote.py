@@ -25,7 +25,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from datasette import Forbidden, hookimpl
+from datasette import Forbidden
 from datasette.utils.asgi import Response
 
 from . import (
@@ -188,16 +188,13 @@ async def _perform(datasette, request, db, fmt: str | None,
                        retry_url=promote_url(datasette, db.name, services, source, target))
 
 
-@hookimpl
-def register_routes(datasette):
+def routes() -> list:
+    """The promotion routes (registered by the package's ``register_routes``)."""
     fmt = r"(\.(?P<format>json))?$"
     return [(rf"^/(?P<database>[^/]+){PREFIX}/promote{fmt}", promote_view),
             (rf"^{PREFIX}/promote{fmt}", promote_view)]
 
 
-@hookimpl
-def permission_allowed(datasette, actor, action, resource):
+def permission_allowed(datasette, actor) -> bool:
     """``aureacore-promote``: only actors matched by the plugin's promote allow block."""
-    if action != PERMISSION:
-        return None
     return allowed_by_block(datasette, actor, "promote")
