@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from operator import itemgetter
 from typing import Any
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -17,9 +18,18 @@ Change = tuple[str, str, "str | None", "str | None"]  # key, change, old JSON, n
 
 def child_path(parent: str, key: str) -> str:
     """``$.a.b`` for identifier keys, ``$.a["odd key"]`` otherwise."""
-    if _IDENT.fullmatch(key):
-        return f"{parent}.{key}"
-    return f"{parent}[{json.dumps(key)}]"
+    return parent + (_STEPS.get(key) or _step(key))
+
+
+_STEPS: dict[str, str] = {}  # key -> its step in a path (most keys recur in every file)
+_MAX_STEPS = 4096
+
+
+def _step(key: str) -> str:
+    step = f".{key}" if _IDENT.fullmatch(key) else f"[{json.dumps(key)}]"
+    if len(_STEPS) < _MAX_STEPS:
+        _STEPS[key] = step
+    return step
 
 
 def leaves(value: Any, path: str = "$", out: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -38,10 +48,42 @@ def leaves(value: Any, path: str = "$", out: dict[str, Any] | None = None) -> di
 
 
 def flatten(value: Any) -> dict[str, str]:
-    """``{json path: JSON text}`` of every leaf; ``{}`` for None (no document)."""
-    if value is None:
-        return {}
-    return {key: dump(leaf) for key, leaf in leaves(value).items()}
+    """``{json path: JSON text}`` of every leaf; ``{}`` for None (no document).
+    The same as ``dump`` of each of :func:`leaves`, in one pass; a path is one string
+    however many documents have it (quicker to send between processes, and smaller)."""
+    out: dict[str, str] = {}
+    if value is not None:
+        _flatten(value, "$", out)
+    return out
+
+
+_PATHS: dict[tuple[str, str | int], str] = {}  # (parent path, key or index) -> path
+_MAX_PATHS = 16384
+
+
+def _child(path: str, key: str | int) -> str:
+    found = _PATHS.get((path, key))
+    if found is None:
+        found = f"{path}[{key}]" if type(key) is int else path + (_STEPS.get(key) or _step(key))
+        if len(_PATHS) < _MAX_PATHS:
+            _PATHS[(path, key)] = found
+    return found
+
+
+def _flatten(value: Any, path: str, out: dict[str, str]) -> None:
+    if isinstance(value, dict) and value:
+        items: Any = value.items()
+    elif isinstance(value, list) and value:
+        items = enumerate(value)
+    else:
+        out[path] = dump(value)
+        return
+    for key, item in items:
+        child = _PATHS.get((path, key)) or _child(path, key)
+        if isinstance(item, dict | list) and item:
+            _flatten(item, child, out)
+        else:
+            out[child] = _encode_str(item) if type(item) is str else dump(item)
 
 
 _encode_str = json.encoder.encode_basestring  # the C encoder, as json.dumps uses
@@ -62,15 +104,18 @@ def dump(value: Any) -> str:
 
 def flat_changes(old: dict[str, str], new: dict[str, str]) -> list[Change]:
     """Changes between two flattened documents, sorted by key."""
-    rows: list[Change] = [(k, "added", None, v) for k, v in new.items() if k not in old]
-    for key, before in old.items():
-        after = new.get(key)
-        if after is None:
-            rows.append((key, "removed", before, None))
-        elif after != before:
-            rows.append((key, "changed", before, after))
-    rows.sort(key=lambda row: row[0])
+    came = dict(new.items() - old.items())  # added, or changed (the new text)
+    rows: list[Change] = []
+    for key, before in old.items() - new.items():  # removed, or changed (the old text)
+        after = came.pop(key, None)
+        rows.append((key, "removed", before, None) if after is None
+                    else (key, "changed", before, after))
+    rows.extend((key, "added", None, after) for key, after in came.items())
+    rows.sort(key=_first)
     return rows
+
+
+_first = itemgetter(0)
 
 
 def leaf_changes(old: Any, new: Any) -> list[Change]:

@@ -16,12 +16,14 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import fields
+from operator import attrgetter
 
 import pygit2
 
 from .blobs import BlobReader, Updates, tree_updates, walk_tree
-from .parsing import is_config_path
-from .validation import ConfigCheck
+from .parsing import ParseResult, is_config_path
+from .validation import ConfigCheck, Dependency, Problem
 
 CHUNK = 64  # commits per task
 MIN_COMMITS = 500  # fewer than this: not worth starting workers
@@ -52,10 +54,36 @@ def _init(repo_path: str, max_bytes: int) -> None:
 
 
 Prepared = tuple[str, Updates | None, dict[str, ConfigCheck]]
+Packed = tuple  # a ConfigCheck as plain values (see _pack)
+
+_parse_fields = attrgetter(*(f.name for f in fields(ParseResult)))
+_problem_fields = attrgetter(*(f.name for f in fields(Problem)))
+_dependency_fields = attrgetter(*(f.name for f in fields(Dependency)))
 
 
-def _prepare(shas: list[str]) -> list[Prepared]:
-    """Updates of each commit against its first parent, and checks of changed configs."""
+def _pack(check: ConfigCheck) -> Packed:
+    """A check as tuples, several times quicker to pickle and unpickle than the objects
+    (:func:`_unpack` makes them again), with its flattened content."""
+    return (_parse_fields(check.parse), tuple(map(_problem_fields, check.problems)),
+            check.name, check.namespace, check.version, check.schema_version,
+            check.parameters, tuple(map(_dependency_fields, check.dependencies)),
+            check.content_json, check.flat)
+
+
+def _unpack(packed: Packed) -> ConfigCheck:
+    """The check :func:`_pack` was given (equal to it, its flattened content included)."""
+    (parse, problems, name, namespace, version, schema_version, parameters, dependencies,
+     content_json, flat) = packed
+    check = ConfigCheck(ParseResult(*parse), tuple(Problem(*p) for p in problems), name,
+                        namespace, version, schema_version, parameters,
+                        tuple(Dependency(*d) for d in dependencies), content_json)
+    vars(check)["flat"] = flat  # the cached property, made already
+    return check
+
+
+def _prepare(shas: list[str]) -> list[tuple[str, Updates | None, list[tuple[str, Packed]]]]:
+    """Updates of each commit against its first parent, and checks of changed configs
+    (packed: see :func:`_pack`)."""
     assert _repo is not None and _reader is not None
     out = []
     for sha in shas:
@@ -68,12 +96,8 @@ def _prepare(shas: list[str]) -> list[Prepared]:
             updates = None
             changed = [(path, oid) for path, oid, kind in walk_tree(commit.tree, "")
                        if kind == "blob"]
-        checks = {}
-        for path, oid in changed:
-            if is_config_path(path):
-                check = _reader.check(oid, path)
-                check.flat  # noqa: B018 - flattened here, in parallel, not in the walk
-                checks[_reader.key(oid, path)] = check
+        checks = [(_reader.key(oid, path), _pack(_reader.check(oid, path)))
+                  for path, oid in changed if is_config_path(path)]
         out.append((sha, updates, checks))
     return out
 
@@ -139,4 +163,5 @@ def prepared(
                 chunk = [str(oid) for oid in oids[start:start + CHUNK]]
                 window.append(pool.submit(_prepare, chunk))
                 next_chunk += 1
-            yield from window.popleft().result()
+            for sha, updates, checks in window.popleft().result():
+                yield sha, updates, {key: _unpack(packed) for key, packed in checks}
