@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -128,6 +129,7 @@ def _worker_context() -> Iterator[multiprocessing.context.BaseContext]:
     with _pools_lock:
         if _pools == 0:  # the program (as spawn would import it) and the worker code
             context.set_forkserver_preload(["__main__", __name__])
+            _start_fork_server()
         _pools += 1
     try:
         yield context
@@ -136,6 +138,26 @@ def _worker_context() -> Iterator[multiprocessing.context.BaseContext]:
             _pools -= 1
             if _pools == 0:
                 _stop_fork_server()
+
+
+def _start_fork_server() -> None:
+    """Start the fork server with this process's module search path. Python 3.11's fork
+    server is sent ``sys.path`` but ignores it, and puts the folder it starts in first:
+    run from a folder holding another checkout of this program (or a ``yaml.py``), the
+    workers would import that instead. So it starts with this ``sys.path`` as its
+    ``PYTHONPATH``, and without the folder (``PYTHONSAFEPATH``)."""
+    wanted = {"PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in sys.path),
+              "PYTHONSAFEPATH": "1"}
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _stop_fork_server() -> None:

@@ -70,3 +70,28 @@ def test_no_worker_or_fork_server_outlives_the_ingest(repo, tmp_path):
     Ingest(str(repo.path), tmp_path / "pooled.db", workers=2).run()
     left = [cmd for cmd in children_of(os.getpid()) if "resource_tracker" not in cmd]
     assert left == []
+
+
+def test_workers_import_this_program_whatever_folder_the_ingest_runs_in(
+        repo, tmp_path, monkeypatch):
+    # the fork server starts in the current folder: a package of the same name there
+    # (another checkout, say) must not be what the workers import
+    repo.service("store", parameters={"size": 1})
+    repo.commit("store")
+    for i in range(3):
+        repo.service("store", parameters={"size": i + 2})
+        repo.commit(f"change {i}")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "aureacore_db").mkdir(parents=True)
+    (elsewhere / "aureacore_db" / "__init__.py").write_text("")
+    (elsewhere / "aureacore_db" / "prefetch.py").write_text(
+        "def _init(*args):\n    pass\n\n\n"
+        "def _prepare(shas):\n    raise RuntimeError('the aureacore_db of another folder')\n")
+    monkeypatch.chdir(elsewhere)
+
+    Ingest(str(repo.path), tmp_path / "pooled.db", workers=2).run()
+    Ingest(str(repo.path), tmp_path / "single.db", workers=0).run()
+
+    sql = TABLES["parameter_changes"]
+    assert rows(tmp_path / "pooled.db", sql) == rows(tmp_path / "single.db", sql)
+    assert len(rows(tmp_path / "pooled.db", sql)) == 7  # 4 leaves added, 3 changes
