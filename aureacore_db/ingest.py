@@ -104,6 +104,9 @@ def _json_or_none(value: Any) -> str | None:
     return None if value is None else dump(value)
 
 
+_payload_json = json.JSONEncoder(sort_keys=True).encode  # json.dumps(..., sort_keys=True)
+
+
 class _Stored:
     """Checks of configs stored by earlier runs, so resuming needs no re-parsing."""
 
@@ -815,10 +818,11 @@ class Ingest:
     def _record_config(self, sid: str, entry: Entry) -> None:
         if entry.oid is None:
             return
-        if not self._deps_known(entry.oid, sid):
+        known = self._config_known(entry.oid)  # if not, nor are its dependency rows
+        if not known or not self._deps_known(entry.oid, sid):
             self._batch_deps.add((entry.oid, sid))
             self._record_dependencies(sid, entry)  # "insert or replace": repeats are harmless
-        if self._config_known(entry.oid):
+        if known:
             return
         self._batch_configs.add(entry.oid)
         check = entry.check
@@ -831,8 +835,8 @@ class Ingest:
             "parameters": _json_or_none(check.parameters),
             "dependencies": _json_or_none(content.get("dependencies") if content else None),
             "parse_error": parse.error, "parse_line": parse.line, "parse_column": parse.column,
-            "problems": json.dumps([p.as_row() for p in check.problems])
-            if entry.kind == "blob" else None,
+            "problems": (json.dumps([p.as_row() for p in check.problems])
+                         if check.problems else "[]") if entry.kind == "blob" else None,
         })
 
     def _record_dependencies(self, sid: str, entry: Entry) -> None:
@@ -871,7 +875,7 @@ class Ingest:
         # no explicit id: rollbacks and health checks append events concurrently
         self._add("events", {"kind": kind, "service_id": sid,
                              **common, "occurred_at": occurred_at,
-                             "payload": json.dumps(payload, sort_keys=True)})
+                             "payload": _payload_json(payload)})
 
     # -- batches ------------------------------------------------------------
     def _flush(self, last_main: tuple[pygit2.Commit, TreeState] | None) -> None:
@@ -927,7 +931,7 @@ class Ingest:
             db.conn.executemany(f"update services set {cleared} where id = ?",
                                 [(sid,) for sid in sorted(only - services.keys())])
         if current:
-            db["services"].upsert_all(current, pk="id")
+            _upsert(db, "services", current, "id")
         db.execute("""
             insert into services (id, namespace, name, removed)
             select distinct h.service_id, substr(h.service_id, 1, instr(h.service_id, '/') - 1),
@@ -1103,6 +1107,18 @@ def _insert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -
            f"values ({', '.join('?' * len(columns))})")
     values = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     db.conn.executemany(sql, map(values, rows))  # the rows of a table share one key order
+
+
+def _upsert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]],
+            key: str) -> None:
+    """Insert ``rows``, or update the columns they have (the others are kept): what
+    sqlite-utils' ``upsert_all`` does, as one prepared statement for all of them."""
+    columns = list(rows[0])
+    updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c != key)
+    sql = (f"insert into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+           f"values ({', '.join('?' * len(columns))}) "
+           f"on conflict([{key}]) do update set {updates}")
+    db.conn.executemany(sql, map(itemgetter(*columns), rows))  # one key order, as _insert
 
 
 def _cleared(*more: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from operator import itemgetter
 from typing import Any
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -57,16 +56,25 @@ def flatten(value: Any) -> dict[str, str]:
     return out
 
 
-_PATHS: dict[tuple[str, str | int], str] = {}  # (parent path, key or index) -> path
-_MAX_PATHS = 16384
+_CHILDREN: dict[str, dict[str | int, str]] = {}  # path -> key or index -> child path
+_MAX_CHILDREN = 16384  # paths kept in all (beyond: made each time, as before)
+_kept = [0]
 
 
-def _child(path: str, key: str | int) -> str:
-    found = _PATHS.get((path, key))
+def _children(path: str) -> dict[str | int, str]:
+    found = _CHILDREN.get(path)
     if found is None:
-        found = f"{path}[{key}]" if type(key) is int else path + (_STEPS.get(key) or _step(key))
-        if len(_PATHS) < _MAX_PATHS:
-            _PATHS[(path, key)] = found
+        found = {}
+        if _kept[0] < _MAX_CHILDREN:
+            _CHILDREN[path] = found
+    return found
+
+
+def _child(path: str, key: str | int, children: dict[str | int, str]) -> str:
+    found = f"{path}[{key}]" if type(key) is int else path + (_STEPS.get(key) or _step(key))
+    if _kept[0] < _MAX_CHILDREN:
+        children[key] = found
+        _kept[0] += 1
     return found
 
 
@@ -78,8 +86,9 @@ def _flatten(value: Any, path: str, out: dict[str, str]) -> None:
     else:
         out[path] = dump(value)
         return
+    children = _CHILDREN.get(path) or _children(path)
     for key, item in items:
-        child = _PATHS.get((path, key)) or _child(path, key)
+        child = children.get(key) or _child(path, key, children)
         if isinstance(item, dict | list) and item:
             _flatten(item, child, out)
         else:
@@ -99,23 +108,24 @@ def dump(value: Any) -> str:
         return int.__repr__(value)
     if kind is bool or value is None:
         return _CONSTANTS[value]
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _dump_json(value)
+
+
+# json.dumps(value, ensure_ascii=False, sort_keys=True), without a new encoder each time
+_dump_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 def flat_changes(old: dict[str, str], new: dict[str, str]) -> list[Change]:
     """Changes between two flattened documents, sorted by key."""
-    came = dict(new.items() - old.items())  # added, or changed (the new text)
-    rows: list[Change] = []
-    for key, before in old.items() - new.items():  # removed, or changed (the old text)
-        after = came.pop(key, None)
-        rows.append((key, "removed", before, None) if after is None
-                    else (key, "changed", before, after))
-    rows.extend((key, "added", None, after) for key, after in came.items())
-    rows.sort(key=_first)
+    rows: list[Change] = [(k, "added", None, v) for k, v in new.items() if k not in old]
+    for key, before in old.items():
+        after = new.get(key)
+        if after is None:
+            rows.append((key, "removed", before, None))
+        elif after != before:
+            rows.append((key, "changed", before, after))
+    rows.sort(key=lambda row: row[0])
     return rows
-
-
-_first = itemgetter(0)
 
 
 def leaf_changes(old: Any, new: Any) -> list[Change]:
