@@ -808,12 +808,14 @@ class Ingest:
         before: dict[str, str] = {}
         if change.change != "added" and change.baseline is not None:
             before = change.baseline.check.flat
-        for key, kind, old, new in flat_changes(before, entry.check.flat):
-            self._add("parameter_changes", {
-                "id": self._next_id("parameter_changes"), "history_id": history_id,
-                "service_id": sid, **common, "key": key, "old_value": old, "new_value": new,
-                "change": kind, "committed_at": committed_at, "author_name": author.name,
-            })
+        changes = flat_changes(before, entry.check.flat)
+        last = self._ids["parameter_changes"]
+        self._ids["parameter_changes"] += len(changes)
+        self._rows.setdefault("parameter_changes", []).extend([{  # as _add, many at once
+            "id": last + i, "history_id": history_id, "service_id": sid, **common,
+            "key": key, "old_value": old, "new_value": new, "change": kind,
+            "committed_at": committed_at, "author_name": author.name,
+        } for i, (key, kind, old, new) in enumerate(changes, 1)])
 
     def _record_config(self, sid: str, entry: Entry) -> None:
         if entry.oid is None:
