@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import pytest
 from conftest import rows
 
 from aureacore_db.ingest import Ingest
+from aureacore_db.parsing import parse_config
+from aureacore_db.prefetch import _pack, _unpack
+from aureacore_db.validation import check_config
 
 TABLES = {
     "commits": "select sha, seq, mainline from commits order by seq",
@@ -95,3 +99,23 @@ def test_workers_import_this_program_whatever_folder_the_ingest_runs_in(
     sql = TABLES["parameter_changes"]
     assert rows(tmp_path / "pooled.db", sql) == rows(tmp_path / "single.db", sql)
     assert len(rows(tmp_path / "pooled.db", sql)) == 7  # 4 leaves added, 3 changes
+
+
+@pytest.mark.parametrize("path, text", [
+    ("services/a/api.yaml", "name: api\nversion: 1.2.3\nparameters:\n  replicas: 3\n"
+     "  odd key: [1, 2.5, {}]\ndependencies:\n  - service: store\n"
+     "    version_constraint: '>=1.0'\n  - b/cache\n"),
+    ("services/a/api.yaml", "name: api\nversion: [broken\n"),  # a parse error
+    ("services/a/api.yaml", "name: Not A Label\nschema_version: 9.0.0\n"),  # problems
+    ("services/a/api.yaml", "name: api\nschema_version: '1.9'\n"),  # a warning
+    ("services/a/api.yaml", ""),  # empty
+    ("services/a/api.json", '{"name": "api", "parameters": {"t\\tab": "\\u2028"}}'),
+])
+def test_a_check_sent_by_a_worker_is_the_check_it_made(path, text):
+    # workers send checks packed as tuples (quicker to pickle): unpacked, each is equal
+    # to the original, its flattened content included
+    check = check_config(parse_config(text.encode(), path))
+    sent = _unpack(pickle.loads(pickle.dumps(_pack(check))))
+    assert sent == check
+    assert sent.flat == check.flat
+    assert sent.content == check.content and sent.has_errors == check.has_errors
