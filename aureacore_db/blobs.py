@@ -115,7 +115,7 @@ class BlobReader:
         self, check: ConfigCheck, schema_oid: str, schema_path: str
     ) -> tuple[Problem, ...]:
         """Problems of a config's ``parameters`` against a schema kept in the repo."""
-        if check.content is None:
+        if not check.readable:
             return ()
         key = (id(check), schema_oid)
         cached = self._param_problems.get(key)

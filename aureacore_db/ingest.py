@@ -36,7 +36,7 @@ from .gitsource import (
     is_url,
     open_source,
 )
-from .leafdiff import dump, flat_changes
+from .leafdiff import flat_changes
 from .locks import file_lock
 from .names import ERROR
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
@@ -98,10 +98,6 @@ def ingest_lock(db_path: Path, timeout: float = 120.0) -> AbstractContextManager
     """One writer at a time per database (an advisory lock file beside it)."""
     return file_lock(db_path.with_name(db_path.name + ".lock"), timeout,
                      lambda: IngestBusy(f"another ingest is writing {db_path}"))
-
-
-def _json_or_none(value: Any) -> str | None:
-    return None if value is None else dump(value)
 
 
 _payload_json = json.JSONEncoder(sort_keys=True).encode  # json.dumps(..., sort_keys=True)
@@ -803,7 +799,7 @@ class Ingest:
             "version": entry.check.version if entry else None,
             "author": author.name,
         })
-        if entry is None or entry.check.content is None:
+        if entry is None or not entry.check.readable:
             return
         before: dict[str, str] = {}
         if change.change != "added" and change.baseline is not None:
@@ -829,13 +825,12 @@ class Ingest:
         self._batch_configs.add(entry.oid)
         check = entry.check
         parse = check.parse
-        content = check.content
+        parameters, dependencies = check.columns_json
         self._add("configs", {
             "id": entry.oid, "service_id": sid, "path": entry.path, "format": parse.format,
             "size": parse.size, "raw": parse.raw, "content": check.content_json,
             "version": check.version, "schema_version": check.schema_version,
-            "parameters": _json_or_none(check.parameters),
-            "dependencies": _json_or_none(content.get("dependencies") if content else None),
+            "parameters": parameters, "dependencies": dependencies,
             "parse_error": parse.error, "parse_line": parse.line, "parse_column": parse.column,
             "problems": (json.dumps([p.as_row() for p in check.problems])
                          if check.problems else "[]") if entry.kind == "blob" else None,
@@ -899,11 +894,9 @@ class Ingest:
 
     @staticmethod
     def _service_row(sid: str, entry: Entry, verdict: Verdict | None) -> dict[str, Any]:
-        content = entry.check.content or {}
         namespace, _, name = sid.partition("/")
         problems = verdict.problems if verdict else ()
-        text = {key: content.get(key) if isinstance(content.get(key), str) else None
-                for key in ("owner", "description")}
+        text = {"owner": entry.check.owner, "description": entry.check.description}
         return {
             "id": sid, "namespace": namespace, "name": name, "path": entry.path,
             "config_id": entry.oid, "version": entry.check.version,

@@ -24,7 +24,7 @@ import pygit2
 
 from .blobs import BlobReader, Updates, tree_updates, walk_tree
 from .parsing import ParseResult, is_config_path
-from .validation import ConfigCheck, Dependency, Problem
+from .validation import ConfigCheck, Dependency, Problem, SentCheck
 
 CHUNK = 64  # commits per task
 MIN_COMMITS = 500  # fewer than this: not worth starting workers
@@ -66,26 +66,32 @@ Packed = tuple  # a ConfigCheck as plain values (see _pack)
 _parse_fields = attrgetter(*(f.name for f in fields(ParseResult)))
 _problem_fields = attrgetter(*(f.name for f in fields(Problem)))
 _dependency_fields = attrgetter(*(f.name for f in fields(Dependency)))
+# sent as they are; the content travels as its JSON text (content_json) only
+_SENT = tuple(f.name for f in fields(ConfigCheck)
+              if f.name not in ("parse", "problems", "dependencies", "parameters"))
+_sent_fields = attrgetter(*_SENT)
+_CONTENT = [f.name for f in fields(ParseResult)].index("content")
 
 
 def _pack(check: ConfigCheck) -> Packed:
-    """A check as tuples, several times quicker to pickle and unpickle than the objects
-    (:func:`_unpack` makes them again), with its flattened content."""
-    return (_parse_fields(check.parse), tuple(map(_problem_fields, check.problems)),
-            check.name, check.namespace, check.version, check.schema_version,
-            check.parameters, tuple(map(_dependency_fields, check.dependencies)),
-            check.content_json, check.flat)
+    """A check as tuples and strings, several times quicker to pickle and unpickle
+    than the objects: without its content (the main process mostly needs only its JSON
+    text, which is sent), with its flattened content and stored columns made here."""
+    parse = _parse_fields(check.parse)
+    return ((*parse[:_CONTENT], None, *parse[_CONTENT + 1:]),
+            tuple(map(_problem_fields, check.problems)),
+            tuple(map(_dependency_fields, check.dependencies)),
+            _sent_fields(check), check.flat, check.columns_json)
 
 
-def _unpack(packed: Packed) -> ConfigCheck:
-    """The check :func:`_pack` was given (equal to it, its flattened content included)."""
-    (parse, problems, name, namespace, version, schema_version, parameters, dependencies,
-     content_json, flat) = packed
-    check = ConfigCheck(ParseResult(*parse), tuple(Problem(*p) for p in problems), name,
-                        namespace, version, schema_version, parameters,
-                        tuple(Dependency(*d) for d in dependencies), content_json)
-    vars(check)["flat"] = flat  # the cached property, made already
-    return check
+def _unpack(packed: Packed) -> SentCheck:
+    """The check :func:`_pack` was given, as a :class:`SentCheck` (equal in every
+    field; its content decoded when first read)."""
+    parse, problems, dependencies, sent, flat, columns_json = packed
+    return SentCheck.made({
+        "parse": ParseResult(*parse), "problems": tuple(Problem(*p) for p in problems),
+        "dependencies": tuple(Dependency(*d) for d in dependencies),
+        **dict(zip(_SENT, sent, strict=True)), "flat": flat, "columns_json": columns_json})
 
 
 def _prepare(shas: list[str]) -> list[tuple[str, Updates | None, list[tuple[str, Packed]]]]:

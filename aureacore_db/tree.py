@@ -299,7 +299,7 @@ class TreeState:
             self.unjudged = set(self.by_id)
             for sid in touched:
                 after = self.primary(sid)
-                if after is not None and after.check.content is not None:
+                if after is not None and after.check.readable:
                     self.last_good[sid] = after
             return step
         self._record_verdicts(dirty, step)
@@ -406,14 +406,14 @@ class TreeState:
                 step.changes.append(Change(sid, change, after.path if after else None,
                                            before.path if before else None, after, before,
                                            baseline))
-                if after is not None and after.check.content is not None:
+                if after is not None and after.check.readable:
                     self.last_good[sid] = after
 
     def _baseline(self, sid: str) -> Entry | None:
         """The last readable config of a service (a resumed state's entries are not
         known to be readable until read: if not, the stored history says which was)."""
         found = self.last_good.get(sid)
-        if found is None or found.check.content is not None:
+        if found is None or found.check.readable:
             return found
         stored = self.stored_good(sid) if self.stored_good is not None else None
         return None if stored is None else self.reader.entry(stored[0], stored[1], "blob")
