@@ -291,7 +291,9 @@ class TreeState:
         """The verdicts and changes that follow from the files in ``touched`` and the
         parameter schemas in ``schema_changed``."""
         dirty = self._affected(touched, schema_changed)
-        added, removed = self._update_edges(dirty)
+        # a service's edges follow its own file and whether its targets exist: those of
+        # a dependent of a service that only changed version stay as they are
+        added, removed = self._update_edges(set(touched) | self._existence_dependents(touched))
         dirty |= self._update_cycles(added, removed)
         step = Step()
         if not judge:  # resuming: the changes are not recorded either
@@ -305,6 +307,14 @@ class TreeState:
         self._record_verdicts(dirty, step)
         self._record_changes(touched, step)
         return step
+
+    def _existence_dependents(self, touched: dict[str, Entry | None]) -> set[str]:
+        """The dependents of the touched services that appeared or went away."""
+        found: set[str] = set()
+        for sid, before in touched.items():
+            if (before is None) != (sid not in self.by_id):
+                found |= self.dependents.get(sid, frozenset())
+        return found
 
     def _affected(self, touched: dict[str, Entry | None], schema_changed: set[str]) -> set[str]:
         """Touched services, those whose parameter schema changed, and the dependents of
