@@ -139,6 +139,36 @@ class _Stored:
         return checked_config(parse, stored, content)
 
 
+class _Recorded:
+    """Blob ids recorded by this run, as a Bloom filter: the same 512 KB however long
+    the history (a set of them would grow with it). "No" is certain, so a run that
+    started on an empty database asks SQLite only about the ids it may have recorded
+    (most blobs of a first run are new). A blob id is a hash: slices of it are the
+    bit positions."""
+
+    BITS = 1 << 22
+
+    def __init__(self) -> None:
+        self._bits = bytearray(self.BITS // 8)
+
+    def _positions(self, oid: str) -> tuple[int, ...]:
+        return tuple(int(oid[i:i + 6], 16) & (self.BITS - 1) for i in (0, 6, 12))
+
+    def add(self, oid: str) -> None:
+        try:
+            positions = self._positions(oid)
+        except ValueError:  # not a hex id: may_hold answers yes anyway
+            return
+        for bit in positions:
+            self._bits[bit >> 3] |= 1 << (bit & 7)
+
+    def may_hold(self, oid: str) -> bool:
+        try:
+            return all(self._bits[bit >> 3] & (1 << (bit & 7)) for bit in self._positions(oid))
+        except ValueError:  # not a hex id: ask the database
+            return True
+
+
 class Ingest:
     """One run of ingest over one database."""
 
@@ -169,6 +199,7 @@ class Ingest:
         # configs and (config, service) dependency lists of the unwritten batch; earlier
         # ones are looked up in the database, so memory does not grow with history
         self._batch_configs: set[str] = set()
+        self._recorded: _Recorded | None = None  # configs of a run that started empty
         self._batch_deps: set[tuple[str, str]] = set()
         self._ids: dict[str, int] = {}
         self._touched: set[str] = set()  # services with rows in the unwritten batch
@@ -309,6 +340,8 @@ class Ingest:
             return
         for name in ("history", "status", "validation_errors", "parameter_changes"):
             self._ids[name] = db.execute(f"select coalesce(max(id), 0) from {name}").fetchone()[0]
+        if not db.execute("select 1 from configs limit 1").fetchone():
+            self._recorded = _Recorded()  # every config stored will be one this run records
         self.stored = _Stored(db, self._config_known)
         self.reader = BlobReader(repo, max_bytes=self.max_bytes, fallback=self.stored)
         pending = _Children(repo, todo)
@@ -451,6 +484,8 @@ class Ingest:
         """Whether a config row exists (in the unwritten batch, or stored)."""
         if oid in self._batch_configs:
             return True
+        if self._recorded is not None and not self._recorded.may_hold(oid):
+            return False  # certain: the database held no configs when this run started
         return self.db.conn.execute(
             "select 1 from configs where id = ?", [oid]).fetchone() is not None
 
@@ -823,6 +858,8 @@ class Ingest:
         if known:
             return
         self._batch_configs.add(entry.oid)
+        if self._recorded is not None:
+            self._recorded.add(entry.oid)
         check = entry.check
         parse = check.parse
         parameters, dependencies = check.columns_json
