@@ -115,7 +115,7 @@ class BlobReader:
         self, check: ConfigCheck, schema_oid: str, schema_path: str
     ) -> tuple[Problem, ...]:
         """Problems of a config's ``parameters`` against a schema kept in the repo."""
-        if check.content is None:
+        if not check.readable:
             return ()
         key = (id(check), schema_oid)
         cached = self._param_problems.get(key)
@@ -148,12 +148,12 @@ def tree_updates(parent_tree: pygit2.Tree, tree: pygit2.Tree) -> Updates:
     their new blob id and kind."""
     updates: Updates = {}
     for delta in parent_tree.diff_to_tree(tree).deltas:
-        old_path = path_text(delta.old_file.raw_path)
+        old_path = name_text(delta.old_file.raw_path)
         if delta.status == pygit2.GIT_DELTA_DELETED:
             updates[old_path] = None
         else:
             side = delta.new_file
-            new_path = path_text(side.raw_path)
+            new_path = name_text(side.raw_path)
             if old_path != new_path:
                 updates[old_path] = None
             updates[new_path] = (str(side.id), kind_of(side.mode))
@@ -178,9 +178,9 @@ def walk_tree(tree: pygit2.Tree, prefix: str) -> Iterable[tuple[str, str, str]]:
 
 
 def name_text(raw: bytes) -> str:
-    """:func:`~aureacore_db.gitpath.path_text` of a tree entry's name, quicker for the
-    common case (valid UTF-8: :func:`path_text` of the text is checked with one regex
-    instead of character by character)."""
+    """:func:`~aureacore_db.gitpath.path_text` of a tree entry's name or a diff's path,
+    quicker for the common case (valid UTF-8: :func:`path_text` of the text is checked
+    with one regex instead of character by character)."""
     try:
         return path_text(raw.decode("utf-8"))  # the same text: it is valid UTF-8
     except UnicodeDecodeError:

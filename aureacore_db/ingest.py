@@ -36,7 +36,7 @@ from .gitsource import (
     is_url,
     open_source,
 )
-from .leafdiff import dump, flat_changes
+from .leafdiff import flat_changes
 from .locks import file_lock
 from .names import ERROR
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
@@ -100,8 +100,7 @@ def ingest_lock(db_path: Path, timeout: float = 120.0) -> AbstractContextManager
                      lambda: IngestBusy(f"another ingest is writing {db_path}"))
 
 
-def _json_or_none(value: Any) -> str | None:
-    return None if value is None else dump(value)
+_payload_json = json.JSONEncoder(sort_keys=True).encode  # json.dumps(..., sort_keys=True)
 
 
 class _Stored:
@@ -140,6 +139,36 @@ class _Stored:
         return checked_config(parse, stored, content)
 
 
+class _Recorded:
+    """Blob ids recorded by this run, as a Bloom filter: the same 512 KB however long
+    the history (a set of them would grow with it). "No" is certain, so a run that
+    started on an empty database asks SQLite only about the ids it may have recorded
+    (most blobs of a first run are new). A blob id is a hash: slices of it are the
+    bit positions."""
+
+    BITS = 1 << 22
+
+    def __init__(self) -> None:
+        self._bits = bytearray(self.BITS // 8)
+
+    def _positions(self, oid: str) -> tuple[int, ...]:
+        return tuple(int(oid[i:i + 6], 16) & (self.BITS - 1) for i in (0, 6, 12))
+
+    def add(self, oid: str) -> None:
+        try:
+            positions = self._positions(oid)
+        except ValueError:  # not a hex id: may_hold answers yes anyway
+            return
+        for bit in positions:
+            self._bits[bit >> 3] |= 1 << (bit & 7)
+
+    def may_hold(self, oid: str) -> bool:
+        try:
+            return all(self._bits[bit >> 3] & (1 << (bit & 7)) for bit in self._positions(oid))
+        except ValueError:  # not a hex id: ask the database
+            return True
+
+
 class Ingest:
     """One run of ingest over one database."""
 
@@ -170,6 +199,7 @@ class Ingest:
         # configs and (config, service) dependency lists of the unwritten batch; earlier
         # ones are looked up in the database, so memory does not grow with history
         self._batch_configs: set[str] = set()
+        self._recorded: _Recorded | None = None  # configs of a run that started empty
         self._batch_deps: set[tuple[str, str]] = set()
         self._ids: dict[str, int] = {}
         self._touched: set[str] = set()  # services with rows in the unwritten batch
@@ -310,6 +340,8 @@ class Ingest:
             return
         for name in ("history", "status", "validation_errors", "parameter_changes"):
             self._ids[name] = db.execute(f"select coalesce(max(id), 0) from {name}").fetchone()[0]
+        if not db.execute("select 1 from configs limit 1").fetchone():
+            self._recorded = _Recorded()  # every config stored will be one this run records
         self.stored = _Stored(db, self._config_known)
         self.reader = BlobReader(repo, max_bytes=self.max_bytes, fallback=self.stored)
         pending = _Children(repo, todo)
@@ -452,6 +484,8 @@ class Ingest:
         """Whether a config row exists (in the unwritten batch, or stored)."""
         if oid in self._batch_configs:
             return True
+        if self._recorded is not None and not self._recorded.may_hold(oid):
+            return False  # certain: the database held no configs when this run started
         return self.db.conn.execute(
             "select 1 from configs where id = ?", [oid]).fetchone() is not None
 
@@ -800,39 +834,43 @@ class Ingest:
             "version": entry.check.version if entry else None,
             "author": author.name,
         })
-        if entry is None or entry.check.content is None:
+        if entry is None or not entry.check.readable:
             return
         before: dict[str, str] = {}
         if change.change != "added" and change.baseline is not None:
             before = change.baseline.check.flat
-        for key, kind, old, new in flat_changes(before, entry.check.flat):
-            self._add("parameter_changes", {
-                "id": self._next_id("parameter_changes"), "history_id": history_id,
-                "service_id": sid, **common, "key": key, "old_value": old, "new_value": new,
-                "change": kind, "committed_at": committed_at, "author_name": author.name,
-            })
+        changes = flat_changes(before, entry.check.flat)
+        last = self._ids["parameter_changes"]
+        self._ids["parameter_changes"] += len(changes)
+        self._rows.setdefault("parameter_changes", []).extend([{  # as _add, many at once
+            "id": last + i, "history_id": history_id, "service_id": sid, **common,
+            "key": key, "old_value": old, "new_value": new, "change": kind,
+            "committed_at": committed_at, "author_name": author.name,
+        } for i, (key, kind, old, new) in enumerate(changes, 1)])
 
     def _record_config(self, sid: str, entry: Entry) -> None:
         if entry.oid is None:
             return
-        if not self._deps_known(entry.oid, sid):
+        known = self._config_known(entry.oid)  # if not, nor are its dependency rows
+        if not known or not self._deps_known(entry.oid, sid):
             self._batch_deps.add((entry.oid, sid))
             self._record_dependencies(sid, entry)  # "insert or replace": repeats are harmless
-        if self._config_known(entry.oid):
+        if known:
             return
         self._batch_configs.add(entry.oid)
+        if self._recorded is not None:
+            self._recorded.add(entry.oid)
         check = entry.check
         parse = check.parse
-        content = check.content
+        parameters, dependencies = check.columns_json
         self._add("configs", {
             "id": entry.oid, "service_id": sid, "path": entry.path, "format": parse.format,
             "size": parse.size, "raw": parse.raw, "content": check.content_json,
             "version": check.version, "schema_version": check.schema_version,
-            "parameters": _json_or_none(check.parameters),
-            "dependencies": _json_or_none(content.get("dependencies") if content else None),
+            "parameters": parameters, "dependencies": dependencies,
             "parse_error": parse.error, "parse_line": parse.line, "parse_column": parse.column,
-            "problems": json.dumps([p.as_row() for p in check.problems])
-            if entry.kind == "blob" else None,
+            "problems": (json.dumps([p.as_row() for p in check.problems])
+                         if check.problems else "[]") if entry.kind == "blob" else None,
         })
 
     def _record_dependencies(self, sid: str, entry: Entry) -> None:
@@ -871,7 +909,7 @@ class Ingest:
         # no explicit id: rollbacks and health checks append events concurrently
         self._add("events", {"kind": kind, "service_id": sid,
                              **common, "occurred_at": occurred_at,
-                             "payload": json.dumps(payload, sort_keys=True)})
+                             "payload": _payload_json(payload)})
 
     # -- batches ------------------------------------------------------------
     def _flush(self, last_main: tuple[pygit2.Commit, TreeState] | None) -> None:
@@ -893,11 +931,9 @@ class Ingest:
 
     @staticmethod
     def _service_row(sid: str, entry: Entry, verdict: Verdict | None) -> dict[str, Any]:
-        content = entry.check.content or {}
         namespace, _, name = sid.partition("/")
         problems = verdict.problems if verdict else ()
-        text = {key: content.get(key) if isinstance(content.get(key), str) else None
-                for key in ("owner", "description")}
+        text = {"owner": entry.check.owner, "description": entry.check.description}
         return {
             "id": sid, "namespace": namespace, "name": name, "path": entry.path,
             "config_id": entry.oid, "version": entry.check.version,
@@ -927,7 +963,7 @@ class Ingest:
             db.conn.executemany(f"update services set {cleared} where id = ?",
                                 [(sid,) for sid in sorted(only - services.keys())])
         if current:
-            db["services"].upsert_all(current, pk="id")
+            _upsert(db, "services", current, "id")
         db.execute("""
             insert into services (id, namespace, name, removed)
             select distinct h.service_id, substr(h.service_id, 1, instr(h.service_id, '/') - 1),
@@ -1103,6 +1139,18 @@ def _insert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -
            f"values ({', '.join('?' * len(columns))})")
     values = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     db.conn.executemany(sql, map(values, rows))  # the rows of a table share one key order
+
+
+def _upsert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]],
+            key: str) -> None:
+    """Insert ``rows``, or update the columns they have (the others are kept): what
+    sqlite-utils' ``upsert_all`` does, as one prepared statement for all of them."""
+    columns = list(rows[0])
+    updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c != key)
+    sql = (f"insert into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+           f"values ({', '.join('?' * len(columns))}) "
+           f"on conflict([{key}]) do update set {updates}")
+    db.conn.executemany(sql, map(itemgetter(*columns), rows))  # one key order, as _insert
 
 
 def _cleared(*more: str) -> str:

@@ -154,11 +154,11 @@ class Layout:
         if self.kind == "root":
             for namespace, name, path in self.listing:
                 if path == entry.path:
-                    if not namespace and check.content is None and previous_id:
+                    if not namespace and not check.readable and previous_id:
                         namespace = previous_id.partition("/")[0]
                     namespace = namespace or check.namespace or self.default_namespace
                     return f"{namespace}/{name}"
-        if check.content is None and previous_id is not None:
+        if not check.readable and previous_id is not None:
             return previous_id  # an unreadable file keeps the service it held
         rel = entry.path[len(SERVICES_DIR) + 1:]
         parts = rel.split("/")
@@ -180,7 +180,7 @@ class Layout:
                     f"name {check.name!r} in the file differs from {name!r} in "
                     f"{self.root_path}", "$.name"))
             return problems
-        if check.content is None:
+        if not check.readable:
             return problems
         if not check.name and not is_dns_label(name):
             problems.append(Problem(

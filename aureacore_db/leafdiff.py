@@ -17,9 +17,18 @@ Change = tuple[str, str, "str | None", "str | None"]  # key, change, old JSON, n
 
 def child_path(parent: str, key: str) -> str:
     """``$.a.b`` for identifier keys, ``$.a["odd key"]`` otherwise."""
-    if _IDENT.fullmatch(key):
-        return f"{parent}.{key}"
-    return f"{parent}[{json.dumps(key)}]"
+    return parent + (_STEPS.get(key) or _step(key))
+
+
+_STEPS: dict[str, str] = {}  # key -> its step in a path (most keys recur in every file)
+_MAX_STEPS = 4096
+
+
+def _step(key: str) -> str:
+    step = f".{key}" if _IDENT.fullmatch(key) else f"[{json.dumps(key)}]"
+    if len(_STEPS) < _MAX_STEPS:
+        _STEPS[key] = step
+    return step
 
 
 def leaves(value: Any, path: str = "$", out: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -38,10 +47,52 @@ def leaves(value: Any, path: str = "$", out: dict[str, Any] | None = None) -> di
 
 
 def flatten(value: Any) -> dict[str, str]:
-    """``{json path: JSON text}`` of every leaf; ``{}`` for None (no document)."""
-    if value is None:
-        return {}
-    return {key: dump(leaf) for key, leaf in leaves(value).items()}
+    """``{json path: JSON text}`` of every leaf; ``{}`` for None (no document).
+    The same as ``dump`` of each of :func:`leaves`, in one pass; a path is one string
+    however many documents have it (quicker to send between processes, and smaller)."""
+    out: dict[str, str] = {}
+    if value is not None:
+        _flatten(value, "$", out)
+    return out
+
+
+_CHILDREN: dict[str, dict[str | int, str]] = {}  # path -> key or index -> child path
+_MAX_CHILDREN = 16384  # paths kept in all (beyond: made each time, as before)
+_kept = [0]
+
+
+def _children(path: str) -> dict[str | int, str]:
+    found = _CHILDREN.get(path)
+    if found is None:
+        found = {}
+        if _kept[0] < _MAX_CHILDREN:
+            _CHILDREN[path] = found
+    return found
+
+
+def _child(path: str, key: str | int, children: dict[str | int, str]) -> str:
+    found = f"{path}[{key}]" if type(key) is int else path + (_STEPS.get(key) or _step(key))
+    if _kept[0] < _MAX_CHILDREN:
+        children[key] = found
+        _kept[0] += 1
+    return found
+
+
+def _flatten(value: Any, path: str, out: dict[str, str]) -> None:
+    if isinstance(value, dict) and value:
+        items: Any = value.items()
+    elif isinstance(value, list) and value:
+        items = enumerate(value)
+    else:
+        out[path] = dump(value)
+        return
+    children = _CHILDREN.get(path) or _children(path)
+    for key, item in items:
+        child = children.get(key) or _child(path, key, children)
+        if isinstance(item, dict | list) and item:
+            _flatten(item, child, out)
+        else:
+            out[child] = _encode_str(item) if type(item) is str else dump(item)
 
 
 _encode_str = json.encoder.encode_basestring  # the C encoder, as json.dumps uses
@@ -57,7 +108,11 @@ def dump(value: Any) -> str:
         return int.__repr__(value)
     if kind is bool or value is None:
         return _CONSTANTS[value]
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _dump_json(value)
+
+
+# json.dumps(value, ensure_ascii=False, sort_keys=True), without a new encoder each time
+_dump_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 def flat_changes(old: dict[str, str], new: dict[str, str]) -> list[Change]:

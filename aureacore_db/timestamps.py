@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 _SECONDS = "%Y-%m-%dT%H:%M:%SZ"
@@ -25,8 +26,8 @@ def git_time_iso(timestamp: int) -> str:
     ``-0001-12-31T23:59:59Z``; years 0-999 are zero-padded (``0999-…``). Still
     readable, exact to the second (the raw value can be computed back), never an error.
     """
-    if _YEAR_1000 <= timestamp < _YEAR_10000:
-        return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime(_SECONDS)
+    if _YEAR_1000 <= timestamp < _YEAR_10000:  # time's strftime: as datetime's, quicker
+        return time.strftime(_SECONDS, time.gmtime(timestamp))
     return _expanded_iso(int(timestamp))
 
 

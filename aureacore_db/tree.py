@@ -291,7 +291,9 @@ class TreeState:
         """The verdicts and changes that follow from the files in ``touched`` and the
         parameter schemas in ``schema_changed``."""
         dirty = self._affected(touched, schema_changed)
-        added, removed = self._update_edges(dirty)
+        # a service's edges follow its own file and whether its targets exist: those of
+        # a dependent of a service that only changed version stay as they are
+        added, removed = self._update_edges(set(touched) | self._existence_dependents(touched))
         dirty |= self._update_cycles(added, removed)
         step = Step()
         if not judge:  # resuming: the changes are not recorded either
@@ -299,12 +301,20 @@ class TreeState:
             self.unjudged = set(self.by_id)
             for sid in touched:
                 after = self.primary(sid)
-                if after is not None and after.check.content is not None:
+                if after is not None and after.check.readable:
                     self.last_good[sid] = after
             return step
         self._record_verdicts(dirty, step)
         self._record_changes(touched, step)
         return step
+
+    def _existence_dependents(self, touched: dict[str, Entry | None]) -> set[str]:
+        """The dependents of the touched services that appeared or went away."""
+        found: set[str] = set()
+        for sid, before in touched.items():
+            if (before is None) != (sid not in self.by_id):
+                found |= self.dependents.get(sid, frozenset())
+        return found
 
     def _affected(self, touched: dict[str, Entry | None], schema_changed: set[str]) -> set[str]:
         """Touched services, those whose parameter schema changed, and the dependents of
@@ -406,14 +416,14 @@ class TreeState:
                 step.changes.append(Change(sid, change, after.path if after else None,
                                            before.path if before else None, after, before,
                                            baseline))
-                if after is not None and after.check.content is not None:
+                if after is not None and after.check.readable:
                     self.last_good[sid] = after
 
     def _baseline(self, sid: str) -> Entry | None:
         """The last readable config of a service (a resumed state's entries are not
         known to be readable until read: if not, the stored history says which was)."""
         found = self.last_good.get(sid)
-        if found is None or found.check.content is not None:
+        if found is None or found.check.readable:
             return found
         stored = self.stored_good(sid) if self.stored_good is not None else None
         return None if stored is None else self.reader.entry(stored[0], stored[1], "blob")

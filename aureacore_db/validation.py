@@ -17,7 +17,7 @@ import fastjsonschema
 import jsonschema
 from jsonschema import Draft202012Validator
 
-from .leafdiff import flatten
+from .leafdiff import dump, flatten
 from .parsing import ParseResult, location
 from .resources import data_path
 from .safeschema import (
@@ -78,19 +78,60 @@ class ConfigCheck:
     parameters: Any = None
     dependencies: tuple[Dependency, ...] = field(default_factory=tuple)
     content_json: str | None = None  # the content as JSON text, made once
+    owner: str | None = None  # the content's owner and description, when text
+    description: str | None = None
 
     @property
     def content(self) -> dict[str, Any] | None:
         return self.parse.content
 
+    @property
+    def readable(self) -> bool:
+        """Whether the file was read to a document (``content`` is not None), without
+        reading the content (see :class:`SentCheck`)."""
+        return self.content_json is not None
+
     @cached_property
     def flat(self) -> dict[str, str]:
         """The content flattened to ``{json path: JSON text}``, made once."""
-        return flatten(self.parse.content)
+        return flatten(self.content)
+
+    @cached_property
+    def columns_json(self) -> tuple[str | None, str | None]:
+        """Its ``parameters`` and its content's ``dependencies`` as the configs table
+        stores them (JSON text, keys sorted; None when absent), made once."""
+        content = self.content
+        dependencies = content.get("dependencies") if content else None
+        return (None if self.parameters is None else dump(self.parameters),
+                None if dependencies is None else dump(dependencies))
 
     @property
     def has_errors(self) -> bool:
         return any(p.severity == "error" for p in self.problems)
+
+
+class SentCheck(ConfigCheck):
+    """A :class:`ConfigCheck` made in another process (a prefetch worker) and sent
+    without its content: ``content`` and ``parameters`` are decoded from
+    ``content_json`` when first read (the same document: a config's content is JSON
+    values, as stored rows are read back), and ``flat`` and ``columns_json`` come made.
+    Its ``parse`` holds no content: read ``content``, or ``readable``."""
+
+    @cached_property
+    def content(self) -> dict[str, Any] | None:  # type: ignore[override]
+        return None if self.content_json is None else json.loads(self.content_json)
+
+    @cached_property
+    def parameters(self) -> Any:  # type: ignore[override]
+        content = self.content
+        return None if content is None else content.get("parameters")
+
+    @classmethod
+    def made(cls, values: dict[str, Any]) -> SentCheck:
+        """A check of these attribute values (all fields but ``parameters``)."""
+        check = cls.__new__(cls)
+        vars(check).update(values)  # frozen: not through __setattr__ (as pickle does)
+        return check
 
 
 def _short(message: str) -> str:
@@ -292,6 +333,8 @@ def checked_config(
         parameters=content.get("parameters"),
         dependencies=_dependencies(content.get("dependencies")),
         content_json=content_json or json.dumps(content, ensure_ascii=False),
+        owner=_text(content.get("owner")),
+        description=_text(content.get("description")),
     )
 
 

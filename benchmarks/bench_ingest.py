@@ -91,7 +91,11 @@ def measure(cmd: list[str], db: Path | None = None, every: float = 0.25,
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        # in a neutral folder: Python 3.11's fork server puts the folder it starts in
+        # first on its path, so a checkout there would be imported by a baseline's
+        # workers (aureacore_db.prefetch now starts it without; older versions did not)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env,
+                                cwd=tempfile.gettempdir())
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -158,6 +162,7 @@ def code_env(code: Path | None) -> dict[str, str] | None:
     if code is None:
         return None
     env = dict(os.environ)
+    code = code.resolve()
     env["PYTHONPATH"] = os.pathsep.join([str(code), str(code / "plugins")])
     return env
 

@@ -3,12 +3,13 @@ always what reading every history row gives (the old way, one statement)."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
 from test_walk import assert_same_db, build_rich_history
 
-from aureacore_db.ingest import Ingest
+from aureacore_db.ingest import Ingest, _Recorded
 
 FROM_HISTORY = """
     update services set
@@ -54,3 +55,16 @@ def test_first_and_last_commits_match_every_history_row(repo, tmp_path):
     assert first_last(incremental) == first_last(one)
     assert_same_db(small, one)
     assert any(last for _sid, _first, last, _at in first_last(one))
+
+
+def test_the_configs_a_first_run_recorded_are_never_forgotten():
+    # a run that starts on an empty database asks SQLite only about blob ids its
+    # filter may hold: "no" must be certain
+    recorded = _Recorded()
+    ids = [hashlib.sha1(str(i).encode()).hexdigest() for i in range(50_000)]
+    for oid in ids[::2]:
+        recorded.add(oid)
+    assert all(recorded.may_hold(oid) for oid in ids[::2])
+    assert sum(recorded.may_hold(oid) for oid in ids[1::2]) < 250  # few false "maybe"
+    recorded.add("not-a-hex-id")
+    assert recorded.may_hold("not-a-hex-id")  # asked of the database

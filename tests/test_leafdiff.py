@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from aureacore_db.leafdiff import flatten, leaf_changes
+from aureacore_db.leafdiff import dump, flatten, leaf_changes, leaves
 
 
 def test_changed_added_and_removed_leaves_by_json_path():
@@ -58,3 +58,25 @@ def test_matches_a_key_by_key_comparison_on_random_documents():
     for _ in range(3000):
         old, new = doc(), doc()
         assert leaf_changes(old, new) == _naive(old, new)
+
+
+def test_flatten_is_each_leaf_as_json_text_and_shares_path_strings():
+    rng = random.Random(11)
+    keys = ["a", "b", "odd key", "t\tab", "n\nl", "1x", "é", "\u2028"]
+
+    def doc(depth=0):
+        roll = rng.random()
+        if depth < 4 and roll < 0.35:
+            return {rng.choice(keys): doc(depth + 1) for _ in range(rng.randint(0, 4))}
+        if depth < 4 and roll < 0.55:
+            return [doc(depth + 1) for _ in range(rng.randint(0, 4))]
+        return rng.choice([1, True, None, "x\ty\nz", 1.5, -0.0, 10**20, [], {}, ""])
+
+    for _ in range(2000):
+        value = {"root": doc()}
+        flat = flatten(value)
+        assert flat == {key: dump(leaf) for key, leaf in leaves(value).items()}
+        assert list(flat) == list(leaves(value))  # same order
+    value = {"parameters": {"cache": {"ttl_s": 30}, "hosts": ["a", "b"]}, "odd key": 1}
+    again = json.loads(json.dumps(value))  # another document with the same paths
+    assert all(a is b for a, b in zip(flatten(value), flatten(again), strict=True))

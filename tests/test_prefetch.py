@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import pickle
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
 from conftest import rows
 
 from aureacore_db.ingest import Ingest
+from aureacore_db.parsing import parse_config
+from aureacore_db.prefetch import _pack, _unpack
+from aureacore_db.validation import ConfigCheck, check_config
 
 TABLES = {
     "commits": "select sha, seq, mainline from commits order by seq",
@@ -70,3 +75,52 @@ def test_no_worker_or_fork_server_outlives_the_ingest(repo, tmp_path):
     Ingest(str(repo.path), tmp_path / "pooled.db", workers=2).run()
     left = [cmd for cmd in children_of(os.getpid()) if "resource_tracker" not in cmd]
     assert left == []
+
+
+def test_workers_import_this_program_whatever_folder_the_ingest_runs_in(
+        repo, tmp_path, monkeypatch):
+    # the fork server starts in the current folder: a package of the same name there
+    # (another checkout, say) must not be what the workers import
+    repo.service("store", parameters={"size": 1})
+    repo.commit("store")
+    for i in range(3):
+        repo.service("store", parameters={"size": i + 2})
+        repo.commit(f"change {i}")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "aureacore_db").mkdir(parents=True)
+    (elsewhere / "aureacore_db" / "__init__.py").write_text("")
+    (elsewhere / "aureacore_db" / "prefetch.py").write_text(
+        "def _init(*args):\n    pass\n\n\n"
+        "def _prepare(shas):\n    raise RuntimeError('the aureacore_db of another folder')\n")
+    monkeypatch.chdir(elsewhere)
+
+    Ingest(str(repo.path), tmp_path / "pooled.db", workers=2).run()
+    Ingest(str(repo.path), tmp_path / "single.db", workers=0).run()
+
+    sql = TABLES["parameter_changes"]
+    assert rows(tmp_path / "pooled.db", sql) == rows(tmp_path / "single.db", sql)
+    assert len(rows(tmp_path / "pooled.db", sql)) == 7  # 4 leaves added, 3 changes
+
+
+@pytest.mark.parametrize("path, text", [
+    ("services/a/api.yaml", "name: api\nversion: 1.2.3\nparameters:\n  replicas: 3\n"
+     "  odd key: [1, 2.5, {}]\ndependencies:\n  - service: store\n"
+     "    version_constraint: '>=1.0'\n  - b/cache\n"),
+    ("services/a/api.yaml", "name: api\nversion: [broken\n"),  # a parse error
+    ("services/a/api.yaml", "name: Not A Label\nschema_version: 9.0.0\n"),  # problems
+    ("services/a/api.yaml", "name: api\nschema_version: '1.9'\n"),  # a warning
+    ("services/a/api.yaml", ""),  # empty
+    ("services/a/api.json", '{"name": "api", "parameters": {"t\\tab": "\\u2028"}}'),
+])
+def test_a_check_sent_by_a_worker_is_the_check_it_made(path, text):
+    # workers send checks packed as tuples, without their content (its JSON text is
+    # enough): unpacked, each has every value of the original, the content included
+    check = check_config(parse_config(text.encode(), path))
+    sent = _unpack(pickle.loads(pickle.dumps(_pack(check))))
+    assert sent.readable == (check.content is not None)
+    assert "content" not in vars(sent)  # not decoded until read
+    for name in [f.name for f in fields(ConfigCheck) if f.name != "parse"]:
+        assert getattr(sent, name) == getattr(check, name), name
+    assert replace(sent.parse, content=check.content) == check.parse
+    for name in ("content", "readable", "flat", "columns_json", "has_errors"):
+        assert getattr(sent, name) == getattr(check, name), name
