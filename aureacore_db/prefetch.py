@@ -9,6 +9,7 @@ ingest uses every core. Results come back in commit order.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.forkserver
 import os
 import sys
@@ -50,6 +51,7 @@ _reader: BlobReader | None = None
 
 def _init(repo_path: str, max_bytes: int) -> None:
     global _repo, _reader
+    _exit_with_parent()
     bound_git_cache()
     # a worker diffs each commit against its parent, so the trees of one commit are
     # read again for the next: a small object cache saves 8% of its CPU (measured on
@@ -58,6 +60,21 @@ def _init(repo_path: str, max_bytes: int) -> None:
     pygit2.settings.cache_max_size(WORKER_CACHE_BYTES)
     _repo = pygit2.Repository(repo_path)
     _reader = BlobReader(_repo, max_bytes=max_bytes, cache_size=2048)
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the ingest that started it is gone (killed, say). Waiting on
+    a queue only that ingest writes to, it would otherwise live on, and keep the fork
+    server alive with it (each worker holds the pipe the server watches)."""
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="aureacore-parent-watch", daemon=True).start()
 
 
 Prepared = tuple[str, Updates | None, dict[str, ConfigCheck]]

@@ -124,3 +124,72 @@ def test_a_check_sent_by_a_worker_is_the_check_it_made(path, text):
     assert replace(sent.parse, content=check.content) == check.parse
     for name in ("content", "readable", "flat", "columns_json", "has_errors"):
         assert getattr(sent, name) == getattr(check, name), name
+
+
+KEEP_WORKERS = """
+import sys, time
+import pygit2
+from aureacore_db.prefetch import prepared
+repo = pygit2.Repository(sys.argv[1])
+oids = [c.id for c in repo.walk(repo.head.target)][::-1]
+results = prepared(sys.argv[1], oids, 1 << 20, workers=2)
+next(results)  # the workers wait for more tasks
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_workers_and_fork_server_end_when_the_ingest_is_killed(repo, tmp_path):
+    """kill -9 of an ingest leaves no worker waiting forever on its task queue (nor the
+    fork server, which lives as long as a worker does)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo.service("store", parameters={"size": 1})
+    repo.commit("store")
+    for i in range(3):
+        repo.service("store", parameters={"size": i + 2})
+        repo.commit(f"change {i}")
+    ingest = subprocess.Popen([sys.executable, "-c", KEEP_WORKERS, str(repo.path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert ingest.stdout.readline().strip() == "ready"
+        servers = [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()
+                   and _parent(int(e.name)) == ingest.pid
+                   and b"forkserver" in _cmdline(int(e.name))]
+        assert len(servers) == 1
+        workers = [int(e.name) for e in Path("/proc").iterdir()
+                   if e.name.isdigit() and _parent(int(e.name)) == servers[0]]
+        assert workers
+    finally:
+        ingest.send_signal(signal.SIGKILL)
+        ingest.wait()
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in [*servers, *workers]) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the processes to end, with a deadline
+    assert [pid for pid in [*servers, *workers] if alive(pid)] == []
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
