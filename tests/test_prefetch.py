@@ -70,3 +70,29 @@ def test_no_worker_or_fork_server_outlives_the_ingest(repo, tmp_path):
     Ingest(str(repo.path), tmp_path / "pooled.db", workers=2).run()
     left = [cmd for cmd in children_of(os.getpid()) if "resource_tracker" not in cmd]
     assert left == []
+
+
+def test_the_main_process_parses_no_config_a_worker_parsed(repo, tmp_path, monkeypatch):
+    # a first commit can bring more configs than the main process's cache of checks
+    # holds: each is used as the worker made it, not parsed again in the walk
+    from aureacore_db.blobs import BlobReader
+
+    for i in range(8):
+        repo.service(f"svc-{i}", parameters={"replicas": i})
+    repo.commit("eight services")
+    repo.service("svc-0", version="1.1.0")
+    repo.commit("change")
+    init = BlobReader.__init__
+    monkeypatch.setattr(BlobReader, "__init__", lambda self, *a, **kw: init(
+        self, *a, **{**kw, "cache_size": 2}))
+    read: list[str] = []  # blobs parsed in this (the main) process
+    parse = BlobReader.read
+
+    def counted(self, oid: str, path: str):
+        read.append(path)
+        return parse(self, oid, path)
+
+    monkeypatch.setattr(BlobReader, "read", counted)
+    Ingest(str(repo.path), tmp_path / "pooled.db", workers=2).run()
+    assert [p for p in read if p.startswith("services/")] == []
+    assert rows(tmp_path / "pooled.db", "select count(*) n from configs") == [{"n": 9}]
