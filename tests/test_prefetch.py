@@ -96,3 +96,22 @@ def test_the_main_process_parses_no_config_a_worker_parsed(repo, tmp_path, monke
     Ingest(str(repo.path), tmp_path / "pooled.db", workers=2).run()
     assert [p for p in read if p.startswith("services/")] == []
     assert rows(tmp_path / "pooled.db", "select count(*) n from configs") == [{"n": 9}]
+
+
+def test_git_memory_bounds_apply_from_the_first_repository_opened(repo, tmp_path):
+    # libgit2 keeps a pack open for the whole process with the settings of the time it
+    # was first read: the CLI checks the source (opening it) before the ingest starts
+    import subprocess
+    import sys
+
+    from aureacore_db.prefetch import GIT_MAPPED_BYTES, GIT_WINDOW_BYTES
+
+    repo.service("store")
+    repo.commit("store")
+    script = ("import sys, pygit2\n"
+              "from aureacore_db.gitsource import open_source\n"
+              "open_source(sys.argv[1], sys.argv[2], 'main')\n"
+              "print(pygit2.settings.mwindow_size, pygit2.settings.mwindow_mapped_limit)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(repo.path), str(tmp_path / "x.db")],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(GIT_WINDOW_BYTES), str(GIT_MAPPED_BYTES)]
