@@ -11,11 +11,13 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 import pygit2
 
@@ -77,9 +79,41 @@ def _prepare(shas: list[str]) -> list[Prepared]:
             if is_config_path(path):
                 check = _reader.check(oid, path)
                 check.flat  # noqa: B018 - flattened here, in parallel, not in the walk
+                _share_strings(check)
                 checks[_reader.key(oid, path)] = check
         out.append((sha, updates, checks))
     return out
+
+
+SHORT = 32  # strings up to this long are shared (see _share_strings): names, values
+
+
+def _share_strings(check: ConfigCheck) -> None:
+    """Make the keys and short strings of a check's content and flattened form one
+    object per text (interned), in place. A message to the walk then carries each text
+    once (pickle sends an object once), and the tree state of 10,000 services keeps one
+    copy of the keys and values they share instead of one per service (about a third of
+    a check's memory)."""
+    _share(check.content)
+    flat = check.flat
+    items = [(sys.intern(k), sys.intern(v) if len(v) <= SHORT else v) for k, v in flat.items()]
+    flat.clear()
+    flat.update(items)
+
+
+def _share(value: Any) -> Any:
+    intern = sys.intern
+    kind = type(value)
+    if kind is dict:
+        items = [(intern(k) if type(k) is str else k, _share(v)) for k, v in value.items()]
+        value.clear()
+        value.update(items)
+    elif kind is list:
+        for i, item in enumerate(value):
+            value[i] = _share(item)
+    elif kind is str and len(value) <= SHORT:
+        return intern(value)
+    return value
 
 
 def worker_count() -> int:
