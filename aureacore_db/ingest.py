@@ -843,6 +843,7 @@ class Ingest:
             self._batch_deps.add((entry.oid, sid))
             self._record_dependencies(sid, entry)  # "insert or replace": repeats are harmless
         if self._config_known(entry.oid):
+            entry.check.forget_text()  # stored before
             return
         self._batch_configs.add(entry.oid)
         check = entry.check
@@ -858,6 +859,7 @@ class Ingest:
             "problems": json.dumps([p.as_row() for p in check.problems])
             if entry.kind == "blob" else None,
         })
+        check.forget_text()  # the row holds them
 
     def _record_dependencies(self, sid: str, entry: Entry) -> None:
         namespace = sid.partition("/")[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -33,15 +34,27 @@ def leaves(value: Any, path: str = "$", out: dict[str, Any] | None = None) -> di
         for index, item in enumerate(value):
             leaves(item, f"{path}[{index}]", out)
     else:
-        out[path] = value
+        out[sys.intern(path)] = value  # one object per path: see flatten
     return out
 
 
+SHORT = 32  # leaf texts up to this long are interned (see flatten)
+
+
 def flatten(value: Any) -> dict[str, str]:
-    """``{json path: JSON text}`` of every leaf; ``{}`` for None (no document)."""
+    """``{json path: JSON text}`` of every leaf; ``{}`` for None (no document).
+
+    Paths and short texts are interned: documents of one shape share them (the
+    ingest keeps one flattened document per service, 10,000 of them in a big registry,
+    and a message from a worker carries each shared text once)."""
     if value is None:
         return {}
-    return {key: dump(leaf) for key, leaf in leaves(value).items()}
+    intern = sys.intern
+    out = {}
+    for key, leaf in leaves(value).items():
+        text = dump(leaf)
+        out[key] = intern(text) if len(text) <= SHORT else text
+    return out
 
 
 _encode_str = json.encoder.encode_basestring  # the C encoder, as json.dumps uses

@@ -22,6 +22,7 @@ from typing import Any
 import pygit2
 
 from .blobs import BlobReader, Updates, tree_updates, walk_tree
+from .leafdiff import SHORT
 from .parsing import is_config_path
 from .validation import ConfigCheck
 
@@ -79,29 +80,25 @@ def _prepare(shas: list[str]) -> list[Prepared]:
             if is_config_path(path):
                 check = _reader.check(oid, path)
                 check.flat  # noqa: B018 - flattened here, in parallel, not in the walk
-                _share_strings(check)
                 checks[_reader.key(oid, path)] = check
+        if len(checks) >= SHARE_FROM:
+            for check in checks.values():
+                _share(check.content)
         out.append((sha, updates, checks))
     return out
 
 
-SHORT = 32  # strings up to this long are shared (see _share_strings): names, values
-
-
-def _share_strings(check: ConfigCheck) -> None:
-    """Make the keys and short strings of a check's content and flattened form one
-    object per text (interned), in place. A message to the walk then carries each text
-    once (pickle sends an object once), and the tree state of 10,000 services keeps one
-    copy of the keys and values they share instead of one per service (about a third of
-    a check's memory)."""
-    _share(check.content)
-    flat = check.flat
-    items = [(sys.intern(k), sys.intern(v) if len(v) <= SHORT else v) for k, v in flat.items()]
-    flat.clear()
-    flat.update(items)
+# A commit with this many configs (a first commit: every service at once) is where the
+# memory of the walk and of a worker peaks; their content's keys and short strings are
+# interned (_share) so that its message carries each text once (pickle sends an object
+# once) and the walk's state keeps one copy of what the services share. Not worth its
+# CPU for a few configs (flattened forms are interned as they are made: leafdiff).
+SHARE_FROM = 100
 
 
 def _share(value: Any) -> Any:
+    """``value`` with its keys and strings of up to ``SHORT`` characters interned,
+    containers changed in place."""
     intern = sys.intern
     kind = type(value)
     if kind is dict:

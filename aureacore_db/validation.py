@@ -92,6 +92,13 @@ class ConfigCheck:
     def has_errors(self) -> bool:
         return any(p.severity == "error" for p in self.problems)
 
+    def forget_text(self) -> None:
+        """Drop the raw text and the JSON text once stored (a ``configs`` row holds
+        them, and nothing reads them after): the ingest's tree state keeps a check per
+        service, and these are a fifth of its memory."""
+        object.__setattr__(self, "content_json", None)  # frozen: set as __init__ does
+        object.__setattr__(self.parse, "raw", None)
+
 
 def _short(message: str) -> str:
     return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"

@@ -115,3 +115,27 @@ def test_git_memory_bounds_apply_from_the_first_repository_opened(repo, tmp_path
     out = subprocess.run([sys.executable, "-c", script, str(repo.path), str(tmp_path / "x.db")],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == [str(GIT_WINDOW_BYTES), str(GIT_MAPPED_BYTES)]
+
+
+def test_a_commit_of_many_configs_shares_their_strings(repo, tmp_path):
+    # a first commit brings every service at once: its checks share one copy of each
+    # key and short value (in the worker, in its message and in the walk's state)
+    from aureacore_db import prefetch
+
+    for i in range(prefetch.SHARE_FROM):
+        repo.service(f"svc-{i}", owner="team-a", parameters={"replicas": i % 3})
+    sha = repo.commit("many services")
+    prefetch._init(str(repo.path), 1 << 20)  # as a worker does, in this process
+    [(got, updates, checks)] = prefetch._prepare([sha])
+    assert got == sha and updates is None and len(checks) == prefetch.SHARE_FROM
+    one, two = (c.content for c in list(checks.values())[:2])
+    assert [k for k in one] == [k for k in two]
+    assert all(a is b for a, b in zip(one, two, strict=True))
+    assert one["owner"] is two["owner"]
+    assert one["parameters"] is next(iter(checks.values())).parameters  # still one object
+
+    single, pooled = tmp_path / "single.db", tmp_path / "pooled.db"
+    Ingest(str(repo.path), single, workers=0).run()
+    Ingest(str(repo.path), pooled, workers=2).run()
+    for name, sql in TABLES.items():
+        assert rows(single, sql) == rows(pooled, sql), name

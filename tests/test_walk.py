@@ -417,6 +417,20 @@ def test_an_interrupted_batch_leaves_nothing_of_what_it_wrote_ahead(repo, tmp_pa
     assert_same_db(db, clean)
 
 
+
+def test_checks_keep_no_text_once_their_config_row_holds_it(repo, tmp_path):
+    # the tree state keeps a check per service for the whole walk: raw and JSON text
+    # are stored once in ``configs`` and not kept beside it
+    build_repeating_blobs(repo)
+    db = tmp_path / "registry.db"
+    run = Ingest(str(repo.path), db, workers=0)
+    run.run()
+    kept = list(run.reader._checks.values())
+    assert kept and all(c.parse.raw is None and c.content_json is None for c in kept)
+    stored = rows(db, "select raw, content from configs")
+    assert stored and all(r["raw"] and r["content"] for r in stored)
+
+
 def build_repeating_blobs(repo: GitRepo, after_commit=None) -> None:
     """Blobs that come back: a config reverted to earlier bytes, and one file's bytes
     serving two services (each with its own dependency rows)."""
