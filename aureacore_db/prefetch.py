@@ -76,19 +76,19 @@ def _prepare(shas: list[str]) -> list[Prepared]:
             changed = [(path, oid) for path, oid, kind in walk_tree(commit.tree, "")
                        if kind == "blob"]
         checks = {}
+        share = len(changed) >= SHARE_FROM
         for path, oid in changed:
             if is_config_path(path):
                 check = _reader.check(oid, path)
                 check.flat  # noqa: B018 - flattened here, in parallel, not in the walk
+                if share:
+                    _share(check.content)
                 checks[_reader.key(oid, path)] = check
-        if len(checks) >= SHARE_FROM:
-            for check in checks.values():
-                _share(check.content)
         out.append((sha, updates, checks))
     return out
 
 
-# A commit with this many configs (a first commit: every service at once) is where the
+# A commit with this many files changed (a first commit: every service at once) is where the
 # memory of the walk and of a worker peaks; their content's keys and short strings are
 # interned (_share) so that its message carries each text once (pickle sends an object
 # once) and the walk's state keeps one copy of what the services share. Not worth its
