@@ -65,6 +65,7 @@ class BlobReader:
         self.fallback = fallback
         self.cache_size = cache_size
         self._checks: OrderedDict[str, ConfigCheck] = OrderedDict()
+        self._offered: dict[str, ConfigCheck] = {}  # see offer()
         self._param_validators: dict[str, tuple[Any, str | None]] = {}
         self._param_problems: OrderedDict[tuple[str, str], tuple[Problem, ...]] = OrderedDict()
 
@@ -87,13 +88,21 @@ class BlobReader:
         if len(self._checks) > self.cache_size:
             self._checks.popitem(last=False)
 
+    def offer(self, checks: dict[str, ConfigCheck]) -> None:
+        """Checks made elsewhere (a prefetch worker) for the commit about to be read,
+        by :meth:`key`: taken before reading the blob, until the next offer. (Put into
+        the cache instead, a first commit's thousands of checks would mostly be evicted
+        before use, and parsed again.)"""
+        self._offered = checks
+
     def check(self, oid: str, path: str, kind: str = "service") -> ConfigCheck:
         key = self.key(oid, path, kind)
         found = self._checks.get(key)
         if found is not None:
             self._checks.move_to_end(key)
             return found
-        if self.fallback is not None and kind == "service":
+        found = self._offered.get(key)
+        if found is None and self.fallback is not None and kind == "service":
             found = self.fallback(oid)
         if found is None:
             found = check_config(self.read(oid, path), kind)

@@ -61,6 +61,9 @@ def open_source(source: str, db_path: Path, branch: str,
     password authenticate this run only; later runs take credentials from the
     environment or Git's credential helpers. The branches in ``also`` (other
     environments') are fetched too."""
+    from .prefetch import bound_git_cache
+
+    bound_git_cache()  # before this process opens a repository (see bound_git_cache)
     if not is_url(source):
         path = Path(source).expanduser()
         if not path.exists():

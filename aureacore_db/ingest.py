@@ -51,6 +51,11 @@ from .versions import service_ref
 
 BATCH_COMMITS = 1000
 BATCH_SECONDS = 5.0
+# rows of the unwritten batch written ahead into its transaction beyond this many (a
+# first commit of 10,000 services makes about a million), so they are never all in memory
+SPILL_ROWS = 20_000
+SPILLED = ("configs", "dependencies", "status", "validation_errors", "parameter_changes",
+           "events")  # the flush reads the history rows, and writes commits last
 
 Progress = Callable[[int, int], None]
 
@@ -196,6 +201,7 @@ class Ingest:
         self.batch_commits = batch_commits
         self.workers = workers  # prefetch processes; None: one per spare core, 0: none
         self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._unspilled = 0  # rows of SPILLED tables in self._rows
         # configs and (config, service) dependency lists of the unwritten batch; earlier
         # ones are looked up in the database, so memory does not grow with history
         self._batch_configs: set[str] = set()
@@ -267,6 +273,8 @@ class Ingest:
         except BaseException as exc:
             outcome, message = ("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                                 scrub(f"{type(exc).__name__}: {exc}", self.source))
+            if db.conn.in_transaction:  # an unwritten batch's spilled rows (see _spill)
+                db.conn.rollback()
             with db.atomic():
                 self._finish_run(run_id, result, outcome, message, started)
             raise
@@ -358,8 +366,7 @@ class Ingest:
             if ahead is not None:
                 sha, updates, checks = next(ahead)
                 assert sha == str(oid)
-                for key, check in checks.items():
-                    self.reader.put(key, check)
+                self.reader.offer(checks)
             state = self._state_for(parent, states, pending)
             step = state.advance(parent.tree if parent else None, commit.tree, updates)
             seq, main = seqs[done - 1], mains[done - 1]
@@ -790,6 +797,23 @@ class Ingest:
         self._rows.setdefault(table, []).append(row)
         if table in ("history", "status"):
             self._touched.add(row["service_id"])
+        if table != "history" and table != "commits":
+            self._unspilled += 1
+            if self._unspilled >= SPILL_ROWS:
+                self._spill()
+
+    def _spill(self) -> None:
+        """Write the batch's rows of the SPILLED tables so far in the batch's transaction,
+        begun here and committed by :meth:`_flush` (an interrupted batch still leaves
+        nothing)."""
+        conn = self.db.conn
+        if not conn.in_transaction:
+            conn.execute("BEGIN")
+        for table in SPILLED:
+            rows = self._rows.pop(table, None)
+            if rows:
+                _insert(self.db, table, rows)
+        self._unspilled = 0
 
     def _record(self, commit: pygit2.Commit, seq: int, mainline: int, step: Step,
                 state: TreeState) -> None:
@@ -847,6 +871,9 @@ class Ingest:
             "key": key, "old_value": old, "new_value": new, "change": kind,
             "committed_at": committed_at, "author_name": author.name,
         } for i, (key, kind, old, new) in enumerate(changes, 1)])
+        self._unspilled += len(changes)
+        if self._unspilled >= SPILL_ROWS:
+            self._spill()
 
     def _record_config(self, sid: str, entry: Entry) -> None:
         if entry.oid is None:
@@ -856,6 +883,7 @@ class Ingest:
             self._batch_deps.add((entry.oid, sid))
             self._record_dependencies(sid, entry)  # "insert or replace": repeats are harmless
         if known:
+            entry.check.forget_text()  # stored before
             return
         self._batch_configs.add(entry.oid)
         if self._recorded is not None:
@@ -872,6 +900,7 @@ class Ingest:
             "problems": (json.dumps([p.as_row() for p in check.problems])
                          if check.problems else "[]") if entry.kind == "blob" else None,
         })
+        check.forget_text()  # the row holds them
 
     def _record_dependencies(self, sid: str, entry: Entry) -> None:
         namespace = sid.partition("/")[0]
@@ -915,6 +944,7 @@ class Ingest:
     def _flush(self, last_main: tuple[pygit2.Commit, TreeState] | None) -> None:
         """Write the batch in one transaction (commits last, so a batch is all or nothing)."""
         rows, self._rows = self._rows, {}
+        self._unspilled = 0
         touched, self._touched = self._touched, set()
         self._batch_configs, self._batch_deps = set(), set()
         with self.db.atomic():
@@ -928,6 +958,8 @@ class Ingest:
                 self._refresh_all = False
             elif touched:  # no state to refresh from yet: keep first/last commits current
                 self._first_last_from_history(sorted(touched))
+        if self.db.conn.in_transaction:  # begun by _spill (the block above was a savepoint)
+            self.db.conn.commit()
 
     @staticmethod
     def _service_row(sid: str, entry: Entry, verdict: Verdict | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -42,14 +43,20 @@ def leaves(value: Any, path: str = "$", out: dict[str, Any] | None = None) -> di
         for index, item in enumerate(value):
             leaves(item, f"{path}[{index}]", out)
     else:
-        out[path] = value
+        out[sys.intern(path)] = value  # one object per path: see flatten
     return out
+
+
+SHORT = 32  # leaf texts up to this long are interned (see flatten)
+_intern = sys.intern
 
 
 def flatten(value: Any) -> dict[str, str]:
     """``{json path: JSON text}`` of every leaf; ``{}`` for None (no document).
-    The same as ``dump`` of each of :func:`leaves`, in one pass; a path is one string
-    however many documents have it (quicker to send between processes, and smaller)."""
+    The same as ``dump`` of each of :func:`leaves`, in one pass. A path is one string
+    however many documents have it, and short texts are interned: documents of one shape
+    share them (the ingest keeps one flattened document per service, 10,000 of them in
+    a big registry, and a message from a worker carries each shared text once)."""
     out: dict[str, str] = {}
     if value is not None:
         _flatten(value, "$", out)
@@ -92,7 +99,8 @@ def _flatten(value: Any, path: str, out: dict[str, str]) -> None:
         if isinstance(item, dict | list) and item:
             _flatten(item, child, out)
         else:
-            out[child] = _encode_str(item) if type(item) is str else dump(item)
+            text = _encode_str(item) if type(item) is str else dump(item)
+            out[child] = _intern(text) if len(text) <= SHORT else text
 
 
 _encode_str = json.encoder.encode_basestring  # the C encoder, as json.dumps uses

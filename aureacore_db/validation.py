@@ -109,6 +109,12 @@ class ConfigCheck:
     def has_errors(self) -> bool:
         return any(p.severity == "error" for p in self.problems)
 
+    def forget_text(self) -> None:
+        """Drop the raw text once stored (a ``configs`` row holds it, and nothing reads
+        it after): the ingest's tree state keeps a check per service. The JSON text
+        stays: ``readable`` and a :class:`SentCheck`'s content are read from it."""
+        object.__setattr__(self.parse, "raw", None)
+
 
 class SentCheck(ConfigCheck):
     """A :class:`ConfigCheck` made in another process (a prefetch worker) and sent

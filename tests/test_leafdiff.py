@@ -80,3 +80,16 @@ def test_flatten_is_each_leaf_as_json_text_and_shares_path_strings():
     value = {"parameters": {"cache": {"ttl_s": 30}, "hosts": ["a", "b"]}, "odd key": 1}
     again = json.loads(json.dumps(value))  # another document with the same paths
     assert all(a is b for a, b in zip(flatten(value), flatten(again), strict=True))
+
+
+def test_documents_of_one_shape_share_their_paths_and_short_texts():
+    # the ingest keeps one flattened document per service: those of 10,000 services
+    # share one copy of each path and of each short value
+    one = flatten(json.loads('{"owner": "team-a", "endpoints": [{"method": "GET"}], '
+                             '"description": "' + "long " * 20 + '"}'))
+    two = flatten(json.loads('{"owner": "team-a", "endpoints": [{"method": "GET"}], '
+                             '"description": "' + "long " * 20 + '"}'))
+    assert one == two
+    for (k1, v1), (k2, v2) in zip(one.items(), two.items(), strict=True):
+        assert k1 is k2
+        assert (v1 is v2) == (len(v1) <= 32)

@@ -193,3 +193,60 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+def test_the_main_process_parses_no_config_a_worker_parsed(repo, tmp_path, monkeypatch):
+    # a first commit can bring more configs than the main process's cache of checks
+    # holds: each is used as the worker made it, not parsed again in the walk
+    from aureacore_db.blobs import BlobReader
+
+    for i in range(8):
+        repo.service(f"svc-{i}", parameters={"replicas": i})
+    repo.commit("eight services")
+    repo.service("svc-0", version="1.1.0")
+    repo.commit("change")
+    init = BlobReader.__init__
+    monkeypatch.setattr(BlobReader, "__init__", lambda self, *a, **kw: init(
+        self, *a, **{**kw, "cache_size": 2}))
+    read: list[str] = []  # blobs parsed in this (the main) process
+    parse = BlobReader.read
+
+    def counted(self, oid: str, path: str):
+        read.append(path)
+        return parse(self, oid, path)
+
+    monkeypatch.setattr(BlobReader, "read", counted)
+    Ingest(str(repo.path), tmp_path / "pooled.db", workers=2).run()
+    assert [p for p in read if p.startswith("services/")] == []
+    assert rows(tmp_path / "pooled.db", "select count(*) n from configs") == [{"n": 9}]
+
+
+def test_git_memory_bounds_apply_from_the_first_repository_opened(repo, tmp_path):
+    # libgit2 keeps a pack open for the whole process with the settings of the time it
+    # was first read: the CLI checks the source (opening it) before the ingest starts
+    import subprocess
+    import sys
+
+    from aureacore_db.prefetch import GIT_MAPPED_BYTES, GIT_WINDOW_BYTES
+
+    repo.service("store")
+    repo.commit("store")
+    script = ("import sys, pygit2\n"
+              "from aureacore_db.gitsource import open_source\n"
+              "open_source(sys.argv[1], sys.argv[2], 'main')\n"
+              "print(pygit2.settings.mwindow_size, pygit2.settings.mwindow_mapped_limit)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(repo.path), str(tmp_path / "x.db")],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(GIT_WINDOW_BYTES), str(GIT_MAPPED_BYTES)]
+
+
+
+
+def test_a_sent_check_keeps_its_content_once_its_texts_are_dropped():
+    # once its configs row is written the walk drops a check's texts; a check sent by a
+    # worker decodes its content from the JSON text, so that one must stay (a parameter
+    # schema added later validates every service's parameters again)
+    text = "name: api\nversion: 1.0.0\nparameters:\n  replicas: 3\n"
+    sent = _unpack(_pack(check_config(parse_config(text.encode(), "services/a/api.yaml"))))
+    sent.forget_text()
+    assert sent.parse.raw is None
+    assert sent.content["parameters"] == {"replicas": 3}
+    assert sent.parameters == {"replicas": 3}

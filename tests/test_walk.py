@@ -18,6 +18,7 @@ from aureacore_db.ingest import Ingest, ingest
 CONTRACT_TABLES = ("commits", "services", "configs", "history", "status",
                    "validation_errors", "parameter_changes", "dependencies")
 SURROGATE = {"id", "status_id", "history_id"}
+INGEST = sys.modules[Ingest.__module__]  # the module (the package's ``ingest`` is a function)
 
 
 def snapshot(db_path: Path) -> dict[str, list[tuple]]:
@@ -359,6 +360,76 @@ def test_batch_size_does_not_change_the_result(repo, tmp_path):
     result = Ingest(str(repo.path), small, batch_commits=2).run()
     assert result.commits_added == 11
     assert_same_db(small, one_batch)
+
+
+
+def build_wide_first_commit(repo: GitRepo) -> None:
+    """A first commit of many services with parameters (many rows at once), then changes."""
+    for i in range(12):
+        repo.service(f"svc-{i}", parameters={"replicas": i, "tier": {"a": i, "b": [i, i]}},
+                     dependencies=[{"service": f"svc-{(i + 1) % 12}", "required": i % 2 == 0}])
+    repo.commit("twelve services")
+    for step in range(3):
+        repo.service(f"svc-{step}", version=f"1.{step + 1}.0", parameters={"replicas": 9})
+        repo.commit(f"change {step}")
+
+
+def test_a_batch_is_written_ahead_in_its_transaction_when_it_grows(repo, tmp_path, monkeypatch):
+    build_wide_first_commit(repo)
+    whole = tmp_path / "whole.db"
+    Ingest(str(repo.path), whole).run()
+    monkeypatch.setattr(INGEST, "SPILL_ROWS", 7)
+    held: list[int] = []
+    seen_by_others: list[int] = []
+    ahead = tmp_path / "ahead.db"
+    run = Ingest(str(repo.path), ahead, progress=lambda done, total: (
+        held.append(sum(len(run._rows.get(t, ())) for t in INGEST.SPILLED)),
+        seen_by_others.append(rows(ahead, "select count(*) n from parameter_changes")[0]["n"])))
+    run.run()
+    assert max(held) < 7  # never more unwritten rows than that (the first commit makes 60+)
+    assert seen_by_others == [0] * 4  # written ahead, but committed with the batch only
+    assert_same_db(ahead, whole)
+    events = "select id, kind, service_id, commit_sha, payload from events order by id"
+    assert rows(ahead, events) == rows(whole, events)
+
+
+def test_an_interrupted_batch_leaves_nothing_of_what_it_wrote_ahead(repo, tmp_path,
+                                                                     monkeypatch):
+    build_wide_first_commit(repo)
+    monkeypatch.setattr(INGEST, "SPILL_ROWS", 7)
+    db = tmp_path / "interrupted.db"
+
+    def stop(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    try:
+        Ingest(str(repo.path), db, progress=stop).run()
+    except KeyboardInterrupt:
+        pass
+    for table in ("commits", "configs", "dependencies", "history", "status",
+                  "parameter_changes", "events"):
+        assert rows(db, f"select count(*) n from {table}") == [{"n": 0}], table
+    assert rows(db, "select outcome from ingest_runs") == [{"outcome": "interrupted"}]
+    Ingest(str(repo.path), db).run()
+    clean = tmp_path / "clean.db"
+    Ingest(str(repo.path), clean).run()
+    assert_same_db(db, clean)
+
+
+def test_checks_keep_no_text_once_their_config_row_holds_it(repo, tmp_path):
+    # the tree state keeps a check per service for the whole walk: the raw text is
+    # stored once in ``configs`` and not kept beside it (the JSON text stays: a check
+    # sent by a worker reads its content from it)
+    build_repeating_blobs(repo)
+    db = tmp_path / "registry.db"
+    run = Ingest(str(repo.path), db, workers=0)
+    run.run()
+    kept = list(run.reader._checks.values())
+    assert kept and all(c.parse.raw is None for c in kept)
+    assert all(c.readable == (c.content is not None) for c in kept)
+    stored = rows(db, "select raw, content from configs")
+    assert stored and all(r["raw"] and r["content"] for r in stored)
 
 
 def build_repeating_blobs(repo: GitRepo, after_commit=None) -> None:
