@@ -42,8 +42,9 @@ MAX_LINES = 5000  # a line holds at most a few nodes: far inside parsing.MAX_NOD
 
 # Characters outside the printable ones both loaders accept (PyYAML refuses the others;
 # U+0085, U+2028 and U+2029 are line breaks in YAML 1.1 only; U+FEFF is a byte order
-# mark), tabs and carriage returns included: a document holding any is declined.
-_ODD = re.compile(r"[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+# mark), carriage returns included: a document holding any is declined. Tabs are let
+# through here, but every pattern below refuses them, bar literal block scalars' text.
+_ODD = re.compile(r"[^\t\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
                   r"\U00010000-\U0010ffff]")
 
 # Words a plain scalar must not be: booleans and nulls of YAML 1.1 or 1.2, all spellings
@@ -51,26 +52,51 @@ _ODD = re.compile(r"[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\uf
 _WORDS = "[yY](?:es|ES)?|[nN](?:o|O|ull|ULL)?|[oO](?:n|N|ff|FF)|[tT](?:rue|RUE)|[fF](?:alse|ALSE)"
 _CHAR = r"[A-Za-z0-9_.\-/+=@,()%~^]"  # inside a plain scalar: never an indicator
 _END = rf"(?!{_CHAR}|:[^ \n])"  # where a plain token ends
+# Letters that no int, float or timestamp of YAML 1.1 or 1.2 holds (those use only digits,
+# _ . : + - e E x X o O b B a-f A-F, T t Z, and inf / nan after a dot or sign): a token
+# with a digit first and one of these inside is a string in both (250m, 512Mi, 30s).
+_UNIT = "[g-np-wyzG-NP-WYZ]"
+_DQ = r'"[^"\\\n\t]*"'  # quoted, without escapes or tabs
+_SQ = r"'[^'\n\t]*'"
+# A flow sequence on one line of quoted strings or plain words: ["ALL"], [a, b].
+_FLOW_ITEM = rf"(?:{_DQ}|{_SQ}|(?!(?:{_WORDS})(?![A-Za-z0-9_.\-/]))[A-Za-z][A-Za-z0-9_.\-/]*)"
+_FLOW = rf"\[[ ]*{_FLOW_ITEM}(?:[ ]*,[ ]*{_FLOW_ITEM})*[ ]*\]"
 
-_KEY = (rf"(?:(?!(?:{_WORDS}):)[A-Za-z_][A-Za-z0-9_.\-/]*"
-        r"|\"[^\"\\\n]*\"|'[^'\n]*')")
+_KEY = (rf"(?:(?!(?:{_WORDS}):)[A-Za-z_][A-Za-z0-9_.\-/]*|{_DQ}|{_SQ})")
 _VALUE = "|".join((
-    # a plain string: a letter, ^ or / first, words joined by single ':' or runs of spaces
-    rf"(?!(?:{_WORDS}){_END})[A-Za-z^/]{_CHAR}*(?:(?::|[ ]+){_CHAR}+)*{_END}",
-    r"\"[^\"\\\n]*\"",  # quoted, without escapes
-    r"'[^'\n]*'",
+    # a plain string: a letter, ^ or / first, words joined by ':' runs or runs of spaces
+    rf"(?!(?:{_WORDS}){_END})[A-Za-z^/]{_CHAR}*(?:(?::+|[ ]+){_CHAR}+)*{_END}",
+    # a plain string: a digit first, one word with a unit letter in it (no ':')
+    rf"[0-9](?:(?!{_UNIT}){_CHAR})*{_UNIT}{_CHAR}*{_END}",
+    _DQ,
+    _SQ,
     rf"-?(?:0|[1-9][0-9]{{0,14}})(?:\.[0-9]{{1,15}})?{_END}",  # int or fraction
     rf"[0-9]+(?:\.[0-9]+){{2,}}(?:[-+][A-Za-z0-9.\-+]*)?{_END}",  # 1.2.3, 1.2.3-rc.1
     rf"(?:true|false|null|~|\[\]|\{{\}}){_END}",
+    _FLOW,
 ))
 _ENTRY = rf"{_KEY}:(?:[ ]+(?:{_VALUE}))?"
 # A dash and 1-3 spaces before content, or a dash ending the line (an empty item).
 _DASH = r"-(?:[ ]{1,3}(?=[^ \n#])|(?=[ ]*(?:#|\n)))"
-_LINE = (rf"[ ]{{0,24}}(?:(?:{_DASH}){{1,3}}(?:{_ENTRY}|{_VALUE})?|{_ENTRY})?"
-         rf"[ ]*(?:(?<![^ \n])#[^\n]*)?\n")
-# Each line is matched once, atomically (a lookahead's match is never retried): a line
-# that fails ends the scan, without backtracking into the lines before it.
-_SIMPLE = re.compile(rf"(?:---[ ]*\n)?(?:(?=(?P<line>{_LINE}))(?P=line))*")
+_COMMENT = r"[ ]*(?:(?<![^ \n])#[^\n\t]*)?\n"
+_LINE = (rf"[ ]{{0,24}}(?:(?:{_DASH}){{1,3}}(?:{_ENTRY}|{_VALUE})?|{_ENTRY})?{_COMMENT}")
+# A block scalar as the value of a key on a line without dashes: no indentation
+# indicator, its first line not blank and indented more than the key, every other line
+# empty or indented as much, the first line after it (not blank) indented no more than
+# the key. Literal (|) text may hold anything but line breaks; folded (>) lines start at
+# the block's indentation with a character that is not a space (no "more indented" lines)
+# and hold no tabs. The lines are taken all at once (atomically), so the block cannot end
+# early before blank lines to let a wrongly indented line through.
+_BLOCK_END = r"(?!(?P=bi)[ ]|[ ]+\n)"
+_BLOCK = (rf"(?P<bi>[ ]{{0,24}}){_KEY}:[ ]+(?:"
+          rf"\|[-+]?{_COMMENT}(?P=bi)(?P<li>[ ]+)[^ \t\n][^\n]*\n"
+          rf"(?=(?P<ll>(?:(?P=bi)(?P=li)[^\n]*\n|\n)*))(?P=ll)"
+          rf"|>[-+]?{_COMMENT}(?P=bi)(?P<fi>[ ]+)[^ \t\n][^\n\t]*\n"
+          rf"(?=(?P<fl>(?:(?P=bi)(?P=fi)[^ \t\n][^\n\t]*\n|\n)*))(?P=fl)"
+          rf"){_BLOCK_END}")
+# Each line (or block scalar) is matched once, atomically (a lookahead's match is never
+# retried): a line that fails ends the scan, without backtracking into the lines before.
+_SIMPLE = re.compile(rf"(?:---[ ]*\n)?(?:(?=(?P<line>{_LINE}|{_BLOCK}))(?P=line))*")
 
 
 def is_simple(text: str) -> bool:
@@ -79,6 +105,8 @@ def is_simple(text: str) -> bool:
     if text.count("\n") > MAX_LINES:
         return False
     if not text.endswith("\n"):
+        if "|" in text or ">" in text:  # a block scalar's last line break decides its value
+            return False
         text += "\n"
     return _ODD.search(text) is None and _SIMPLE.fullmatch(text) is not None
 
