@@ -6,7 +6,7 @@ others. The native parser reads YAML 1.2 while the full loader reads YAML 1.1, s
 cheap scan of the text first accepts only documents written in the part of YAML where
 the two agree, line by line:
 
-* block mappings and sequences only: every line is blank, a comment, ``key:``,
+* block mappings and sequences: every line is blank, a comment, ``key:``,
   ``key: value``, ``- value``, ``- key: value`` (or ``-`` alone), indented by spaces;
 * keys are plain names (a letter or ``_`` first, then letters, digits, ``_.-/``; never
   a 1.1 boolean or null word such as ``on``, ``no``, ``y``, ``null``) or quoted strings
@@ -14,18 +14,33 @@ the two agree, line by line:
 * values are quoted strings without escapes, ``true``, ``false``, ``null``, ``~``,
   ``[]``, ``{}``, decimal integers and fractions without leading zeros, exponents or
   underscores (and not so long that precision could differ), version-like strings
-  with two or more dots (``1.2.3``), or plain strings that start with a letter, ``^`` or ``/``
-  and are not a 1.1 or 1.2 boolean or null word (``yes``, ``Off``, ``NULL``...);
-* no tabs, carriage returns, tags, anchors, aliases, merge keys, directives, block
-  scalars, flow collections, Unicode line separators or non-printable characters;
+  with two or more dots (``1.2.3``), plain strings that start with a letter, ``^`` or
+  ``/`` (words joined by spaces or runs of ``:``, as in ``arn:aws:iam::1:role/x``) and
+  are not a 1.1 or 1.2 boolean or null word (``yes``, ``Off``, ``NULL``...), or one word
+  with a digit first, no ``:`` and a letter ``g``-``z`` other than ``o`` and ``x`` in it
+  (numbers of either YAML hold only digits, ``_.+-``, ``e``, ``x``, ``o``, ``b``, hex
+  digits, and ``inf`` / ``nan`` after a dot or sign): ``250m``, ``512Mi``, ``30s``,
+  ``0.5Gi`` — never ``1e3``, ``0x1f``, ``0o7``, ``1_0``, ``1:30`` or dates;
+* flow sequences on one line of quoted strings and plain words (``["ALL"]``, ``[a, b]``;
+  no 1.1 words, numbers, nesting or trailing comma);
+* literal and folded block scalars (``|``, ``|-``, ``|+``, ``>``, ``>-``, ``>+``; no
+  indentation indicator) as the value of a key on a line without dashes, whose first
+  line is not blank and is indented more than the key, whose other lines are empty or
+  indented as much (folded ones start with a non-space and never indent more), and after
+  which the next non-blank line is indented no more than the key; in a text ending with
+  a line break (the last break of a block decides its value);
+* no carriage returns, tags, anchors, aliases, merge keys, directives, flow mappings,
+  Unicode line separators or non-printable characters, and no tabs but inside literal
+  block scalars' text;
 * indentation of at most 24 spaces and at most 3 dashes on a line, so documents stay
   far inside ``MAX_DEPTH``; at most ``MAX_LINES`` lines, so inside ``MAX_NODES``.
 
 The native parser then loads the text with duplicate keys refused; any error it raises,
 and any result that is not a mapping, declines too, so error messages (with line and
 column) always come from the full loader. tests/test_yaml_fastpath.py checks that both
-give identical results over every blob of the demo and benchmark repositories, YAML edge
-cases and generated YAML-ish text.
+give identical results over every blob of the demo, benchmark and Helm-values
+repositories, YAML edge cases and generated YAML-ish text, unit numbers, flow lists
+and block scalars.
 """
 
 from __future__ import annotations
