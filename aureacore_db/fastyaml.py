@@ -6,7 +6,7 @@ others. The native parser reads YAML 1.2 while the full loader reads YAML 1.1, s
 cheap scan of the text first accepts only documents written in the part of YAML where
 the two agree, line by line:
 
-* block mappings and sequences only: every line is blank, a comment, ``key:``,
+* block mappings and sequences: every line is blank, a comment, ``key:``,
   ``key: value``, ``- value``, ``- key: value`` (or ``-`` alone), indented by spaces;
 * keys are plain names (a letter or ``_`` first, then letters, digits, ``_.-/``; never
   a 1.1 boolean or null word such as ``on``, ``no``, ``y``, ``null``) or quoted strings
@@ -14,18 +14,33 @@ the two agree, line by line:
 * values are quoted strings without escapes, ``true``, ``false``, ``null``, ``~``,
   ``[]``, ``{}``, decimal integers and fractions without leading zeros, exponents or
   underscores (and not so long that precision could differ), version-like strings
-  with two or more dots (``1.2.3``), or plain strings that start with a letter, ``^`` or ``/``
-  and are not a 1.1 or 1.2 boolean or null word (``yes``, ``Off``, ``NULL``...);
-* no tabs, carriage returns, tags, anchors, aliases, merge keys, directives, block
-  scalars, flow collections, Unicode line separators or non-printable characters;
+  with two or more dots (``1.2.3``), plain strings that start with a letter, ``^`` or
+  ``/`` (words joined by spaces or runs of ``:``, as in ``arn:aws:iam::1:role/x``) and
+  are not a 1.1 or 1.2 boolean or null word (``yes``, ``Off``, ``NULL``...), or one word
+  with a digit first, no ``:`` and a letter ``g``-``z`` other than ``o`` and ``x`` in it
+  (numbers of either YAML hold only digits, ``_.+-``, ``e``, ``x``, ``o``, ``b``, hex
+  digits, and ``inf`` / ``nan`` after a dot or sign): ``250m``, ``512Mi``, ``30s``,
+  ``0.5Gi`` — never ``1e3``, ``0x1f``, ``0o7``, ``1_0``, ``1:30`` or dates;
+* flow sequences on one line of quoted strings and plain words (``["ALL"]``, ``[a, b]``;
+  no 1.1 words, numbers, nesting or trailing comma);
+* literal and folded block scalars (``|``, ``|-``, ``|+``, ``>``, ``>-``, ``>+``; no
+  indentation indicator) as the value of a key on a line without dashes, whose first
+  line is not blank and is indented more than the key, whose other lines are empty or
+  indented as much (folded ones start with a non-space and never indent more), and after
+  which the next non-blank line is indented no more than the key; in a text ending with
+  a line break (the last break of a block decides its value);
+* no carriage returns, tags, anchors, aliases, merge keys, directives, flow mappings,
+  Unicode line separators or non-printable characters, and no tabs but inside literal
+  block scalars' text;
 * indentation of at most 24 spaces and at most 3 dashes on a line, so documents stay
   far inside ``MAX_DEPTH``; at most ``MAX_LINES`` lines, so inside ``MAX_NODES``.
 
 The native parser then loads the text with duplicate keys refused; any error it raises,
 and any result that is not a mapping, declines too, so error messages (with line and
 column) always come from the full loader. tests/test_yaml_fastpath.py checks that both
-give identical results over every blob of the demo and benchmark repositories, YAML edge
-cases and generated YAML-ish text.
+give identical results over every blob of the demo, benchmark and Helm-values
+repositories, YAML edge cases and generated YAML-ish text, unit numbers, flow lists
+and block scalars.
 """
 
 from __future__ import annotations
@@ -42,8 +57,9 @@ MAX_LINES = 5000  # a line holds at most a few nodes: far inside parsing.MAX_NOD
 
 # Characters outside the printable ones both loaders accept (PyYAML refuses the others;
 # U+0085, U+2028 and U+2029 are line breaks in YAML 1.1 only; U+FEFF is a byte order
-# mark), tabs and carriage returns included: a document holding any is declined.
-_ODD = re.compile(r"[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+# mark), carriage returns included: a document holding any is declined. Tabs are let
+# through here, but every pattern below refuses them, bar literal block scalars' text.
+_ODD = re.compile(r"[^\t\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
                   r"\U00010000-\U0010ffff]")
 
 # Words a plain scalar must not be: booleans and nulls of YAML 1.1 or 1.2, all spellings
@@ -51,26 +67,51 @@ _ODD = re.compile(r"[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\uf
 _WORDS = "[yY](?:es|ES)?|[nN](?:o|O|ull|ULL)?|[oO](?:n|N|ff|FF)|[tT](?:rue|RUE)|[fF](?:alse|ALSE)"
 _CHAR = r"[A-Za-z0-9_.\-/+=@,()%~^]"  # inside a plain scalar: never an indicator
 _END = rf"(?!{_CHAR}|:[^ \n])"  # where a plain token ends
+# Letters that no int, float or timestamp of YAML 1.1 or 1.2 holds (those use only digits,
+# _ . : + - e E x X o O b B a-f A-F, T t Z, and inf / nan after a dot or sign): a token
+# with a digit first and one of these inside is a string in both (250m, 512Mi, 30s).
+_UNIT = "[g-np-wyzG-NP-WYZ]"
+_DQ = r'"[^"\\\n\t]*"'  # quoted, without escapes or tabs
+_SQ = r"'[^'\n\t]*'"
+# A flow sequence on one line of quoted strings or plain words: ["ALL"], [a, b].
+_FLOW_ITEM = rf"(?:{_DQ}|{_SQ}|(?!(?:{_WORDS})(?![A-Za-z0-9_.\-/]))[A-Za-z][A-Za-z0-9_.\-/]*)"
+_FLOW = rf"\[[ ]*{_FLOW_ITEM}(?:[ ]*,[ ]*{_FLOW_ITEM})*[ ]*\]"
 
-_KEY = (rf"(?:(?!(?:{_WORDS}):)[A-Za-z_][A-Za-z0-9_.\-/]*"
-        r"|\"[^\"\\\n]*\"|'[^'\n]*')")
+_KEY = (rf"(?:(?!(?:{_WORDS}):)[A-Za-z_][A-Za-z0-9_.\-/]*|{_DQ}|{_SQ})")
 _VALUE = "|".join((
-    # a plain string: a letter, ^ or / first, words joined by single ':' or runs of spaces
-    rf"(?!(?:{_WORDS}){_END})[A-Za-z^/]{_CHAR}*(?:(?::|[ ]+){_CHAR}+)*{_END}",
-    r"\"[^\"\\\n]*\"",  # quoted, without escapes
-    r"'[^'\n]*'",
+    # a plain string: a letter, ^ or / first, words joined by ':' runs or runs of spaces
+    rf"(?!(?:{_WORDS}){_END})[A-Za-z^/]{_CHAR}*(?:(?::+|[ ]+){_CHAR}+)*{_END}",
+    # a plain string: a digit first, one word with a unit letter in it (no ':')
+    rf"[0-9](?:(?!{_UNIT}){_CHAR})*{_UNIT}{_CHAR}*{_END}",
+    _DQ,
+    _SQ,
     rf"-?(?:0|[1-9][0-9]{{0,14}})(?:\.[0-9]{{1,15}})?{_END}",  # int or fraction
     rf"[0-9]+(?:\.[0-9]+){{2,}}(?:[-+][A-Za-z0-9.\-+]*)?{_END}",  # 1.2.3, 1.2.3-rc.1
     rf"(?:true|false|null|~|\[\]|\{{\}}){_END}",
+    _FLOW,
 ))
 _ENTRY = rf"{_KEY}:(?:[ ]+(?:{_VALUE}))?"
 # A dash and 1-3 spaces before content, or a dash ending the line (an empty item).
 _DASH = r"-(?:[ ]{1,3}(?=[^ \n#])|(?=[ ]*(?:#|\n)))"
-_LINE = (rf"[ ]{{0,24}}(?:(?:{_DASH}){{1,3}}(?:{_ENTRY}|{_VALUE})?|{_ENTRY})?"
-         rf"[ ]*(?:(?<![^ \n])#[^\n]*)?\n")
-# Each line is matched once, atomically (a lookahead's match is never retried): a line
-# that fails ends the scan, without backtracking into the lines before it.
-_SIMPLE = re.compile(rf"(?:---[ ]*\n)?(?:(?=(?P<line>{_LINE}))(?P=line))*")
+_COMMENT = r"[ ]*(?:(?<![^ \n])#[^\n\t]*)?\n"
+_LINE = (rf"[ ]{{0,24}}(?:(?:{_DASH}){{1,3}}(?:{_ENTRY}|{_VALUE})?|{_ENTRY})?{_COMMENT}")
+# A block scalar as the value of a key on a line without dashes: no indentation
+# indicator, its first line not blank and indented more than the key, every other line
+# empty or indented as much, the first line after it (not blank) indented no more than
+# the key. Literal (|) text may hold anything but line breaks; folded (>) lines start at
+# the block's indentation with a character that is not a space (no "more indented" lines)
+# and hold no tabs. The lines are taken all at once (atomically), so the block cannot end
+# early before blank lines to let a wrongly indented line through.
+_BLOCK_END = r"(?!(?P=bi)[ ]|[ ]+\n)"
+_BLOCK = (rf"(?P<bi>[ ]{{0,24}}){_KEY}:[ ]+(?:"
+          rf"\|[-+]?{_COMMENT}(?P=bi)(?P<li>[ ]+)[^ \t\n][^\n]*\n"
+          rf"(?=(?P<ll>(?:(?P=bi)(?P=li)[^\n]*\n|\n)*))(?P=ll)"
+          rf"|>[-+]?{_COMMENT}(?P=bi)(?P<fi>[ ]+)[^ \t\n][^\n\t]*\n"
+          rf"(?=(?P<fl>(?:(?P=bi)(?P=fi)[^ \t\n][^\n\t]*\n|\n)*))(?P=fl)"
+          rf"){_BLOCK_END}")
+# Each line (or block scalar) is matched once, atomically (a lookahead's match is never
+# retried): a line that fails ends the scan, without backtracking into the lines before.
+_SIMPLE = re.compile(rf"(?:---[ ]*\n)?(?:(?=(?P<line>{_LINE}|{_BLOCK}))(?P=line))*")
 
 
 def is_simple(text: str) -> bool:
@@ -79,6 +120,8 @@ def is_simple(text: str) -> bool:
     if text.count("\n") > MAX_LINES:
         return False
     if not text.endswith("\n"):
+        if "|" in text or ">" in text:  # a block scalar's last line break decides its value
+            return False
         text += "\n"
     return _ODD.search(text) is None and _SIMPLE.fullmatch(text) is not None
 

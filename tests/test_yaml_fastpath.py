@@ -3,8 +3,9 @@
 Whatever a blob holds, reading it with the fast path (``parse_config``) and without it
 (``load_yaml`` alone) ends the same way: the same content, compared by ``repr`` so that
 ``1``, ``1.0``, ``True`` and ``-0.0`` stay different, or the same error with the same
-line and column. Checked over every YAML blob of the demo repository and of a generated
-benchmark repository, hand-written edge cases, and generated YAML-ish text.
+line and column. Checked over every YAML blob of the demo repository, of a generated
+benchmark repository and of a generated Helm-values history, hand-written edge cases, and
+generated YAML-ish text.
 """
 
 from __future__ import annotations
@@ -106,6 +107,18 @@ def test_every_blob_of_a_benchmark_repo_parses_identically(tmp_path, monkeypatch
     assert taken > blobs * 0.9  # generated configs are simple, bar the broken ones
 
 
+def test_every_blob_of_a_helm_values_history_parses_identically(tmp_path, monkeypatch):
+    # unit numbers (250m, 512Mi), ARNs (arn:aws:iam::1:role/x), flow lists (["ALL"]) and
+    # embedded config files as block scalars, in every style generate_helm.py writes
+    out = tmp_path / "helm"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate_helm.py"),
+                    "--services", "40", "--commits", "300", str(out)],
+                   check=True, capture_output=True)
+    blobs, taken = check_repo(out, monkeypatch)
+    assert blobs > 300
+    assert taken > blobs * 0.95  # all but the broken ones (14% before the wider scan)
+
+
 SIMPLE = """\
 ---
 # a service
@@ -144,6 +157,30 @@ def test_simple_documents_take_the_fast_path_with_the_same_values():
     assert assert_agrees(SIMPLE)
 
 
+# Documents in the wider part of the scan (unit numbers, ':' inside plain strings, flow
+# lists of strings, block scalars): taken natively, with the full loader's values.
+ACCEPTED = [
+    *[f"a: {token}\n" for token in ("250m", "512Mi", "10Gi", "30s", "100ms", "1h30m", "0s",
+                                      "0.5Gi", "1.5s", "8.0-alpine", "012Mi", "1_0m", "1e3m",
+                                      "0x1fm", "0o7m", "1em", "2Ki", "1,000m", "5m+1",
+                                      "64bit-only")],
+    "a: arn:aws:iam::123456789012:role/x\n", "a: a:::b\n", "a: http://h:80/p::x y:z\n",
+    'a: ["ALL"]\n', "a: ['a', \"b\"]\n", "a: [ x-y , a.b/c ]\n", 'a: ["a,b", "c]", "#d"]\n',
+    'a: ["--port=8080", "--metrics-port=9090"]  # ports\n', "k:\n- [a]\n- b: [c]\n",
+    "a: |\n  text\n", "a: >-\n  folded\n", "a: |\n  x\n\n  y\n\n\nb: 1\n",
+    "a: |+\n  x\n\n\nb: 1\n", "a: |+\n  x\n\n", "a: |-\n  x\n\n", "a: >+\n  x\n  y\n\n",
+    "a: >\n  x\n  y\n\n  z\n", "a: | # header\n  x\n", "a: |\n  # not a comment\n  b: on\n",
+    "a: |\n  x\n    more: indented\n  - y\n  \t tab\n  z\t\n", "a: |\n  x  \n  \n  y\n",
+    "a: |\n  x\n# a comment after\nb: 1\n", "k:\n  a: |-\n      deep\n  b: 1\n",
+    "l:\n- k:\n    s: |\n      echo \"hi\" | tr a b > /dev/null\n    t: 1\n",
+]
+
+
+@pytest.mark.parametrize("text", ACCEPTED)
+def test_wider_constructs_take_the_fast_path_with_the_same_values(text):
+    assert assert_agrees(text)
+
+
 # Documents where YAML 1.1 (the full loader) and 1.2 (the native parser) differ, or the
 # native result is in doubt: the fast path must decline every one of them.
 DECLINED = [
@@ -167,7 +204,7 @@ DECLINED = [
     "a: !!str 1\n", "a: !!int '1'\n", "a: !custom x\n", "!!map {a: 1}\n", "a: !!binary aGk=\n",
     "a: !!set {x, y}\n", "a: !!omap [{a: 1}]\n", "a: !!timestamp 2001-12-14\n",
     # flow collections, block scalars, directives, documents, complex keys
-    "a: [1, 2]\n", "a: {b: 1}\n", "a: |\n  text\n", "a: >-\n  folded\n",
+    "a: [1, 2]\n", "a: {b: 1}\n",
     "%YAML 1.1\n---\na: 1\n", "a: 1\n---\nb: 2\n", "a: 1\n...\n", "? a\n: 1\n",
     # escapes, odd characters, line breaks YAML 1.1 knows and 1.2 does not
     'a: "\\ud800"\n', 'a: "\\x85"\n', 'a: "\\u2028"\n', "a: 'x\u0085y'\n", "a: 'x\u2028y'\n",
@@ -177,6 +214,26 @@ DECLINED = [
     # plain scalars that run on to the next line, or that hold indicators
     "a: x\n  y\n", "a:\n  yes\n", "a: x #y\nb: c#d\n", "a: x: y\n", "a: -x\n", "a: @x\n",
     "a: `x`\n", "a: *x\n", "a: ?x\n", "a: %x\n",
+    # digits first: numbers in either YAML, sexagesimal, dates, or no unit letter
+    *[f"a: {token}\n" for token in ("1e3", "1_0", "0x1f", "0o7", "0b1", "1:30m", "12:30s",
+                                      "2001-12-14t21:59:43", "3d", "1f", "0bad", "1e+5",
+                                      "1m 2s", "5%", "1.5e3")],
+    # ':' runs a plain string cannot end with; flow lists with 1.1 words, numbers, nesting,
+    # trailing commas, several lines, or a comment without a space before it
+    "a: x::\n", "a: a:b:\n", "a: [on]\n", "a: [yes, no]\n", "a: [.inf]\n", "a: [1]\n",
+    "a: [a,]\n", "a: [ ]\n", "a: [[a]]\n", "a: [{a: 1}]\n", "a: [a b]\n", "a: [a:b]\n",
+    "a: [a]#c\n", "a: [a,\n  b]\n", "a: [\"x\\ty\"]\n", "a: ['x\ty']\n", "[a]: 1\n",
+    # block scalars: indentation indicators, empty, leading blank or tabbed lines, a tab
+    # in folded text or out of a block, more-indented folded lines, blank lines with
+    # spaces, lines between the key's indentation and the block's, after a dash, at the
+    # end of a text without a final line break, a comment without a space before it
+    *[f"a: {header}\n  x\n" for header in ("|2", "|-2", "|2-", ">1", "|#c", "|x", "| x",
+                                             "|++", "|-+", "'|'\n")],
+    "a: |\n", "a: |+\n", "a: >\nb: 1\n", "a: |\n\n  x\n", "a: |\n  \n  x\n",
+    "a: |\n  \tx\n", "a: >\n  \tx\n", "a: >\n  x\ty\n", "a: >\n  x\n    y\n",
+    "a: >\n  x\n  \n", "a: |\n  x\n \nb: 1\n", "a: |\n    x\n  b: 1\n", "a: |\n    x\n  y\n",
+    "a: |\n  x\n\n # c\n", "- |\n  x\n", "- a: |\n    x\n", "a: |\n  x", "a: >\n  x",
+    "a:\tx\n", "a: 'x'\t\n", "# \t\na: 1\n", "a: 1 # \t\n",
     # deep nesting, and very long documents (node budget)
     "a:\n" + "".join(" " * (2 * i + 2) + f"k{i}:\n" for i in range(30)),
     "a:\n    - - - - x\n",
@@ -249,13 +306,30 @@ def test_alias_bombs_and_depth_bombs_still_meet_the_full_loaders_bounds():
         assert result.content is None and "unusable content" in (result.error or "")
 
 
-@pytest.mark.parametrize("line", ["  -   ", "  - -   ", "  - k:   ", "  - x y z  ", "a: b  "])
+@pytest.mark.parametrize("line", ["  -   ", "  - -   ", "  - k:   ", "  - x y z  ", "a: b  ",
+                                  "  a: 1" + "0" * 200, "  a: 1" + "_m" * 100 + ":",
+                                  "  a: x" + ":" * 200, "  a: x" + "::y" * 60 + ":",
+                                  "  a: [" + "x, " * 60 + "x,", "  a: [" + "'x' ," * 60,
+                                  "  a: |", "  " + "x" * 100])
 def test_the_scan_takes_linear_time_on_hostile_text(line):
     # lines that a backtracking scan could match in several ways, then one that fails
     text = "a:\n" + (line + "\n") * (MAX_LINES - 2) + "  !\n"
     started = time.perf_counter()
     assert not is_simple(text)
     assert time.perf_counter() - started < 2.0  # ~10 ms; exponential before
+
+
+@pytest.mark.parametrize("header", ["|", ">-"])
+@pytest.mark.parametrize("last", [" !", "  \t", "   ", "   x"])
+def test_block_scalars_are_scanned_in_linear_time(header, last):
+    # a block of nearly MAX_LINES lines whose end is wrong (a line between the key's
+    # indentation and the block's, a tab, spaces alone): declined, each line read ~once
+    for key_indent in ("", "  "):
+        text = (f"{key_indent}a: {header}\n" + f"{key_indent}    x y\n" * (MAX_LINES - 3)
+                + f"{key_indent}{last}\n")
+        started = time.perf_counter()
+        assert not is_simple(text)
+        assert time.perf_counter() - started < 2.0
 
 
 # Generated YAML-ish text: lines built from keys, values and indicators that sit on
@@ -268,7 +342,10 @@ VALUES = ["", "x", "x y", "x:y", "x: y", "x #c", "x#c", "1", "-1", "0", "-0", "0
           "Null", "null", "~", "[]", "{}", "[1]", "{a: 1}", "'s'", "'it''s'", '"d"', '"\\t"',
           '"é"', "2001-12-14", "&a x", "*a", "!!str x", "!x y", "|", ">-", "@x", "%x", "-",
           "- x", "'a' b", "x\u0085", "x\u2028y", "\ufeffx", "\x01", "\t", "9" * 20,
-          "1.0000000000000001", "inf", ".inf", "nan"]
+          "1.0000000000000001", "inf", ".inf", "nan", "250m", "512Mi", "1h30m", "0.5Gi",
+          "1e3m", "1_0s", "0x1fm", "1:30m", "2001-12-14t1", "arn:aws:iam::1:role/x", "a::b",
+          "x::", "a:b:", '["ALL"]', "[a, b]", "[on]", "['x', \"y\"]", "[a,]", "[1]", "|+",
+          "|2", ">"]
 INDENTS = ["", " ", "  ", "   ", "    ", "- ", "  - ", "- - ", "-", "\t"]
 
 
@@ -331,3 +408,40 @@ def test_generated_block_documents_agree_or_are_declined(doc):
                           st.sampled_from(VALUES)), min_size=1, max_size=6))
 def test_generated_flat_mappings_agree_or_are_declined(pairs):
     assert_agrees("".join(f"{key}: {value}\n" for key, value in pairs))
+
+
+# Generated plain scalars with a digit first and flow lists: unit numbers next to ints,
+# floats, hex, octal, binary, sexagesimal and date shapes.
+digit_token = st.text(alphabet="0123456789mMsiGkKtTzZnfyeExXoObBd._-:+/%", min_size=1,
+                      max_size=8).map(lambda text: "1" + text)
+flow_item = st.sampled_from(['"a"', "'b'", "c", "x-y", "a.b/c", "on", "1", "'it''s'", '"#"',
+                             "[x]", ""]) | digit_token
+flow = st.lists(flow_item, min_size=1, max_size=3).map(lambda items: "[" + ", ".join(items)
+                                                        + "]")
+
+
+@given(st.lists(digit_token | flow, min_size=1, max_size=4),
+       st.sampled_from(["", " # c", "#c", "  "]))
+def test_generated_unit_numbers_and_flow_lists_agree_or_are_declined(values, tail):
+    assert_agrees("".join(f"k{i}: {value}{tail}\n" for i, value in enumerate(values)))
+    assert_agrees("k:\n" + "".join(f"- {value}{tail}\n" for value in values))
+
+
+# Generated block scalars: a header, then lines at, above and below the block's
+# indentation, blank lines with and without spaces, tabs, comment-looking text and
+# indicators inside, then what follows the block.
+block_line = st.tuples(st.integers(0, 6), st.sampled_from(
+    ["x", "x y", "# c", "- x", "k: on", "\tx", "x\ty", "x  ", "|", "> x", "---", "'", "",
+     "[a", "%x", "key: |"]))
+
+
+@given(st.sampled_from(["", "  "]), st.sampled_from(["|", "|-", "|+", ">", ">-", ">+",
+                                                      "| # h", "|2", ">1-", "|#h"]),
+       st.lists(block_line, max_size=6), st.sampled_from(["", "b: 1\n", "\nb: 1\n",
+                                                           "# c\nb: 1\n", " # c\n"]),
+       st.sampled_from(["\n", ""]))
+def test_generated_block_scalars_agree_or_are_declined(key_indent, header, lines, after,
+                                                       last_break):
+    body = "".join(f"{' ' * indent}{text}\n" for indent, text in lines)
+    text = f"top:\n{key_indent}a: {header}\n{body}{key_indent}{after}"
+    assert_agrees(text.removesuffix("\n") + last_break)
