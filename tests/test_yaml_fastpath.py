@@ -97,26 +97,22 @@ def test_every_blob_of_the_demo_repo_parses_identically(tmp_path, monkeypatch):
     assert taken > blobs // 2  # the fast path is really used
 
 
-def test_every_blob_of_a_benchmark_repo_parses_identically(tmp_path, monkeypatch):
-    out = tmp_path / "bench"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate_repo.py"),
-                    "--services", "100", "--commits", "500", str(out)],
-                   check=True, capture_output=True)
-    blobs, taken = check_repo(out, monkeypatch)
-    assert blobs > 1000
-    assert taken > blobs * 0.9  # generated configs are simple, bar the broken ones
-
-
-def test_every_blob_of_a_helm_values_history_parses_identically(tmp_path, monkeypatch):
+@pytest.mark.parametrize("generator, size, least, share", [
+    # generated configs are simple, bar the broken ones
+    ("generate_repo.py", ["--services", "100", "--commits", "500"], 1000, 0.9),
     # unit numbers (250m, 512Mi), ARNs (arn:aws:iam::1:role/x), flow lists (["ALL"]) and
-    # embedded config files as block scalars, in every style generate_helm.py writes
-    out = tmp_path / "helm"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate_helm.py"),
-                    "--services", "40", "--commits", "300", str(out)],
+    # embedded config files as block scalars, in every style the generator writes: all
+    # but the broken ones take the fast path (14% before the wider scan)
+    ("generate_helm.py", ["--services", "40", "--commits", "300"], 300, 0.95),
+])
+def test_every_blob_of_a_generated_history_parses_identically(
+        generator, size, least, share, tmp_path, monkeypatch):
+    out = tmp_path / "repo"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / generator), *size, str(out)],
                    check=True, capture_output=True)
     blobs, taken = check_repo(out, monkeypatch)
-    assert blobs > 300
-    assert taken > blobs * 0.95  # all but the broken ones (14% before the wider scan)
+    assert blobs > least
+    assert taken > blobs * share
 
 
 SIMPLE = """\
