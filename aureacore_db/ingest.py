@@ -7,13 +7,12 @@ leaves the database as of its last batch and the next run continues from there.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import time
 from array import array
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -41,12 +40,13 @@ from .locks import file_lock
 from .names import ERROR
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, bound_git_cache, prepared
+from .resume import no_gc, resume_state
 from .tables import PER_COMMIT, SERVICE_STATE, upgrade
 from .timestamps import git_time_iso, now_iso
-from .tree import Change, Resumed, Step, TreeState
+from .tree import Change, Step, TreeState
 from .urls import public_url, scrub
 from .validation import ConfigCheck, Problem, checked_config
-from .verdicts import CYCLE_TEXT, Verdict
+from .verdicts import Verdict
 from .versions import service_ref
 
 BATCH_COMMITS = 1000
@@ -530,10 +530,11 @@ class Ingest:
             return TreeState(self.reader)
         state = states.get(parent.id)
         if state is None:  # ingested earlier
-            known = self._resumed(str(parent.id))
+            # the stored rows are as of each environment's tip only on the append path
+            known = resume_state(self.db, str(parent.id)) if self._appending else None
             if known is None:
                 self.stored.preload_current()  # most likely the services of that commit
-            with _no_gc():  # many objects, none of them garbage: collecting is wasted time
+            with no_gc():  # many objects, none of them garbage: collecting is wasted time
                 state = TreeState.resume(self.reader, parent.tree, known)
             self.stored.forget_preloaded()
             if pending.get(parent.id) > 1:
@@ -542,63 +543,6 @@ class Ingest:
             return state.copy()
         states.pop(parent.id, None)
         return state
-
-    def _resumed(self, sha: str) -> Resumed | None:
-        """The stored state of an environment whose recorded tip is ``sha`` (only on
-        the append path: then every environment's stored rows are as of its tip)."""
-        if not getattr(self, "_appending", False):
-            return None
-        env = next((e for e in list_environments(self.db) if e.tip == sha), None)
-        if env is None:
-            return None
-        db = self.db.conn
-        files: dict[str, tuple[str, str]] = {}
-        not_in_cycle: set[str] = set()
-        maybe: list[str] = []
-        for sid, path, config_id, status, message in db.execute(
-                "select service_id, path, config_id, status, status_message "
-                "from environment_services where environment = ? and removed = 0",
-                [env.name]):
-            if path is None or config_id is None:
-                continue  # not a readable blob: read from the tree as usual
-            files[path] = (sid, config_id)
-            # a member of a cycle has an error that says so (unless cut off: see verdict)
-            if status != ERROR or (message is not None and CYCLE_TEXT not in message
-                                   and len(message) < 1000):
-                not_in_cycle.add(sid)
-            else:
-                maybe.append(sid)
-        cycles: dict[str, str] = {}
-        for sid in maybe:  # the cycle problem of its latest status on that mainline
-            latest = db.execute(
-                "select s.id from status s join environment_commits e on e.environment = ? "
-                "and e.commit_sha = s.commit_sha where s.service_id = ? "
-                "order by s.seq desc limit 1", [env.name, sid]).fetchone()
-            if latest is None:
-                continue  # unknown: searched for
-            found = db.execute("select message from validation_errors where status_id = ? "
-                               "and kind = 'cycle'", latest).fetchone()
-            if found is None:
-                not_in_cycle.add(sid)
-            elif found[0].startswith(CYCLE_TEXT):
-                cycles[sid] = found[0][len(CYCLE_TEXT):]
-        targets: dict[str, list[tuple[str, bool]]] = {}
-        for sid, target, required in db.execute(
-                "select d.service_id, d.depends_on, d.required from environment_services e "
-                "join dependencies d on d.config_id = e.config_id "
-                "and d.service_id = e.service_id where e.environment = ? and e.removed = 0",
-                [env.name]):
-            targets.setdefault(sid, []).append((target, bool(required)))
-
-        def last_readable(sid: str) -> tuple[str, str] | None:
-            return self.db.conn.execute(
-                "select h.path, h.config_id from history h join environment_commits e "
-                "on e.environment = ? and e.commit_sha = h.commit_sha join configs c "
-                "on c.id = h.config_id where h.service_id = ? and c.content is not null "
-                "order by h.seq desc limit 1", [env.name, sid]).fetchone()
-
-        return Resumed(files, {sid: tuple(t) for sid, t in targets.items()}, not_in_cycle,
-                       cycles, last_readable)
 
     # -- environments (DESIGN §6) -------------------------------------------
     def _record_environments(self, envs: list[EnvTip]) -> None:
@@ -1151,18 +1095,6 @@ def shallow_points(repo: pygit2.Repository) -> str:
     except OSError:
         return "unknown"
     return " ".join(sorted(text.split()))
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector (building a tree state creates no cycles)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _insert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -> None:
