@@ -665,27 +665,45 @@ class Ingest:
         db.conn.executemany(
             f"insert or replace into environment_services (environment, {SERVICE_STATE}) "
             f"values ({','.join('?' * (len(columns) + 1))})", rows)
-        in_env = ("select distinct h.service_id from history h join environment_commits e "
-                  "on e.environment = ? and e.commit_sha = h.commit_sha")
+        self._env_first_last(name, only)
+
+    # each service's first and last history rows on an environment's mainline, in one
+    # pass over its rows (grouped by service; the row of each end read by its index)
+    ENV_FIRST_LAST = """
+            select g.service_id, f.commit_sha, l.commit_sha, l.committed_at
+            from (select h.service_id, min(h.seq) as lo, max(h.seq) as hi
+                  from history h join environment_commits e
+                  on e.environment = ? and e.commit_sha = h.commit_sha{where}
+                  group by h.service_id) g
+            join history f on f.service_id = g.service_id and f.seq = g.lo
+            join history l on l.service_id = g.service_id and l.seq = g.hi
+        """
+
+    def _env_first_last(self, name: str, only: set[str] | None) -> None:
+        """``first_commit``, ``last_commit`` and ``last_updated`` of an environment's
+        services (those in ``only``, when given): their first and last history rows on
+        its mainline (``environment_commits``), none when it has none; a service with
+        rows there but not at its tip gets a removed row. Read from the stored rows, not
+        kept from the batch's as :meth:`_first_last` keeps the first environment's: a run
+        can add commits ingested earlier to an environment (a promotion onto them, a
+        rebuilt mainline after a force-push), and no batch walks them."""
+        conn = self.db.conn
         chunks = [None] if only is None else list(_chunks(sorted(only), 500))
         for chunk in chunks:
-            where = "" if chunk is None else f" and h.service_id in ({','.join('?' * len(chunk))})"
-            args = [] if chunk is None else chunk
-            db.execute(
-                "insert or ignore into environment_services (environment, service_id, removed) "
-                f"select ?, service_id, 1 from ({in_env}{where})", [name, name, *args])
-            scope = "" if chunk is None else \
-                f" and service_id in ({','.join('?' * len(chunk))})"
-            last = ("select {col} from history h join environment_commits e on "
-                    "e.environment = environment_services.environment and "
-                    "e.commit_sha = h.commit_sha where h.service_id = "
-                    "environment_services.service_id order by h.seq {order} limit 1")
-            db.execute(
-                "update environment_services set "
-                f"first_commit = ({last.format(col='h.commit_sha', order='')}), "
-                f"last_commit = ({last.format(col='h.commit_sha', order='desc')}), "
-                f"last_updated = ({last.format(col='h.committed_at', order='desc')}) "
-                f"where environment = ?{scope}", [name, *args])
+            marks = "" if chunk is None else f"service_id in ({','.join('?' * len(chunk))})"
+            found = {sid: ends for sid, *ends in conn.execute(
+                self.ENV_FIRST_LAST.format(where=marks and f" where h.{marks}"),
+                [name, *(chunk or [])])}
+            conn.executemany("insert or ignore into environment_services (environment, "
+                             "service_id, removed) values (?, ?, 1)",
+                             [(name, sid) for sid in found])
+            ids = [r[0] for r in conn.execute(
+                "select service_id from environment_services where environment = ?"
+                f"{marks and f' and {marks}'}", [name, *(chunk or [])])]
+            conn.executemany(
+                "update environment_services set first_commit = ?, last_commit = ?, "
+                "last_updated = ? where environment = ? and service_id = ?",
+                [(*found.get(sid, (None, None, None)), name, sid) for sid in ids])
 
     # -- rewrites -----------------------------------------------------------
     def _reconcile(self, existing: dict, seq_of: dict, main_of: dict,
