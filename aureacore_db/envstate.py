@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from types import SimpleNamespace
 from typing import Any
 
 import pygit2
-import sqlite_utils
 
 from . import revisions
 from .environments import Environment
+from .resume import no_gc, resume_state
 from .revisions import Revision, UnknownCommit
 from .tree import BlobReader, TreeState
 
@@ -109,18 +108,15 @@ def fingerprint(conn: sqlite3.Connection) -> tuple:
 def stored_state(db: Any, repo: pygit2.Repository, tip: str) -> TreeState | None:
     """The :class:`~aureacore_db.tree.TreeState` of commit ``tip`` when it is an
     environment's recorded tip (else None), resumed as an incremental ingest resumes its
-    parent (``Ingest._resumed``, :meth:`TreeState.resume`): files, ids and dependency
-    edges from ``environment_services`` and ``dependencies``, cycles from the stored
-    verdicts, all checked against the tree (a disagreement: every config is read).
+    parent (:func:`~aureacore_db.resume.resume_state`, :meth:`TreeState.resume`): files,
+    ids and dependency edges from ``environment_services`` and ``dependencies``, cycles
+    from the stored verdicts, all checked against the tree (a disagreement: every config
+    is read).
     Verdicts are computed only when asked for (:meth:`TreeState.verdict_of`), so a
     preview costs the services a write can affect, not the tree. ``db`` stays in use
     (a service's last readable config is looked up when needed)."""
-    from .ingest import Ingest, _no_gc  # ingest imports this package's tree, not this
-
-    conn = _conn(db)
-    reader = SimpleNamespace(db=sqlite_utils.Database(conn), _appending=True)
-    known = Ingest._resumed(reader, tip)  # type: ignore[arg-type]
+    known = resume_state(_conn(db), tip)
     if known is None:
         return None
-    with _no_gc():
+    with no_gc():
         return TreeState.resume(BlobReader(repo), repo[tip].peel(pygit2.Commit).tree, known)

@@ -7,13 +7,12 @@ leaves the database as of its last batch and the next run continues from there.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import time
 from array import array
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -41,12 +40,13 @@ from .locks import file_lock
 from .names import ERROR
 from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, bound_git_cache, prepared
+from .resume import no_gc, resume_state
 from .tables import PER_COMMIT, SERVICE_STATE, upgrade
 from .timestamps import git_time_iso, now_iso
-from .tree import Change, Resumed, Step, TreeState
+from .tree import Change, Step, TreeState
 from .urls import public_url, scrub
 from .validation import ConfigCheck, Problem, checked_config
-from .verdicts import CYCLE_TEXT, Verdict
+from .verdicts import Verdict
 from .versions import service_ref
 
 BATCH_COMMITS = 1000
@@ -530,10 +530,11 @@ class Ingest:
             return TreeState(self.reader)
         state = states.get(parent.id)
         if state is None:  # ingested earlier
-            known = self._resumed(str(parent.id))
+            # the stored rows are as of each environment's tip only on the append path
+            known = resume_state(self.db, str(parent.id)) if self._appending else None
             if known is None:
                 self.stored.preload_current()  # most likely the services of that commit
-            with _no_gc():  # many objects, none of them garbage: collecting is wasted time
+            with no_gc():  # many objects, none of them garbage: collecting is wasted time
                 state = TreeState.resume(self.reader, parent.tree, known)
             self.stored.forget_preloaded()
             if pending.get(parent.id) > 1:
@@ -542,63 +543,6 @@ class Ingest:
             return state.copy()
         states.pop(parent.id, None)
         return state
-
-    def _resumed(self, sha: str) -> Resumed | None:
-        """The stored state of an environment whose recorded tip is ``sha`` (only on
-        the append path: then every environment's stored rows are as of its tip)."""
-        if not getattr(self, "_appending", False):
-            return None
-        env = next((e for e in list_environments(self.db) if e.tip == sha), None)
-        if env is None:
-            return None
-        db = self.db.conn
-        files: dict[str, tuple[str, str]] = {}
-        not_in_cycle: set[str] = set()
-        maybe: list[str] = []
-        for sid, path, config_id, status, message in db.execute(
-                "select service_id, path, config_id, status, status_message "
-                "from environment_services where environment = ? and removed = 0",
-                [env.name]):
-            if path is None or config_id is None:
-                continue  # not a readable blob: read from the tree as usual
-            files[path] = (sid, config_id)
-            # a member of a cycle has an error that says so (unless cut off: see verdict)
-            if status != ERROR or (message is not None and CYCLE_TEXT not in message
-                                   and len(message) < 1000):
-                not_in_cycle.add(sid)
-            else:
-                maybe.append(sid)
-        cycles: dict[str, str] = {}
-        for sid in maybe:  # the cycle problem of its latest status on that mainline
-            latest = db.execute(
-                "select s.id from status s join environment_commits e on e.environment = ? "
-                "and e.commit_sha = s.commit_sha where s.service_id = ? "
-                "order by s.seq desc limit 1", [env.name, sid]).fetchone()
-            if latest is None:
-                continue  # unknown: searched for
-            found = db.execute("select message from validation_errors where status_id = ? "
-                               "and kind = 'cycle'", latest).fetchone()
-            if found is None:
-                not_in_cycle.add(sid)
-            elif found[0].startswith(CYCLE_TEXT):
-                cycles[sid] = found[0][len(CYCLE_TEXT):]
-        targets: dict[str, list[tuple[str, bool]]] = {}
-        for sid, target, required in db.execute(
-                "select d.service_id, d.depends_on, d.required from environment_services e "
-                "join dependencies d on d.config_id = e.config_id "
-                "and d.service_id = e.service_id where e.environment = ? and e.removed = 0",
-                [env.name]):
-            targets.setdefault(sid, []).append((target, bool(required)))
-
-        def last_readable(sid: str) -> tuple[str, str] | None:
-            return self.db.conn.execute(
-                "select h.path, h.config_id from history h join environment_commits e "
-                "on e.environment = ? and e.commit_sha = h.commit_sha join configs c "
-                "on c.id = h.config_id where h.service_id = ? and c.content is not null "
-                "order by h.seq desc limit 1", [env.name, sid]).fetchone()
-
-        return Resumed(files, {sid: tuple(t) for sid, t in targets.items()}, not_in_cycle,
-                       cycles, last_readable)
 
     # -- environments (DESIGN §6) -------------------------------------------
     def _record_environments(self, envs: list[EnvTip]) -> None:
@@ -721,27 +665,41 @@ class Ingest:
         db.conn.executemany(
             f"insert or replace into environment_services (environment, {SERVICE_STATE}) "
             f"values ({','.join('?' * (len(columns) + 1))})", rows)
-        in_env = ("select distinct h.service_id from history h join environment_commits e "
-                  "on e.environment = ? and e.commit_sha = h.commit_sha")
+        self._env_first_last(name, only)
+
+    # a service's rows on an environment's mainline, walked along its (service_id, seq)
+    # index from one end, stopping at the first on the mainline
+    ON_ENV = ("from history h join environment_commits e on e.environment = {env} and "
+              "e.commit_sha = h.commit_sha where h.service_id = {sid}")
+    ON_ROW = ON_ENV.format(env="environment_services.environment",
+                           sid="environment_services.service_id")
+    ENV_FIRST_LAST = f"""
+            update environment_services set
+              first_commit = (select h.commit_sha {ON_ROW} order by h.seq limit 1),
+              (last_commit, last_updated) = (select h.commit_sha, h.committed_at {ON_ROW}
+                                             order by h.seq desc limit 1)
+            where environment = ?"""
+
+    def _env_first_last(self, name: str, only: set[str] | None) -> None:
+        """``first_commit``, ``last_commit`` and ``last_updated`` of an environment's
+        services (those in ``only``, when given): their first and last history rows on
+        its mainline (``environment_commits``), none when it has none; a service with
+        rows there but not at its tip gets a removed row. Read from the stored rows, not
+        kept from the batch's as :meth:`_first_last` keeps the first environment's: a run
+        can add commits ingested earlier to an environment (a promotion onto them, a
+        rebuilt mainline after a force-push), and no batch walks them. Per service, an
+        index walk that stops at the first row found: a pass over all the environment's
+        rows (grouped by service) costs 4-5x more (README "At scale")."""
         chunks = [None] if only is None else list(_chunks(sorted(only), 500))
         for chunk in chunks:
-            where = "" if chunk is None else f" and h.service_id in ({','.join('?' * len(chunk))})"
-            args = [] if chunk is None else chunk
-            db.execute(
-                "insert or ignore into environment_services (environment, service_id, removed) "
-                f"select ?, service_id, 1 from ({in_env}{where})", [name, name, *args])
-            scope = "" if chunk is None else \
-                f" and service_id in ({','.join('?' * len(chunk))})"
-            last = ("select {col} from history h join environment_commits e on "
-                    "e.environment = environment_services.environment and "
-                    "e.commit_sha = h.commit_sha where h.service_id = "
-                    "environment_services.service_id order by h.seq {order} limit 1")
-            db.execute(
-                "update environment_services set "
-                f"first_commit = ({last.format(col='h.commit_sha', order='')}), "
-                f"last_commit = ({last.format(col='h.commit_sha', order='desc')}), "
-                f"last_updated = ({last.format(col='h.committed_at', order='desc')}) "
-                f"where environment = ?{scope}", [name, *args])
+            marks = "" if chunk is None else f" and service_id in ({','.join('?' * len(chunk))})"
+            args = chunk or []
+            self.db.execute(
+                "insert or ignore into environment_services (environment, service_id, "
+                "removed) select ?, s.service_id, 1 from (select distinct service_id "
+                f"from history where 1{marks}) s where exists (select 1 "
+                f"{self.ON_ENV.format(env='?', sid='s.service_id')})", [name, *args, name])
+            self.db.execute(self.ENV_FIRST_LAST + marks, [name, *args])
 
     # -- rewrites -----------------------------------------------------------
     def _reconcile(self, existing: dict, seq_of: dict, main_of: dict,
@@ -1151,18 +1109,6 @@ def shallow_points(repo: pygit2.Repository) -> str:
     except OSError:
         return "unknown"
     return " ".join(sorted(text.split()))
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector (building a tree state creates no cycles)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _insert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -> None:
