@@ -24,7 +24,6 @@ import functools
 import json
 import random
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,10 +39,10 @@ from generate_repo import (
     TIMEZONES,
     WORDS_A,
     WORDS_B,
-    FastImport,
     Files,
     _bump_version,
     _size,
+    fast_import,
     run_git,
 )
 
@@ -557,20 +556,11 @@ def generate(out_dir: str | Path, services: int = 300, commits: int = 5000,
     """
     if services < 1 or commits < 1:
         raise ValueError("need at least one service and one commit")
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not empty")
-    out.mkdir(parents=True, exist_ok=True)
-    run_git(out, "init", "-q", "-b", "main")
     model = Model(seed, invalid_share)
     rng = model.rng
-    proc = subprocess.Popen(["git", "fast-import", "--quiet", "--done"], cwd=out,
-                            stdin=subprocess.PIPE)
-    assert proc.stdin is not None
-    fi = FastImport(proc.stdin)
     main = "refs/heads/main"
     prs = 0
-    try:
+    with fast_import(out_dir, SIDE_REF) as fi:
         initial = [model.new_service() for _ in range(services)]
         files: Files = {s.path: model.content(s) for s in initial}
         tip = fi.commit(main, model.author(), f"Import {services} services", [], files)
@@ -599,15 +589,7 @@ def generate(out_dir: str | Path, services: int = 300, commits: int = 5000,
                 count += 1
                 files, msg, _, bot = model.change_set(count, set(), human=False)
                 tip = fi.commit(main, model.author(bot), msg, [tip], files)
-        proc.stdin.write(b"done\n")
-        proc.stdin.close()
-    finally:
-        if proc.wait() != 0:
-            raise RuntimeError(f"git fast-import failed with status {proc.returncode}")
-    if prs:
-        run_git(out, "update-ref", "-d", SIDE_REF)
-    run_git(out, "reset", "-q", "--hard")
-    return out
+    return Path(out_dir)
 
 
 def append_commit(repo_dir: str | Path, n_files: int = 1) -> str:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -404,6 +405,31 @@ def run_git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     ).stdout.strip()
 
 
+@contextmanager
+def fast_import(out_dir: str | Path, side_ref: str = SIDE_REF) -> Iterator[FastImport]:
+    """A new repository at ``out_dir`` (branch ``main``) written through ``git
+    fast-import``: yields the writer, then finishes the import, drops ``side_ref`` (where
+    side branches were built) and checks ``main`` out."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty")
+    out.mkdir(parents=True, exist_ok=True)
+    run_git(out, "init", "-q", "-b", "main")
+    proc = subprocess.Popen(
+        ["git", "fast-import", "--quiet", "--done"], cwd=out, stdin=subprocess.PIPE
+    )
+    assert proc.stdin is not None
+    try:
+        yield FastImport(proc.stdin)
+        proc.stdin.write(b"done\n")
+    finally:
+        proc.stdin.close()
+        if proc.wait() != 0:
+            raise RuntimeError(f"git fast-import failed with status {proc.returncode}")
+    run_git(out, "update-ref", "-d", side_ref)
+    run_git(out, "reset", "-q", "--hard")
+
+
 def generate(
     out_dir: str | Path,
     services: int = 1000,
@@ -416,19 +442,9 @@ def generate(
     """Create a repo at ``out_dir`` whose ``main`` holds exactly ``commits`` commits."""
     if services < 1 or commits < 1:
         raise ValueError("need at least one service and one commit")
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not empty")
-    out.mkdir(parents=True, exist_ok=True)
-    run_git(out, "init", "-q", "-b", "main")
     model = Model(seed, files_per_commit, invalid_share)
     rng = model.rng
-    proc = subprocess.Popen(
-        ["git", "fast-import", "--quiet", "--done"], cwd=out, stdin=subprocess.PIPE
-    )
-    assert proc.stdin is not None
-    fi = FastImport(proc.stdin)
-    try:
+    with fast_import(out_dir) as fi:
         initial = [model.new_service() for _ in range(services)]
         files: Files = {s.path: model.content(s) for s in initial}
         tip = fi.commit("refs/heads/main", model.author(), f"Add {services} services", [], files)
@@ -458,15 +474,7 @@ def generate(
                 count += 1
                 files, msg, _ = model.change_set(count, set(), structural=True)
                 tip = fi.commit("refs/heads/main", model.author(), msg, [tip], files)
-        proc.stdin.write(b"done\n")
-        proc.stdin.close()
-    finally:
-        if proc.wait() != 0:
-            raise RuntimeError(f"git fast-import failed with status {proc.returncode}")
-    if branches:
-        run_git(out, "update-ref", "-d", SIDE_REF)
-    run_git(out, "reset", "-q", "--hard")
-    return out
+    return Path(out_dir)
 
 
 def append_commit(repo_dir: str | Path, n_files: int = 1) -> str:
