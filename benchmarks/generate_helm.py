@@ -42,6 +42,7 @@ from generate_repo import (
     Files,
     _bump_version,
     _size,
+    commit_edits,
     fast_import,
     run_git,
 )
@@ -596,30 +597,18 @@ def append_commit(repo_dir: str | Path, n_files: int = 1) -> str:
     """One more commit on ``main`` (checked out): the deploy bot bumps the image tag and
     version of ``n_files`` services, editing the lines in place. Deterministic given the
     tip; returns the new commit sha."""
-    repo = Path(repo_dir)
-    head = run_git(repo, "rev-parse", "HEAD")
-    when = int(run_git(repo, "log", "-1", "--format=%at")) + 600
-    paths = run_git(repo, "ls-tree", "-r", "--name-only", "HEAD", "services").splitlines()
-    rng = random.Random(head)
-    rng.shuffle(paths)
-    notes: list[str] = []
-    for path in paths:
+    def deploy(repo: Path, path: str, rng: random.Random) -> str | None:
         text = (repo / path).read_text(encoding="utf-8")
         m = re.search(r"(?m)^version: \"?(\d+\.\d+\.\d+)\"?$", text)
         if m is None or not re.search(r"(?m)^    tag: ", text):
-            continue
+            return None
         new = _bump_version(rng, m.group(1))
         text = text[:m.start()] + f'version: "{new}"' + text[m.end():]
         text = re.sub(r"(?m)^    tag: .*$", f'    tag: "{new}"', text, count=1)
         (repo / path).write_text(text, encoding="utf-8")
-        run_git(repo, "add", path)
-        notes.append(f"chore(deploy): {path} {new}")
-        if len(notes) >= n_files:
-            break
-    who = {"NAME": BOT[0], "EMAIL": BOT[1], "DATE": f"{when} +0000"}
-    env = {f"GIT_{role}_{k}": v for role in ("AUTHOR", "COMMITTER") for k, v in who.items()}
-    run_git(repo, "commit", "-q", "--no-verify", "-m", "\n".join(notes), env=env)
-    return run_git(repo, "rev-parse", "HEAD")
+        return f"chore(deploy): {path} {new}"
+
+    return commit_edits(repo_dir, n_files, deploy, who=BOT)
 
 
 def main(argv: list[str] | None = None) -> None:

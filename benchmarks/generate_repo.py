@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -482,6 +482,27 @@ def append_commit(repo_dir: str | Path, n_files: int = 1) -> str:
 
     Deterministic given the current tip. Returns the new commit sha.
     """
+    def bump(repo: Path, path: str, rng: random.Random) -> str | None:
+        try:
+            data = yaml.safe_load(run_git(repo, "show", f"HEAD:{path}"))
+        except yaml.YAMLError:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("parameters"), dict):
+            return None
+        key = _bump_parameter(rng, data["parameters"])
+        (repo / path).write_text(render(data), encoding="utf-8")
+        return f"{data.get('namespace')}/{data.get('name')}: set parameters.{key}"
+
+    return commit_edits(repo_dir, n_files, bump)
+
+
+def commit_edits(repo_dir: str | Path, n_files: int,
+                 edit: Callable[[Path, str, random.Random], str | None],
+                 who: tuple[str, str] = ("Bench Bot", "bench@example.com")) -> str:
+    """One commit on ``main`` (checked out), 10 minutes after the tip, by ``who``: ``edit``
+    changes service files in an order drawn from the tip (it returns a line for the
+    message, or None for a file it leaves) until ``n_files`` are changed. Returns the
+    commit's sha."""
     repo = Path(repo_dir)
     head = run_git(repo, "rev-parse", "HEAD")
     when = int(run_git(repo, "log", "-1", "--format=%at")) + 600
@@ -490,20 +511,15 @@ def append_commit(repo_dir: str | Path, n_files: int = 1) -> str:
     rng.shuffle(paths)
     notes: list[str] = []
     for path in paths:
-        try:
-            data = yaml.safe_load(run_git(repo, "show", f"HEAD:{path}"))
-        except yaml.YAMLError:
+        note = edit(repo, path, rng)
+        if note is None:
             continue
-        if not isinstance(data, dict) or not isinstance(data.get("parameters"), dict):
-            continue
-        key = _bump_parameter(rng, data["parameters"])
-        (repo / path).write_text(render(data), encoding="utf-8")
         run_git(repo, "add", path)
-        notes.append(f"{data.get('namespace')}/{data.get('name')}: set parameters.{key}")
+        notes.append(note)
         if len(notes) >= n_files:
             break
-    who = {"NAME": "Bench Bot", "EMAIL": "bench@example.com", "DATE": f"{when} +0000"}
-    env = {f"GIT_{role}_{k}": v for role in ("AUTHOR", "COMMITTER") for k, v in who.items()}
+    author = {"NAME": who[0], "EMAIL": who[1], "DATE": f"{when} +0000"}
+    env = {f"GIT_{role}_{k}": v for role in ("AUTHOR", "COMMITTER") for k, v in author.items()}
     run_git(repo, "commit", "-q", "--no-verify", "-m", "\n".join(notes), env=env)
     return run_git(repo, "rev-parse", "HEAD")
 
