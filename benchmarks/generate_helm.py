@@ -38,13 +38,14 @@ from generate_repo import (
     START_TS,
     TIMEZONES,
     WORDS_A,
-    WORDS_B,
     Files,
     _bump_version,
     _size,
     commit_edits,
     fast_import,
+    non_string,
     run_git,
+    unique_name,
 )
 
 SIDE_REF = "refs/heads/_generator_pr"
@@ -115,16 +116,9 @@ def _plain_ok(s: str) -> bool:
 
 
 def _scalar(v: Any, style: Style) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "null"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, dict):
-        return "{}"
-    if isinstance(v, list):
-        return "[]"
+    text = non_string(v)
+    if text is not None:
+        return text
     s = str(v)
     if style.quote == "needed" and s and _plain_ok(s):
         return s
@@ -330,11 +324,7 @@ class Model:
 
     def new_service(self) -> Service:
         rng = self.rng
-        ns = rng.choice(NAMESPACES)
-        base = name = f"{rng.choice(WORDS_A)}-{rng.choice(WORDS_B)}"
-        n = 2
-        while f"{ns}/{name}" in self.live:
-            name, n = f"{base}-{n}", n + 1
+        ns, base, name = unique_name(rng, self.live, "-{n}")
         style = Style(quote=rng.choice(["always", "needed", "needed", "single"]),
                       indent_lists=rng.random() < 0.5, flow_short=rng.random() < 0.3,
                       comments=frozenset(k for k in HELP if rng.random() < rng.random()))

@@ -61,7 +61,8 @@ _PLAIN = re.compile(r"[A-Za-z/][A-Za-z0-9_./:-]*")
 _RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
 
 
-def _scalar(v: Any) -> str:
+def non_string(v: Any) -> str | None:
+    """YAML for a boolean, null, number or empty container (None for anything else)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if v is None:
@@ -70,6 +71,13 @@ def _scalar(v: Any) -> str:
         return repr(v)
     if isinstance(v, dict | list):
         return "{}" if isinstance(v, dict) else "[]"
+    return None
+
+
+def _scalar(v: Any) -> str:
+    text = non_string(v)
+    if text is not None:
+        return text
     s = str(v)
     return s if _PLAIN.fullmatch(s) and s.lower() not in _RESERVED else json.dumps(s)
 
@@ -166,6 +174,18 @@ def _bump_parameter(rng: random.Random, params: Svc) -> str:
 Files = dict[str, str | None]  # path -> new content, None = delete
 
 
+def unique_name(rng: random.Random, live: Any, suffix: str = "-v{n}"
+                ) -> tuple[str, str, str]:
+    """A namespace, a base name and a service name (the base, or the base and a number)
+    whose ``ns/name`` is not in ``live``."""
+    ns = rng.choice(NAMESPACES)
+    base = name = f"{rng.choice(WORDS_A)}-{rng.choice(WORDS_B)}"
+    n = 2
+    while f"{ns}/{name}" in live:
+        name, n = base + suffix.format(n=n), n + 1
+    return ns, base, name
+
+
 class Model:
     """In-memory state of the live services plus the random choices that change it."""
 
@@ -192,11 +212,7 @@ class Model:
 
     def new_service(self) -> Service:
         rng = self.rng
-        ns = rng.choice(NAMESPACES)
-        base = name = f"{rng.choice(WORDS_A)}-{rng.choice(WORDS_B)}"
-        n = 2
-        while f"{ns}/{name}" in self.live:
-            name, n = f"{base}-v{n}", n + 1
+        ns, base, name = unique_name(rng, self.live)
         stype = rng.choice(SERVICE_TYPES)
         data: Svc = {
             "schema_version": "1.0.0",
