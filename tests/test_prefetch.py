@@ -225,7 +225,7 @@ def test_git_memory_bounds_apply_from_the_first_repository_opened(repo, tmp_path
     import subprocess
     import sys
 
-    from aureacore_db.prefetch import GIT_MAPPED_BYTES, GIT_WINDOW_BYTES
+    from aureacore_db.prefetch import GIT_MAPPED_BYTES, GIT_WINDOW_BYTES, MAIN_MAPPED_BYTES
 
     repo.service("store")
     repo.commit("store")
@@ -235,7 +235,15 @@ def test_git_memory_bounds_apply_from_the_first_repository_opened(repo, tmp_path
               "print(pygit2.settings.mwindow_size, pygit2.settings.mwindow_mapped_limit)\n")
     out = subprocess.run([sys.executable, "-c", script, str(repo.path), str(tmp_path / "x.db")],
                          capture_output=True, text=True, check=True).stdout.split()
-    assert out == [str(GIT_WINDOW_BYTES), str(GIT_MAPPED_BYTES)]
+    assert out == [str(GIT_WINDOW_BYTES), str(MAIN_MAPPED_BYTES)]
+    # a worker, which diffs trees, maps more
+    script = ("import sys, pygit2\n"
+              "from aureacore_db import prefetch\n"
+              "prefetch._init(sys.argv[1], 1 << 20)\n"
+              "print(pygit2.settings.mwindow_mapped_limit)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(repo.path)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(GIT_MAPPED_BYTES)]
 
 
 
