@@ -756,9 +756,13 @@ class Ingest:
         if table in ("history", "status"):
             self._touched.add(row["service_id"])
         if table != "history" and table != "commits":
-            self._unspilled += 1
-            if self._unspilled >= SPILL_ROWS:
-                self._spill()
+            self._held(1)
+
+    def _held(self, added: int) -> None:
+        """Count rows added to the SPILLED tables; write them ahead past SPILL_ROWS."""
+        self._unspilled += added
+        if self._unspilled >= SPILL_ROWS:
+            self._spill()
 
     def _spill(self) -> None:
         """Write the batch's rows of the SPILLED tables so far in the batch's transaction,
@@ -829,9 +833,7 @@ class Ingest:
             "key": key, "old_value": old, "new_value": new, "change": kind,
             "committed_at": committed_at, "author_name": author.name,
         } for i, (key, kind, old, new) in enumerate(changes, 1)])
-        self._unspilled += len(changes)
-        if self._unspilled >= SPILL_ROWS:
-            self._spill()
+        self._held(len(changes))
 
     def _record_config(self, sid: str, entry: Entry) -> None:
         if entry.oid is None:

@@ -15,15 +15,7 @@ from aureacore_db.ingest import Ingest, _Recorded, ingest
 
 __all__ = ["envrepo"]  # a fixture
 
-FROM_HISTORY = """
-    update services set
-      first_commit = (select commit_sha from history h where h.service_id = services.id
-                      order by h.mainline desc, h.seq limit 1),
-      last_commit = (select commit_sha from history h where h.service_id = services.id
-                     order by h.mainline desc, h.seq desc limit 1),
-      last_updated = (select committed_at from history h where h.service_id = services.id
-                      order by h.mainline desc, h.seq desc limit 1)
-"""
+FROM_HISTORY = Ingest.FIRST_LAST  # every history row read again, in one statement
 COLUMNS = "select id, first_commit, last_commit, last_updated from services order by id"
 
 

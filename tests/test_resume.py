@@ -122,6 +122,20 @@ def test_a_long_stored_cycle_message_is_searched_again(repo, tmp_path):
     assert set(_statuses(db).values()) == {"CONFIGURED"}
 
 
+def spy_on_resumes(monkeypatch) -> list[bool]:
+    """From now on, whether each tree state resumed from the stored rows (the answers of
+    ``TreeState._resume_known``, in order)."""
+    answers: list[bool] = []
+    original = TreeState._resume_known
+
+    def spy(self, tree, known):
+        answers.append(original(self, tree, known))
+        return answers[-1]
+
+    monkeypatch.setattr(TreeState, "_resume_known", spy)
+    return answers
+
+
 def test_a_resumed_state_reads_only_the_configs_it_needs(repo, tmp_path, monkeypatch):
     """The stored rows are used: resuming a 30-service tip to add one commit reads
     the changed config and the few around it, not all 30, and takes the ring they form
@@ -133,14 +147,7 @@ def test_a_resumed_state_reads_only_the_configs_it_needs(repo, tmp_path, monkeyp
     run_ingest(repo, db)
     repo.service("s05", version="1.1.0", dependencies=[{"service": "s06"}])
     repo.commit("s05 1.1")
-    resumed = []
-    original = TreeState._resume_known
-
-    def spy(self, tree, known):
-        resumed.append(original(self, tree, known))
-        return resumed[-1]
-
-    monkeypatch.setattr(TreeState, "_resume_known", spy)
+    resumed = spy_on_resumes(monkeypatch)
     reads = []
     from aureacore_db import blobs
     check = blobs.BlobReader.check
@@ -178,14 +185,7 @@ def test_each_environment_resumes_from_its_own_stored_tip(tmp_path, monkeypatch)
     db = tmp_path / "registry.db"
     run_ingest(repo, db, environments=ENVS)
     (tmp_path / "fresh").mkdir()
-    resumed = []
-    original = TreeState._resume_known
-
-    def spy(self, tree, known):
-        resumed.append(original(self, tree, known))
-        return resumed[-1]
-
-    monkeypatch.setattr(TreeState, "_resume_known", spy)
+    resumed = spy_on_resumes(monkeypatch)
     steps = [  # (branch, message, change, status of auth in dev afterwards)
         ("staging", "auth 2.0 in staging: billing's constraint still met",
          lambda: repo.service("auth", version="2.0.0"), "CONFIGURED"),
