@@ -114,6 +114,57 @@ _BLOCK = (rf"(?P<bi>[ ]{{0,24}}){_KEY}:[ ]+(?:"
 _SIMPLE = re.compile(rf"(?:---[ ]*\n)?(?:(?=(?P<line>{_LINE}|{_BLOCK}))(?P=line))*")
 
 
+_ONE_LINE = re.compile(_LINE)
+_DOC_START = re.compile(r"---[ ]*")
+
+# Lines known to pass the scan on their own: no _ODD character and a full match of
+# _LINE (with their line break). Consecutive versions of a config differ in a line or
+# two and lines recur across services, so most documents are checked by a set lookup per
+# line. Bounded (cleared when full; long lines are never kept) so memory stays flat.
+CACHE_LINES = 65_536
+CACHE_LINE_CHARS = 200
+_known: set[str] = set()
+
+
+def _simple_lines(text: str) -> bool:
+    """True when every line of ``text`` (which ends with a line break), after an optional
+    ``---`` first line, is free of _ODD characters and is matched by _LINE alone: then
+    ``_ODD.search(text) is None and _SIMPLE.fullmatch(text)`` holds too. False says
+    nothing (the whole-text scan decides).
+
+    Why: _SIMPLE is an optional ``---[ ]*\n`` then, at each line start, _LINE if it
+    matches there, else _BLOCK; each is taken atomically, so the scan follows one path.
+    _LINE matches exactly one line with its break: no sub-pattern of it matches ``\n``
+    but the final one of _COMMENT (quoted strings, comments, _CHAR, ``[ ]`` all exclude
+    it), and its lookarounds see no further than that break (_END looks at most at
+    ``:`` and the character after it; _DASH's lookaheads stop at ``\n``), nor further
+    back than the line start, where the comment's lookbehind ``(?<![^ \n])`` passes
+    both after a ``\n`` and at the start of a string. So _LINE matches at a line start
+    of the text exactly when it fully matches that line alone, and when every line
+    does, the scan takes _LINE on each and reaches the end (_BLOCK, tried only where
+    _LINE fails, never is). ``---`` lines never match _LINE, so only the first one may
+    be skipped. _ODD matches no ``\n``: it finds nothing in the text when it finds
+    nothing in any line.
+    """
+    lines = text.split("\n")
+    lines.pop()  # the empty string after the last line break
+    if lines and lines[0][:3] == "---" and _DOC_START.fullmatch(lines[0]):
+        del lines[0]
+    known = _known
+    if known.issuperset(lines):
+        return True
+    for line in lines:
+        if line in known:
+            continue
+        if _ODD.search(line) is not None or _ONE_LINE.fullmatch(line + "\n") is None:
+            return False
+        if len(line) <= CACHE_LINE_CHARS:
+            if len(known) >= CACHE_LINES:
+                known.clear()
+            known.add(line)
+    return True
+
+
 def is_simple(text: str) -> bool:
     """True when ``text`` is written only in the part of YAML that 1.1 and 1.2 read
     alike (see the module docstring)."""
@@ -123,7 +174,8 @@ def is_simple(text: str) -> bool:
         if "|" in text or ">" in text:  # a block scalar's last line break decides its value
             return False
         text += "\n"
-    return _ODD.search(text) is None and _SIMPLE.fullmatch(text) is not None
+    return _simple_lines(text) or (
+        _ODD.search(text) is None and _SIMPLE.fullmatch(text) is not None)
 
 
 def fast_load(text: str) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aureacore_db import parsing
+from aureacore_db import fastyaml, parsing
 from aureacore_db.demo import build_demo_repo
 from aureacore_db.fastyaml import MAX_LINES, fast_load, is_simple
 from aureacore_db.parsing import MAX_DEPTH, ParseResult, load_yaml, parse_config
@@ -37,9 +37,22 @@ def full_loader(text: str) -> str:
         return f"error {type(exc).__name__}"
 
 
+def whole_text_scan(text: str) -> bool:
+    """The scan as it was before the line cache: both regexes over the whole text."""
+    if text.count("\n") > MAX_LINES:
+        return False
+    if not text.endswith("\n"):
+        if "|" in text or ">" in text:
+            return False
+        text += "\n"
+    return fastyaml._ODD.search(text) is None and fastyaml._SIMPLE.fullmatch(text) is not None
+
+
 def assert_agrees(text: str) -> bool:
     """The fast path either declines ``text`` or gives what the full loader gives;
-    True when it did not decline."""
+    True when it did not decline. The (line-cached) scan says what the whole-text one
+    says."""
+    assert is_simple(text) == whole_text_scan(text), text
     fast = fast_load(text)
     if fast is None:
         return False
@@ -85,9 +98,11 @@ def check_repo(repo_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, i
         without = parse_without_fast_path(data, path, monkeypatch)
         assert repr(with_fast) == repr(without), path
         try:
-            taken += fast_load(data.decode("utf-8").removeprefix("\ufeff")) is not None
+            text = data.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError:
-            pass
+            continue
+        assert is_simple(text) == whole_text_scan(text), path
+        taken += fast_load(text) is not None
     return len(blobs), taken
 
 
@@ -239,6 +254,7 @@ DECLINED = [
 
 @pytest.mark.parametrize("text", DECLINED)
 def test_documents_where_the_loaders_may_differ_are_declined(text):
+    assert is_simple(text) == whole_text_scan(text)
     assert fast_load(text) is None
     full_loader(text)  # and the full loader still reads them (or refuses) safely
 
@@ -259,6 +275,7 @@ NATIVE_DECLINES = [
 
 @pytest.mark.parametrize("text", NATIVE_DECLINES)
 def test_errors_come_from_the_full_loader(text, monkeypatch):
+    assert is_simple(text) == whole_text_scan(text)
     assert fast_load(text) is None
     data = text.encode()
     assert repr(parse_config(data, "s.yaml")) == \
@@ -441,3 +458,79 @@ def test_generated_block_scalars_agree_or_are_declined(key_indent, header, lines
     body = "".join(f"{' ' * indent}{text}\n" for indent, text in lines)
     text = f"top:\n{key_indent}a: {header}\n{body}{key_indent}{after}"
     assert_agrees(text.removesuffix("\n") + last_break)
+
+
+# The scan checks a document line by line, each distinct line once (a bounded cache of
+# lines known to pass), and falls back to the whole-text scan when a line does not pass
+# alone: it always says what the whole-text scan says.
+EDGE_CASES = [SIMPLE, *ACCEPTED, *DECLINED, *NATIVE_DECLINES]
+
+
+@pytest.fixture
+def empty_line_cache(monkeypatch):
+    monkeypatch.setattr(fastyaml, "_known", set())
+    return fastyaml
+
+
+def test_the_line_cache_agrees_with_the_whole_text_scan_on_every_edge_case(empty_line_cache):
+    for texts in (EDGE_CASES, EDGE_CASES[::-1], EDGE_CASES):  # cold, then warm both ways
+        assert [is_simple(text) for text in texts] == [whole_text_scan(t) for t in texts]
+    assert len(empty_line_cache._known) > 50  # the lines of the simple ones were cached
+
+
+@pytest.mark.parametrize("cached, text", [
+    ('a: ">"\n', 'a: ">"'),  # no final line break, a '>' in it: a block scalar's rule
+    ("a: 1\n", "a: 1\n" * (MAX_LINES + 1)),  # too many lines
+    ("a: 1\nb: 2\n", "a: 1\n---\nb: 2\n"),  # a second document
+    ("a: 1\nb: 2\n", "a: 1\n \tb: 2\n"),  # a tab
+    ("a: 1\nb: 2\n", "a: 1\nb: 2\r\n"),  # a carriage return
+    ("a: 1\nb: 2\n", "a: 1\n\u2028b: 2\n"),  # a YAML 1.1 line break
+    ("a:\n  x: 1\n", "a: |2\n  x: 1\n"),  # an indentation indicator
+    ("a:\n  x: 1\n  b:\n    z: 2\n", "a: >\n  x: 1\n    z: 2\n"),  # more indented folded text
+    ("a: x\n", "a: x\n  y\n"),  # a plain scalar running on
+])
+def test_lines_cached_as_simple_do_not_make_a_declined_document_simple(
+        empty_line_cache, cached, text):
+    assert is_simple(cached)
+    assert not is_simple(text)
+    assert not whole_text_scan(text)
+
+
+@pytest.mark.parametrize("text", ["---\na: 1\n", "---   \na: 1\n", "---", "", "\n",
+                                  "a: |\n  x: 1\nb: 2\n", "a: >-\n  x: 1\n  y\nb: 2\n"])
+def test_a_document_start_and_block_scalars_around_cached_lines_stay_simple(
+        empty_line_cache, text):
+    for _ in range(2):
+        assert is_simple(text)
+        assert whole_text_scan(text)
+        is_simple("a: 1\nx: 1\n  x: 1\n  y\nb: 2\n")  # lines of the blocks, cached
+
+
+def test_the_line_cache_stays_bounded(empty_line_cache, monkeypatch):
+    monkeypatch.setattr(fastyaml, "CACHE_LINES", 16)
+    long_line = "k: " + "x" * fastyaml.CACHE_LINE_CHARS
+    for i in range(200):
+        text = f"k{i}: {i}\nv{i}: x\n{long_line}\n"
+        assert is_simple(text) and whole_text_scan(text)
+        assert len(empty_line_cache._known) <= 16
+        assert long_line not in empty_line_cache._known  # long lines are never kept
+    assert len(empty_line_cache._known) > 0
+
+
+# Documents made of lines that each pass alone (and are cached by the time the document
+# is read) and lines that do not: block scalar headers and their text, '---', tabs,
+# indicators inside quotes, a missing final line break.
+POOL = ["a: 1", "  x: 1", "  - x", "- y: 2", "b:", "  c: on", "a: '|'", 'a: ">=1.0.0"',
+        "a: |", "a: >-", "  a: |+", "    text", "  # c", "", "  ", "---", "--- ", "...",
+        "\tx", "a: x", "  y", "k: [a, b]", "a: &x 1", "'k': \"v\"", "a: 1 # > |", "é: 1",
+        "a: 'x\u2028'", "#"]
+
+
+@given(st.lists(st.sampled_from(POOL) | st.sampled_from(VALUES), min_size=1, max_size=10),
+       st.sampled_from(["\n", ""]), st.booleans())
+def test_documents_of_cached_lines_are_scanned_as_a_whole_would_be(lines, last, warm):
+    if warm:  # each line alone first: those that pass alone are cached
+        for line in lines:
+            is_simple(line + "\n")
+    text = "\n".join(lines) + last
+    assert is_simple(text) == whole_text_scan(text), text
