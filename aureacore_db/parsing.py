@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -369,24 +369,26 @@ def parse_config(
     data: bytes, path: str, *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> ParseResult:
     """Parse a service or root file; the result always has a message when unusable."""
-    return replace(_parse(data, path, max_bytes), size=len(data))
-
-
-def _parse(data: bytes, path: str, max_bytes: int) -> ParseResult:
+    size = len(data)
     fmt = file_format(path)
-    if len(data) > max_bytes:
-        return ParseResult(fmt, None, None, too_large(len(data), max_bytes))
+    if size > max_bytes:
+        return ParseResult(fmt, None, None, too_large(size, max_bytes), size=size)
     if b"\0" in data:
-        return ParseResult(fmt, None, None, "file is binary, not text")
+        return ParseResult(fmt, None, None, "file is binary, not text", size=size)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         message = f"file is not UTF-8 text (bad byte at offset {exc.start})"
-        return ParseResult(fmt, None, None, message)
+        return ParseResult(fmt, None, None, message, size=size)
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.strip():
-        return ParseResult(fmt, text, None, "file is empty")
+        return ParseResult(fmt, text, None, "file is empty", size=size)
+    return _parse(text, fmt, size)
+
+
+def _parse(text: str, fmt: str, size: int) -> ParseResult:
+    """The content of a non-empty ``text`` (a file of ``size`` bytes), or why not."""
     line = column = None
     try:
         if fmt == "json":
@@ -395,25 +397,29 @@ def _parse(data: bytes, path: str, max_bytes: int) -> ParseResult:
             content = fast_load(text)
             if content is None:
                 content = load_yaml(text)
-        if "\\u" in text or "\\U" in text:  # only escapes can make lone surrogates
+        # only escapes can make lone surrogates (most texts hold no backslash at all)
+        if "\\" in text and ("\\u" in text or "\\U" in text):
             check_unicode(content)
     except ContentError as exc:
-        return ParseResult(fmt, text, None, exc.message, json_path=exc.json_path)
+        return ParseResult(fmt, text, None, exc.message, json_path=exc.json_path,
+                           size=size)
     except json.JSONDecodeError as exc:
-        return ParseResult(fmt, text, None, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)
+        return ParseResult(fmt, text, None, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno,
+                           size=size)
     except yaml.YAMLError as exc:
         message, line, column = _yaml_error(exc)
-        return ParseResult(fmt, text, None, message, line, column)
+        return ParseResult(fmt, text, None, message, line, column, size=size)
     except (_TooBig, ValueError, RecursionError) as exc:
-        return ParseResult(fmt, text, None, f"unusable content: {exc}")
+        return ParseResult(fmt, text, None, f"unusable content: {exc}", size=size)
     if content is None:
-        return ParseResult(fmt, text, None, "file is empty")
+        return ParseResult(fmt, text, None, "file is empty", size=size)
     if not isinstance(content, dict):
         kind = type(content).__name__
         kind = {"list": "a list", "str": "a string", "int": "a number", "float": "a number",
                 "bool": "a boolean"}.get(kind, kind)
-        return ParseResult(fmt, text, None, f"top level must be a mapping, not {kind}")
-    return ParseResult(fmt, text, content)
+        return ParseResult(fmt, text, None, f"top level must be a mapping, not {kind}",
+                           size=size)
+    return ParseResult(fmt, text, content, size=size)
 
 
 def location(result: ParseResult) -> str:

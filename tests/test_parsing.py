@@ -90,3 +90,27 @@ def test_alias_bomb_is_bounded():
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
     result = parse_config("\n".join(lines).encode(), "bomb.yaml")
     assert result.content is None and "alias bomb" in result.error
+
+
+@pytest.mark.parametrize("data, path, error", [
+    (b"a: 1\n", "s.yaml", None),
+    (b'{"a": 1}', "s.json", None),
+    (b"x" * 2000, "s.yaml", "file is 2,000 bytes, over the 1,024 byte limit"),
+    (b"a: \0\n", "s.yaml", "file is binary, not text"),
+    (b"a: \xff\n", "s.yaml", "file is not UTF-8 text (bad byte at offset 3)"),
+    (b"\xef\xbb\xbf  \n", "s.yaml", "file is empty"),
+    (b"# nothing\n", "s.yaml", "file is empty"),
+    (b"- a\n", "s.yaml", "top level must be a mapping, not a list"),
+    (b"a: [\n", "s.yaml", "invalid YAML"),
+    (b'{"a": }', "s.json", "invalid JSON"),
+    (b'{"a": "\\ud800"}', "s.json", "lone surrogate"),
+    (b'a: "\\ud800"\n', "s.yaml", "invalid Unicode character escape"),
+    (b'a: "\\U0001F600 \\\\u"\n', "s.yaml", None),
+])
+def test_every_outcome_carries_the_files_size(data, path, error):
+    result = parse_config(data, path, max_bytes=1024)
+    assert result.size == len(data)
+    if error is None:
+        assert result.error is None and result.content is not None
+    else:
+        assert error in (result.error or "") and result.content is None
