@@ -115,6 +115,7 @@ _SIMPLE = re.compile(rf"(?:---[ ]*\n)?(?:(?=(?P<line>{_LINE}|{_BLOCK}))(?P=line)
 
 
 _ONE_LINE = re.compile(_LINE)
+_ONE_BLOCK = re.compile(_BLOCK)
 _DOC_START = re.compile(r"---[ ]*")
 
 # Lines known to pass the scan on their own: no _ODD character and a full match of
@@ -126,42 +127,53 @@ CACHE_LINE_CHARS = 200
 _known: set[str] = set()
 
 
-def _simple_lines(text: str) -> bool:
-    """True when every line of ``text`` (which ends with a line break), after an optional
-    ``---`` first line, is free of _ODD characters and is matched by _LINE alone: then
-    ``_ODD.search(text) is None and _SIMPLE.fullmatch(text)`` holds too. False says
-    nothing (the whole-text scan decides).
+def _scan(text: str) -> bool:
+    """``_ODD.search(text) is None and _SIMPLE.fullmatch(text) is not None`` for a
+    ``text`` ending with a line break, checking each distinct line once.
 
-    Why: _SIMPLE is an optional ``---[ ]*\n`` then, at each line start, _LINE if it
-    matches there, else _BLOCK; each is taken atomically, so the scan follows one path.
-    _LINE matches exactly one line with its break: no sub-pattern of it matches ``\n``
-    but the final one of _COMMENT (quoted strings, comments, _CHAR, ``[ ]`` all exclude
-    it), and its lookarounds see no further than that break (_END looks at most at
-    ``:`` and the character after it; _DASH's lookaheads stop at ``\n``), nor further
-    back than the line start, where the comment's lookbehind ``(?<![^ \n])`` passes
-    both after a ``\n`` and at the start of a string. So _LINE matches at a line start
-    of the text exactly when it fully matches that line alone, and when every line
-    does, the scan takes _LINE on each and reaches the end (_BLOCK, tried only where
-    _LINE fails, never is). ``---`` lines never match _LINE, so only the first one may
-    be skipped. _ODD matches no ``\n``: it finds nothing in the text when it finds
-    nothing in any line.
+    Why it is the same: _SIMPLE is an optional ``---[ ]*\n``, then at each line start
+    _LINE if it matches there, else _BLOCK, else the scan stops (short of the end: not
+    simple). Each is taken atomically (first match, never retried), so the scan follows
+    this one path, which the loop below walks. ``---`` lines match neither (no key or
+    dash fits), so only the first line may be one and be skipped. _LINE matches exactly
+    one line with its break: no sub-pattern of it matches ``\n`` but the final one of
+    _COMMENT (quoted strings, comments, _CHAR, ``[ ]`` all exclude it), and its lookarounds
+    see no further than that break (_END looks at most at ``:`` and the character after
+    it; _DASH's lookaheads stop at ``\n``) nor further back than the line start, where
+    the comment's lookbehind ``(?<![^ \n])`` passes both after a ``\n`` and at the start
+    of a string. So _LINE matches at a line start of the text exactly when it fully
+    matches that line alone (cached when it does). Where it does not, _BLOCK is matched
+    in the text itself, from that line. _ODD matches no ``\n``: the text is free of it
+    when each line taken by _LINE and each span taken by _BLOCK is.
     """
     lines = text.split("\n")
     lines.pop()  # the empty string after the last line break
+    pos = 0
     if lines and lines[0][:3] == "---" and _DOC_START.fullmatch(lines[0]):
+        pos = len(lines[0]) + 1
         del lines[0]
     known = _known
     if known.issuperset(lines):
         return True
-    for line in lines:
-        if line in known:
-            continue
-        if _ODD.search(line) is not None or _ONE_LINE.fullmatch(line + "\n") is None:
-            return False
-        if len(line) <= CACHE_LINE_CHARS:
-            if len(known) >= CACHE_LINES:
-                known.clear()
-            known.add(line)
+    index, count = 0, len(lines)
+    while index < count:
+        line = lines[index]
+        if line not in known:
+            if _ODD.search(line) is not None:
+                return False
+            if _ONE_LINE.fullmatch(line + "\n") is None:
+                block = _ONE_BLOCK.match(text, pos)
+                if block is None or _ODD.search(text, pos, block.end()) is not None:
+                    return False
+                index += text.count("\n", pos, block.end())
+                pos = block.end()
+                continue
+            if len(line) <= CACHE_LINE_CHARS:
+                if len(known) >= CACHE_LINES:
+                    known.clear()
+                known.add(line)
+        index += 1
+        pos += len(line) + 1
     return True
 
 
@@ -174,8 +186,7 @@ def is_simple(text: str) -> bool:
         if "|" in text or ">" in text:  # a block scalar's last line break decides its value
             return False
         text += "\n"
-    return _simple_lines(text) or (
-        _ODD.search(text) is None and _SIMPLE.fullmatch(text) is not None)
+    return _scan(text)
 
 
 def fast_load(text: str) -> dict[str, Any] | None:

@@ -488,6 +488,9 @@ def test_the_line_cache_agrees_with_the_whole_text_scan_on_every_edge_case(empty
     ("a:\n  x: 1\n", "a: |2\n  x: 1\n"),  # an indentation indicator
     ("a:\n  x: 1\n  b:\n    z: 2\n", "a: >\n  x: 1\n    z: 2\n"),  # more indented folded text
     ("a: x\n", "a: x\n  y\n"),  # a plain scalar running on
+    ("a:\n  x: 1\n", "a: |\n  x: 1\n \nb: 1\n"),  # spaces alone in a block scalar
+    ("a:\n  x: 1\n", "a: |\n  x: 1\n  \u2028\nb: 1\n"),  # a 1.1 line break in one
+    ("a:\n  x: 1\n", "b: 1\na: |\n  x: 1\n---\n"),  # a second document after one
 ])
 def test_lines_cached_as_simple_do_not_make_a_declined_document_simple(
         empty_line_cache, cached, text):
@@ -497,13 +500,14 @@ def test_lines_cached_as_simple_do_not_make_a_declined_document_simple(
 
 
 @pytest.mark.parametrize("text", ["---\na: 1\n", "---   \na: 1\n", "---", "", "\n",
-                                  "a: |\n  x: 1\nb: 2\n", "a: >-\n  x: 1\n  y\nb: 2\n"])
+                                  "a: |\n  x: 1\nb: 2\n", "a: >-\n  x: 1\n  y\nb: 2\n",
+                                  "---\nk:\n  a: |\n    x: 1\n\n  b: >\n    x\nb: 2\n  x: 1\n"])
 def test_a_document_start_and_block_scalars_around_cached_lines_stay_simple(
         empty_line_cache, text):
     for _ in range(2):
         assert is_simple(text)
         assert whole_text_scan(text)
-        is_simple("a: 1\nx: 1\n  x: 1\n  y\nb: 2\n")  # lines of the blocks, cached
+        is_simple("a: 1\nx: 1\n  x: 1\n    x: 1\nb: 2\n")  # lines of the blocks, cached
 
 
 def test_the_line_cache_stays_bounded(empty_line_cache, monkeypatch):
