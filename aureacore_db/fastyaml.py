@@ -35,6 +35,10 @@ the two agree, line by line:
 * indentation of at most 24 spaces and at most 3 dashes on a line, so documents stay
   far inside ``MAX_DEPTH``; at most ``MAX_LINES`` lines, so inside ``MAX_NODES``.
 
+The scan reads each distinct line once: lines that pass alone are kept in a bounded
+set, so a document whose lines are all known costs a set lookup per line (see
+:func:`_scan` for why this gives the whole-text scan's answer).
+
 The native parser then loads the text with duplicate keys refused; any error it raises,
 and any result that is not a mapping, declines too, so error messages (with line and
 column) always come from the full loader. tests/test_yaml_fastpath.py checks that both
