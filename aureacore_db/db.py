@@ -10,6 +10,12 @@ import sqlite_utils
 
 from .tables import upgrade
 
+# Pages of a new database. A config row (raw text, JSON content, parameters) is ~4 KB,
+# so with SQLite's default 4 KB pages most spill onto overflow pages: 16 KB pages made
+# the 1k x 10k ingest's database 12% smaller and cut its write system time by 40%
+# (0.5 s of CPU). An existing database keeps its page size (changing it needs a VACUUM).
+PAGE_SIZE = 16384
+
 
 def connect(path: str | Path, *, defer_indexes: bool = False) -> sqlite_utils.Database:
     """Open (creating if needed) a registry database in WAL mode, upgraded in place to the
@@ -20,6 +26,7 @@ def connect(path: str | Path, *, defer_indexes: bool = False) -> sqlite_utils.Da
     """
     conn = sqlite3.connect(str(path), timeout=60)
     db = sqlite_utils.Database(conn)
+    db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect on a new file only
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = OFF")  # declared for Datasette's links, not enforced

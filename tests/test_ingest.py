@@ -56,6 +56,29 @@ def test_read_indexes_exist_after_the_first_bulk_load(repo, db_path):
     assert journal == "wal"
 
 
+def test_a_new_database_has_large_pages_and_an_old_one_keeps_its_own(repo, db_path, tmp_path):
+    import sqlite3
+
+    from aureacore_db.db import PAGE_SIZE
+
+    repo.service("auth-service")
+    repo.commit("Add auth")
+    run_ingest(repo, db_path)
+    assert rows(db_path, "pragma page_size")[0]["page_size"] == PAGE_SIZE == 16384
+
+    old = tmp_path / "old.db"  # as an earlier release made it: SQLite's default pages
+    conn = sqlite3.connect(old)
+    conn.execute("pragma page_size = 4096")
+    conn.execute("create table kept (x)")
+    conn.execute("insert into kept values (1)")
+    conn.commit()
+    conn.close()
+    run_ingest(repo, old)
+    assert rows(old, "pragma page_size")[0]["page_size"] == 4096
+    assert rows(old, "select x from kept") == [{"x": 1}]
+    assert rows(old, "select count(*) as n from services")[0]["n"] == 1
+
+
 def test_a_bad_source_or_branch_creates_nothing(repo, tmp_path):
     import pytest
 
