@@ -803,8 +803,10 @@ class Ingest:
         self._rows.setdefault(table, []).append(row)
         if table == "status":
             self._touched.add(row[1])
-        if table != "commits":
-            self._held(1)
+        if table != "commits":  # as _held(1)
+            self._unspilled += 1
+            if self._unspilled >= SPILL_ROWS:
+                self._spill()
 
     def _held(self, added: int) -> None:
         """Count rows added to the SPILLED tables; write them ahead past SPILL_ROWS."""

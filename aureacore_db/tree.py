@@ -22,7 +22,14 @@ from .blobs import BlobReader, Entry, Updates, tree_updates, walk_tree
 from .layout import ROOT_FILES, SERVICES_DIR, Layout
 from .parsing import is_config_path
 from .validation import ConfigCheck
-from .verdicts import Edges, Verdict, cycles_may_change, find_cycles, verdict
+from .verdicts import (
+    Edges,
+    Verdict,
+    constraint_outcome,
+    cycles_may_change,
+    find_cycles,
+    verdict,
+)
 from .versions import satisfies, service_ref, version_spec
 
 __all__ = [
@@ -335,11 +342,30 @@ class TreeState:
                      if sid in self.by_id or sid in self.verdicts or sid in self.unjudged)
         for sid, before in touched.items():
             after = self.primary(sid)
-            if (before is None) != (after is None) or (
-                    before is not None and after is not None
-                    and before.check.version != after.check.version):
+            if (before is None) != (after is None):
                 dirty |= self.dependents.get(sid, frozenset())
+            elif before is not None and after is not None:
+                old, new = before.check.version, after.check.version
+                if old != new:
+                    dirty.update(dep for dep in self.dependents.get(sid, ())
+                                 if dep not in dirty and self._sees_version(dep, sid, old, new))
         return dirty
+
+    def _sees_version(self, sid: str, target: str, old: str | None, new: str | None) -> bool:
+        """Whether the verdict of ``sid`` may change when ``target`` (which exists) moves
+        from version ``old`` to ``new``: not when each of its constraints on ``target``
+        has the same outcome (:func:`constraint_outcome`) at both."""
+        entry = self.primary(sid)
+        if sid not in self.verdicts or entry is None or (
+                isinstance(entry, LazyEntry) and entry._check is None):
+            return True  # not judged yet, or its file is not read: judge it
+        namespace = sid.partition("/")[0]
+        for dep in entry.check.dependencies:
+            if service_ref(dep.service, namespace) == target and (
+                    constraint_outcome(dep.version_constraint, old)
+                    != constraint_outcome(dep.version_constraint, new)):
+                return True
+        return False
 
     def _build_edges(self) -> None:
         """The dependency edges of every service (a new state: as :meth:`_update_edges`

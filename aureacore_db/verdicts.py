@@ -122,6 +122,19 @@ def dependency_problems(state: TreeState, sid: str, namespace: str,
     return []
 
 
+def constraint_outcome(constraint: str | None, version: str | None) -> object:
+    """What :func:`dependency_problems` makes of a constraint on a target that exists
+    at ``version``: equal outcomes give the same problems."""
+    if not constraint:
+        return None
+    if version_spec(constraint) is None:
+        return "invalid"
+    ok = satisfies(constraint, version) if version else None
+    if ok is None:
+        return "unknown"
+    return "met" if ok else ("unmet", version)  # the message names the version
+
+
 def describe(problem: Problem) -> str:
     """A problem as one readable phrase; schema errors say where."""
     if problem.kind == "schema" and problem.json_path != "$":
