@@ -355,15 +355,26 @@ class TreeState:
         """Whether the verdict of ``sid`` may change when ``target`` (which exists) moves
         from version ``old`` to ``new``: not when each of its constraints on ``target``
         has the same outcome (:func:`constraint_outcome`) at both."""
-        entry = self.primary(sid)
-        if sid not in self.verdicts or entry is None or (
-                isinstance(entry, LazyEntry) and entry._check is None):
-            return True  # not judged yet, or its file is not read: judge it
-        namespace = sid.partition("/")[0]
+        if sid not in self.verdicts:
+            return True  # not judged yet: judge it
+        paths = self.by_id.get(sid)
+        entry = self.entries[paths[0]] if paths else None
+        if entry is None or (isinstance(entry, LazyEntry) and entry._check is None):
+            return True  # its file is not read: judge it
+        namespace = None
         for dep in entry.check.dependencies:
-            if service_ref(dep.service, namespace) == target and (
-                    constraint_outcome(dep.version_constraint, old)
-                    != constraint_outcome(dep.version_constraint, new)):
+            constraint = dep.version_constraint
+            if not constraint:  # the same outcome at any version
+                continue
+            if namespace is None:
+                namespace = sid.partition("/")[0]
+            ref = dep.service
+            if (ref if "/" in ref else f"{namespace}/{ref}") != target:
+                continue
+            if old and new and satisfies(constraint, old) is True \
+                    and satisfies(constraint, new) is True:
+                continue  # met at both (the common case)
+            if constraint_outcome(constraint, old) != constraint_outcome(constraint, new):
                 return True
         return False
 
