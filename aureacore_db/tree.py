@@ -22,14 +22,7 @@ from .blobs import BlobReader, Entry, Updates, tree_updates, walk_tree
 from .layout import ROOT_FILES, SERVICES_DIR, Layout
 from .parsing import is_config_path
 from .validation import ConfigCheck
-from .verdicts import (
-    Edges,
-    Verdict,
-    constraint_outcome,
-    cycles_may_change,
-    find_cycles,
-    verdict,
-)
+from .verdicts import Edges, Verdict, cycles_may_change, find_cycles, verdict
 from .versions import satisfies, service_ref, version_spec
 
 __all__ = [
@@ -342,41 +335,11 @@ class TreeState:
                      if sid in self.by_id or sid in self.verdicts or sid in self.unjudged)
         for sid, before in touched.items():
             after = self.primary(sid)
-            if (before is None) != (after is None):
+            if (before is None) != (after is None) or (
+                    before is not None and after is not None
+                    and before.check.version != after.check.version):
                 dirty |= self.dependents.get(sid, frozenset())
-            elif before is not None and after is not None:
-                old, new = before.check.version, after.check.version
-                if old != new:
-                    dirty.update(dep for dep in self.dependents.get(sid, ())
-                                 if dep not in dirty and self._sees_version(dep, sid, old, new))
         return dirty
-
-    def _sees_version(self, sid: str, target: str, old: str | None, new: str | None) -> bool:
-        """Whether the verdict of ``sid`` may change when ``target`` (which exists) moves
-        from version ``old`` to ``new``: not when each of its constraints on ``target``
-        has the same outcome (:func:`constraint_outcome`) at both."""
-        if sid not in self.verdicts:
-            return True  # not judged yet: judge it
-        paths = self.by_id.get(sid)
-        entry = self.entries[paths[0]] if paths else None
-        if entry is None or (isinstance(entry, LazyEntry) and entry._check is None):
-            return True  # its file is not read: judge it
-        namespace = None
-        for dep in entry.check.dependencies:
-            constraint = dep.version_constraint
-            if not constraint:  # the same outcome at any version
-                continue
-            if namespace is None:
-                namespace = sid.partition("/")[0]
-            ref = dep.service
-            if (ref if "/" in ref else f"{namespace}/{ref}") != target:
-                continue
-            if old and new and satisfies(constraint, old) is True \
-                    and satisfies(constraint, new) is True:
-                continue  # met at both (the common case)
-            if constraint_outcome(constraint, old) != constraint_outcome(constraint, new):
-                return True
-        return False
 
     def _build_edges(self) -> None:
         """The dependency edges of every service (a new state: as :meth:`_update_edges`

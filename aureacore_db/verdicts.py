@@ -29,6 +29,9 @@ class Verdict:
     own: int = field(default=0, compare=False, repr=False)
 
 
+CLEAN = Verdict(CONFIGURED, "", ())  # the verdict of every service without problems
+
+
 def verdict(state: TreeState, sid: str, same_own: Verdict | None = None) -> Verdict:
     """Service ``sid``'s status and problems in ``state`` (DESIGN §2).
 
@@ -78,6 +81,8 @@ def verdict(state: TreeState, sid: str, same_own: Verdict | None = None) -> Verd
     if same_own is not None and len(problems) == len(same_own.problems) \
             and tuple(problems) == same_own.problems:
         return same_own
+    if not problems:
+        return CLEAN
     errors = [describe(p) for p in problems if p.severity == "error"]
     warnings = [describe(p) for p in problems if p.severity == "warning"]
     status = ERROR if errors else CONFIGURED
@@ -120,19 +125,6 @@ def dependency_problems(state: TreeState, sid: str, namespace: str,
                         f"{what} dependency {target} is at {version}, which does not "
                         f"satisfy {dep.version_constraint}", f"{base}.version_constraint")]
     return []
-
-
-def constraint_outcome(constraint: str | None, version: str | None) -> object:
-    """What :func:`dependency_problems` makes of a constraint on a target that exists
-    at ``version``: equal outcomes give the same problems."""
-    if not constraint:
-        return None
-    if version_spec(constraint) is None:
-        return "invalid"
-    ok = satisfies(constraint, version) if version else None
-    if ok is None:
-        return "unknown"
-    return "met" if ok else ("unmet", version)  # the message names the version
 
 
 def describe(problem: Problem) -> str:

@@ -10,7 +10,7 @@ import pygit2
 
 from aureacore_db.blobs import BlobReader
 from aureacore_db.tree import TreeState
-from aureacore_db.verdicts import verdict
+from aureacore_db.verdicts import CLEAN, verdict
 
 SCHEMA = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
           "properties": {"replicas": {"type": "integer", "maximum": 10}}}
@@ -94,6 +94,8 @@ def test_a_verdict_with_the_same_own_part_is_reused_when_nothing_differs(repo):
     api = state.verdicts["platform/api"]
     assert [p.kind for p in api.problems[:api.own]] == ["schema"]
     assert verdict(state, "platform/api", same_own=api) is api
+    assert state.verdicts["platform/db"] is CLEAN  # no problems: the one clean verdict
+    assert CLEAN.status == "CONFIGURED" and CLEAN.message == "" and CLEAN.own == 0
     # db moves to 1.2.0: api's own problems stay, its verdict is the same object
     state.advance(git[shas[0]].tree, git[shas[1]].tree)
     assert state.verdicts["platform/api"] is api
