@@ -212,9 +212,12 @@ class _Recorded:
 
     def may_hold(self, oid: str) -> bool:
         try:
-            return all(self._bits[bit >> 3] & (1 << (bit & 7)) for bit in self._positions(oid))
+            a, b, c = self._positions(oid)
         except ValueError:  # not a hex id: ask the database
             return True
+        bits = self._bits
+        return bool(bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1
+                    and bits[c >> 3] >> (c & 7) & 1)
 
 
 class Ingest:
