@@ -106,6 +106,47 @@ def ingest_lock(db_path: Path, timeout: float = 120.0) -> AbstractContextManager
 
 
 _payload_json = json.JSONEncoder(sort_keys=True).encode  # json.dumps(..., sort_keys=True)
+_json_text = json.encoder.encode_basestring_ascii  # a string as json.dumps writes it
+
+# the columns of the rows the walk holds (as tuples, values in this order)
+COMMON = ("commit_sha", "seq", "mainline")
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "commits": ("sha", "seq", "mainline", "parents", "author_name", "author_email",
+                "authored_at", "committer_name", "committer_email", "message",
+                "committed_at", "services_changed"),
+    "configs": ("id", "service_id", "path", "format", "size", "raw", "content", "version",
+                "schema_version", "parameters", "dependencies", "parse_error", "parse_line",
+                "parse_column", "problems"),
+    "dependencies": ("config_id", "position", "service_id", "depends_on",
+                     "version_constraint", "required"),
+    "history": ("id", "service_id", *COMMON, "change", "path", "old_path", "config_id",
+                "previous_config_id", "status", "committed_at", "author_name",
+                "author_email"),
+    "status": ("id", "service_id", *COMMON, "status", "previous_status", "message",
+               "checked_at"),
+    "validation_errors": ("id", "status_id", "service_id", *COMMON, "config_id", "severity",
+                          "kind", "json_path", "message", "schema"),
+    "parameter_changes": ("id", "history_id", "service_id", *COMMON, "key", "old_value",
+                          "new_value", "change", "committed_at", "author_name"),
+    # no id: rollbacks and health checks append events concurrently
+    "events": ("kind", "service_id", *COMMON, "occurred_at", "payload"),
+}
+
+
+def _json_value(value: str | None) -> str:
+    return "null" if value is None else _json_text(value)
+
+
+def _change_payload(change: str, path: str | None, old_path: str | None,
+                    config_id: str | None, previous_config_id: str | None,
+                    version: str | None, author: str) -> str:
+    """A service change event's payload: the text ``_payload_json`` makes of these
+    values (keys sorted), written directly."""
+    return (f'{{"author": {_json_text(author)}, "change": {_json_text(change)}, '
+            f'"config_id": {_json_value(config_id)}, "old_path": {_json_value(old_path)}, '
+            f'"path": {_json_value(path)}, '
+            f'"previous_config_id": {_json_value(previous_config_id)}, '
+            f'"version": {_json_value(version)}}}')
 
 
 class _Stored:
@@ -157,7 +198,9 @@ class _Recorded:
         self._bits = bytearray(self.BITS // 8)
 
     def _positions(self, oid: str) -> tuple[int, ...]:
-        return tuple(int(oid[i:i + 6], 16) & (self.BITS - 1) for i in (0, 6, 12))
+        """Bits of the id's first three 6-digit slices (one int made of all three)."""
+        value, mask = int(oid[:18], 16), self.BITS - 1
+        return (value >> 48) & mask, (value >> 24) & mask, value & mask
 
     def add(self, oid: str) -> None:
         try:
@@ -169,9 +212,12 @@ class _Recorded:
 
     def may_hold(self, oid: str) -> bool:
         try:
-            return all(self._bits[bit >> 3] & (1 << (bit & 7)) for bit in self._positions(oid))
+            a, b, c = self._positions(oid)
         except ValueError:  # not a hex id: ask the database
             return True
+        bits = self._bits
+        return bool(bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1
+                    and bits[c >> 3] >> (c & 7) & 1)
 
 
 class Ingest:
@@ -200,7 +246,7 @@ class Ingest:
         self.progress = progress
         self.batch_commits = batch_commits
         self.workers = workers  # prefetch processes; None: one per spare core, 0: none
-        self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._rows: dict[str, list[tuple]] = {}  # table -> rows (see COLUMNS)
         self._unspilled = 0  # rows of SPILLED tables in self._rows
         # configs and (config, service) dependency lists of the unwritten batch; earlier
         # ones are looked up in the database, so memory does not grow with history
@@ -361,14 +407,18 @@ class Ingest:
         for done, oid in enumerate(todo, 1):
             commit = repo[oid]
             parents = commit.parent_ids
-            parent = repo[parents[0]] if parents else None
+            parent = parents[0] if parents else None
             updates = None
             if ahead is not None:
                 sha, updates, checks = next(ahead)
                 assert sha == str(oid)
                 self.reader.offer(checks)
             state = self._state_for(parent, states, pending)
-            step = state.advance(parent.tree if parent else None, commit.tree, updates)
+            if parent is not None and updates is not None:  # no tree read but for a rescan
+                step = state.advance_by(updates, lambda commit=commit: commit.tree)
+            else:
+                step = state.advance(repo[parent].tree if parent else None, commit.tree,
+                                     updates)
             seq, main = seqs[done - 1], mains[done - 1]
             self._record(commit, seq, main, step, state)
             if pending.get(oid):
@@ -523,25 +573,25 @@ class Ingest:
             return None
         return prepared(self.repo.path, todo, self.max_bytes, self.workers)
 
-    def _state_for(self, parent: pygit2.Commit | None, states: dict,
+    def _state_for(self, parent: pygit2.Oid | None, states: dict,
                    pending: _Children) -> TreeState:
         """The first parent's state, shared with the last child that needs it."""
         if parent is None:
             return TreeState(self.reader)
-        state = states.get(parent.id)
+        state = states.get(parent)
         if state is None:  # ingested earlier
             # the stored rows are as of each environment's tip only on the append path
-            known = resume_state(self.db, str(parent.id)) if self._appending else None
+            known = resume_state(self.db, str(parent)) if self._appending else None
             if known is None:
                 self.stored.preload_current()  # most likely the services of that commit
             with no_gc():  # many objects, none of them garbage: collecting is wasted time
-                state = TreeState.resume(self.reader, parent.tree, known)
+                state = TreeState.resume(self.reader, self.repo[parent].tree, known)
             self.stored.forget_preloaded()
-            if pending.get(parent.id) > 1:
-                states[parent.id] = state
-        if pending.take(parent.id) > 0:
+            if pending.get(parent) > 1:
+                states[parent] = state
+        if pending.take(parent) > 0:
             return state.copy()
-        states.pop(parent.id, None)
+        states.pop(parent, None)
         return state
 
     # -- environments (DESIGN §6) -------------------------------------------
@@ -751,12 +801,15 @@ class Ingest:
         self._ids[table] += 1
         return self._ids[table]
 
-    def _add(self, table: str, row: dict[str, Any]) -> None:
+    def _add(self, table: str, row: tuple) -> None:
+        """Hold one row of ``table`` (its values in the order of ``COLUMNS[table]``)."""
         self._rows.setdefault(table, []).append(row)
-        if table in ("history", "status"):
-            self._touched.add(row["service_id"])
-        if table != "history" and table != "commits":
-            self._held(1)
+        if table == "status":
+            self._touched.add(row[1])
+        if table != "commits":  # as _held(1)
+            self._unspilled += 1
+            if self._unspilled >= SPILL_ROWS:
+                self._spill()
 
     def _held(self, added: int) -> None:
         """Count rows added to the SPILLED tables; write them ahead past SPILL_ROWS."""
@@ -783,19 +836,17 @@ class Ingest:
         committed_at = git_time_iso(commit.commit_time)
         meta = commit_meta(commit)
         author = _Author(meta["author_name"], meta["author_email"])
-        self._add("commits", {
-            "sha": sha, "seq": seq, "mainline": mainline,
-            "parents": json.dumps([str(p) for p in commit.parent_ids]),
-            **meta, "committed_at": committed_at, "services_changed": len(step.changes),
-        })
-        common = {"commit_sha": sha, "seq": seq, "mainline": mainline}
+        self._add("commits", (
+            sha, seq, mainline, json.dumps([str(p) for p in commit.parent_ids]),
+            *meta.values(), committed_at, len(step.changes)))
+        common = (sha, seq, mainline)
         for change in step.changes:
             self._record_change(change, common, committed_at, author, state)
         for sid, new, old in step.verdicts:
             if new is not None:
                 self._record_verdict(sid, new, old, common, committed_at, state)
 
-    def _record_change(self, change: Change, common: dict, committed_at: str,
+    def _record_change(self, change: Change, common: tuple, committed_at: str,
                        author: _Author, state: TreeState) -> None:
         sid = change.service_id
         entry = change.entry
@@ -804,101 +855,86 @@ class Ingest:
             self._record_config(sid, entry)
         verdict = state.verdict_of(sid)
         history_id = self._next_id("history")
-        self._add("history", {
-            "id": history_id, "service_id": sid, **common, "change": change.change,
-            "path": change.path,
-            "old_path": change.old_path if change.change == "renamed" else None,
-            "config_id": config_id,
-            "previous_config_id": change.previous.oid if change.previous else None,
-            "status": verdict.status if verdict else None, "committed_at": committed_at,
-            "author_name": author.name, "author_email": author.email,
-        })
-        self._event(KIND_OF_CHANGE[change.change], sid, common, committed_at, {
-            "change": change.change, "path": change.path, "old_path": change.old_path,
-            "config_id": config_id,
-            "previous_config_id": change.previous.oid if change.previous else None,
-            "version": entry.check.version if entry else None,
-            "author": author.name,
-        })
+        kind = change.change
+        previous_id = change.previous.oid if change.previous else None
+        self._rows.setdefault("history", []).append((  # as _add (history is not spilled)
+            history_id, sid, *common, kind, change.path,
+            change.old_path if kind == "renamed" else None, config_id, previous_id,
+            verdict.status if verdict else None, committed_at, author.name, author.email))
+        self._touched.add(sid)
+        self._add("events", (
+            KIND_OF_CHANGE[kind], sid, *common, committed_at,
+            _change_payload(kind, change.path, change.old_path, config_id, previous_id,
+                            entry.check.version if entry else None, author.name)))
         if entry is None or not entry.check.readable:
             return
         before: dict[str, str] = {}
-        if change.change != "added" and change.baseline is not None:
+        if kind != "added" and change.baseline is not None:
             before = change.baseline.check.flat
         changes = flat_changes(before, entry.check.flat)
+        if not changes:
+            return
         last = self._ids["parameter_changes"]
         self._ids["parameter_changes"] += len(changes)
-        self._rows.setdefault("parameter_changes", []).extend([{  # as _add, many at once
-            "id": last + i, "history_id": history_id, "service_id": sid, **common,
-            "key": key, "old_value": old, "new_value": new, "change": kind,
-            "committed_at": committed_at, "author_name": author.name,
-        } for i, (key, kind, old, new) in enumerate(changes, 1)])
+        head = (history_id, sid, *common)
+        tail = (committed_at, author.name)
+        self._rows.setdefault("parameter_changes", []).extend([  # as _add, many at once
+            (last + i, *head, key, old, new, how, *tail)
+            for i, (key, how, old, new) in enumerate(changes, 1)])
         self._held(len(changes))
 
     def _record_config(self, sid: str, entry: Entry) -> None:
-        if entry.oid is None:
+        oid = entry.oid
+        if oid is None:
             return
-        known = self._config_known(entry.oid)  # if not, nor are its dependency rows
-        if not known or not self._deps_known(entry.oid, sid):
-            self._batch_deps.add((entry.oid, sid))
+        known = self._config_known(oid)  # if not, nor are its dependency rows
+        if not known or not self._deps_known(oid, sid):
+            self._batch_deps.add((oid, sid))
             self._record_dependencies(sid, entry)  # "insert or replace": repeats are harmless
         if known:
             entry.check.forget_text()  # stored before
             return
-        self._batch_configs.add(entry.oid)
+        self._batch_configs.add(oid)
         if self._recorded is not None:
-            self._recorded.add(entry.oid)
+            self._recorded.add(oid)
         check = entry.check
         parse = check.parse
         parameters, dependencies = check.columns_json
-        self._add("configs", {
-            "id": entry.oid, "service_id": sid, "path": entry.path, "format": parse.format,
-            "size": parse.size, "raw": parse.raw, "content": check.content_json,
-            "version": check.version, "schema_version": check.schema_version,
-            "parameters": parameters, "dependencies": dependencies,
-            "parse_error": parse.error, "parse_line": parse.line, "parse_column": parse.column,
-            "problems": (json.dumps([p.as_row() for p in check.problems])
-                         if check.problems else "[]") if entry.kind == "blob" else None,
-        })
+        self._add("configs", (
+            oid, sid, entry.path, parse.format, parse.size, parse.raw, check.content_json,
+            check.version, check.schema_version, parameters, dependencies,
+            parse.error, parse.line, parse.column,
+            (json.dumps([p.as_row() for p in check.problems])
+             if check.problems else "[]") if entry.kind == "blob" else None))
         check.forget_text()  # the row holds them
 
     def _record_dependencies(self, sid: str, entry: Entry) -> None:
         namespace = sid.partition("/")[0]
-        for dep in entry.check.dependencies:
-            self._add("dependencies", {
-                "config_id": entry.oid, "position": dep.index, "service_id": sid,
-                "depends_on": service_ref(dep.service, namespace),
-                "version_constraint": dep.version_constraint, "required": int(dep.required),
-            })
+        deps = entry.check.dependencies
+        if not deps:
+            return
+        self._rows.setdefault("dependencies", []).extend([  # as _add, many at once
+            (entry.oid, dep.index, sid, service_ref(dep.service, namespace),
+             dep.version_constraint, int(dep.required)) for dep in deps])
+        self._held(len(deps))
 
-    def _record_verdict(self, sid: str, new: Verdict, old: Verdict | None, common: dict,
+    def _record_verdict(self, sid: str, new: Verdict, old: Verdict | None, common: tuple,
                         checked_at: str, state: TreeState) -> None:
         status_id = self._next_id("status")
-        self._add("status", {
-            "id": status_id, "service_id": sid, **common, "status": new.status,
-            "previous_status": old.status if old else None, "message": new.message,
-            "checked_at": checked_at,
-        })
+        previous = old.status if old else None
+        self._add("status", (status_id, sid, *common, new.status, previous, new.message,
+                             checked_at))
         same_status = old is not None and old.status == new.status
         kind = STATUS_MESSAGE_CHANGED if same_status else STATUS_CHANGED
-        self._event(kind, sid, common, checked_at, {
-            "status": new.status, "previous_status": old.status if old else None,
-            "message": new.message,
-        })
+        self._add("events", (kind, sid, *common, checked_at, _payload_json({
+            "status": new.status, "previous_status": previous, "message": new.message})))
         entry = state.primary(sid)
+        config_id = entry.oid if entry else None
         for problem in new.problems:
-            self._add("validation_errors", {
-                "id": self._next_id("validation_errors"), "status_id": status_id,
-                "service_id": sid, **common, "config_id": entry.oid if entry else None,
-                **problem.as_row(),
-            })
-
-    def _event(self, kind: str, sid: str, common: dict, occurred_at: str,
-               payload: dict[str, Any]) -> None:
-        # no explicit id: rollbacks and health checks append events concurrently
-        self._add("events", {"kind": kind, "service_id": sid,
-                             **common, "occurred_at": occurred_at,
-                             "payload": _payload_json(payload)})
+            self._add("validation_errors", (
+                self._next_id("validation_errors"), status_id, sid, *common, config_id,
+                problem.severity, problem.kind, problem.json_path, problem.message,
+                problem.schema))
 
     # -- batches ------------------------------------------------------------
     def _flush(self, last_main: tuple[pygit2.Commit, TreeState] | None) -> None:
@@ -937,7 +973,7 @@ class Ingest:
 
     def _refresh_services(self, state: TreeState | None, tip: pygit2.Commit,
                           only: set[str] | None = None,
-                          history: list[dict[str, Any]] | None = None) -> None:
+                          history: list[tuple] | None = None) -> None:
         """Bring ``services`` to the state at the latest mainline commit (only the
         services named in ``only``, when given: those the batch touched, whose new
         ``history`` rows are given)."""
@@ -989,7 +1025,7 @@ class Ingest:
             self.db.execute(self.FIRST_LAST + f" where id in ({','.join('?' * len(chunk))})",
                             chunk)
 
-    def _first_last_from_rows(self, only: set[str], history: list[dict[str, Any]]) -> None:
+    def _first_last_from_rows(self, only: set[str], history: list[tuple]) -> None:
         """Services' first and last commits from their stored values and the batch's
         ``history`` rows: the same as :meth:`_first_last_from_history`, without reading
         every row again. Read from history instead after a run that did not only append
@@ -1003,7 +1039,7 @@ class Ingest:
             "where id = ?", computed)
         self._first_last_from_history(sorted(unsure))
 
-    def _first_last(self, ids: list[str], history: list[dict[str, Any]]
+    def _first_last(self, ids: list[str], history: list[tuple]
                     ) -> tuple[list[tuple], set[str]]:
         """(first_commit, last_commit, last_updated, id) of services: their first and
         last history rows, mainline rows first (as ``first_last`` in
@@ -1027,11 +1063,11 @@ class Ingest:
                     first[sid] = (f_main, f_seq, f_sha, None)
                 if l_sha is not None:
                     last[sid] = (l_main, l_seq, l_sha, l_at)
-        for row in history:
-            sid = row["service_id"]
+        for row in history:  # tuples in the order of COLUMNS["history"]
+            sid = row[1]
             if sid not in wanted:
                 continue
-            key = (row["mainline"], row["seq"], row["commit_sha"], row["committed_at"])
+            key = (row[4], row[3], row[2], row[11])
             old = first.get(sid)
             if old is None or (-key[0], key[1]) < (-old[0], old[1]):
                 first[sid] = key
@@ -1113,12 +1149,12 @@ def shallow_points(repo: pygit2.Repository) -> str:
     return " ".join(sorted(text.split()))
 
 
-def _insert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -> None:
-    columns = list(rows[0])
+def _insert(db: sqlite_utils.Database, table: str, rows: list[tuple]) -> None:
+    """Write rows held by the walk (tuples in the order of ``COLUMNS[table]``)."""
+    columns = COLUMNS[table]
     sql = (f"insert or replace into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
            f"values ({', '.join('?' * len(columns))})")
-    values = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
-    db.conn.executemany(sql, map(values, rows))  # the rows of a table share one key order
+    db.conn.executemany(sql, rows)
 
 
 def _upsert(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]],

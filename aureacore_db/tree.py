@@ -221,12 +221,22 @@ class TreeState:
         ``updates`` may carry :func:`tree_updates` computed ahead (in a worker process);
         ``judge=False`` leaves the verdicts of the affected services to :meth:`verdict_of`.
         """
-        touched: dict[str, Entry | None] = {}
-        schema_changed: set[str] = set()
         if parent_tree is not None and updates is None:
             updates = tree_updates(parent_tree, tree)
-        if parent_tree is None or updates is None or any(p in updates for p in ROOT_FILES):
+        if parent_tree is None or updates is None:
+            touched: dict[str, Entry | None] = {}
             self._rescan(tree, touched)
+            return self._revalidate(touched, set(), judge)
+        return self.advance_by(updates, lambda: tree, judge=judge)
+
+    def advance_by(self, updates: Updates, tree: Callable[[], pygit2.Tree], *,
+                   judge: bool = True) -> Step:
+        """:meth:`advance` from the first parent by its diff ``updates`` (computed ahead):
+        ``tree()`` (the commit's tree) is read only when a root file changed (a rescan)."""
+        touched: dict[str, Entry | None] = {}
+        schema_changed: set[str] = set()
+        if any(p in updates for p in ROOT_FILES):
+            self._rescan(tree(), touched)
         else:
             self._apply_updates(updates, touched, schema_changed)
         return self._revalidate(touched, schema_changed, judge)
@@ -304,7 +314,7 @@ class TreeState:
                 if after is not None and after.check.readable:
                     self.last_good[sid] = after
             return step
-        self._record_verdicts(dirty, step)
+        self._record_verdicts(dirty, step, touched.keys() | schema_changed)
         self._record_changes(touched, step)
         return step
 
@@ -398,10 +408,17 @@ class TreeState:
         self.cycles = cycles
         return changed
 
-    def _record_verdicts(self, dirty: set[str], step: Step) -> None:
+    def _record_verdicts(self, dirty: set[str], step: Step, own_changed: set[str]) -> None:
+        """Recompute the verdicts of ``dirty`` services; those not in ``own_changed``
+        (whose file, paths and parameter schema stayed) keep their own problems."""
         for sid in sorted(dirty):
             old = self.verdict_of(sid)
-            new = verdict(self, sid) if sid in self.by_id else None
+            if sid not in self.by_id:
+                new = None
+            elif sid in own_changed or sid not in self.verdicts:
+                new = verdict(self, sid)
+            else:
+                new = verdict(self, sid, same_own=old)
             _put(self.verdicts, sid, new)
             self.unjudged.discard(sid)
             if new != old:

@@ -3,7 +3,7 @@ parameter schema, its dependencies and the required-dependency cycles it is part
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .names import CONFIGURED, ERROR
@@ -24,37 +24,72 @@ class Verdict:
     status: str
     message: str
     problems: tuple[Problem, ...]
+    # how many of ``problems`` come first and follow from the service's own file, its
+    # paths, its parameter schema and the layout, not from other services (not compared)
+    own: int = field(default=0, compare=False, repr=False)
 
 
-def verdict(state: TreeState, sid: str) -> Verdict:
-    """Service ``sid``'s status and problems in ``state`` (DESIGN §2)."""
+CLEAN = Verdict(CONFIGURED, "", ())  # the verdict of every service without problems
+
+
+def verdict(state: TreeState, sid: str, same_own: Verdict | None = None) -> Verdict:
+    """Service ``sid``'s status and problems in ``state`` (DESIGN §2).
+
+    ``same_own``: an earlier verdict of the service when its file, paths, parameter
+    schema and the layout are the same since (only its dependencies' targets or the
+    cycles may differ): its own problems are taken from it, and it is returned itself
+    when nothing differs."""
     paths = state.by_id[sid]
     entry = state.entries[paths[0]]
     check = entry.check
     namespace = sid.partition("/")[0]
-    problems = list(state.layout.problems) + list(check.problems)
-    problems += state.layout.identity_problems(sid, entry)
-    if len(paths) > 1:
-        problems.append(Problem(
-            "error", "duplicate",
-            f"service {sid} is declared by {len(paths)} files: {', '.join(paths)}", "$.name"))
-    schema_oid = state.param_schemas.get(sid)
-    if schema_oid is not None and entry.kind == "blob":
-        schema_path = f"{state.layout.schema_dir}/{sid}.json"
-        problems += state.reader.parameter_problems(check, schema_oid, schema_path)
+    if same_own is not None:
+        problems = list(same_own.problems[:same_own.own])
+    else:
+        problems = list(state.layout.problems) + list(check.problems)
+        problems += state.layout.identity_problems(sid, entry)
+        if len(paths) > 1:
+            problems.append(Problem(
+                "error", "duplicate",
+                f"service {sid} is declared by {len(paths)} files: {', '.join(paths)}",
+                "$.name"))
+        schema_oid = state.param_schemas.get(sid)
+        if schema_oid is not None and entry.kind == "blob":
+            schema_path = f"{state.layout.schema_dir}/{sid}.json"
+            problems += state.reader.parameter_problems(check, schema_oid, schema_path)
+    own = len(problems)
+    by_id, entries = state.by_id, state.entries
     for dep in check.dependencies:
+        # the common case first, as dependency_problems would find it: another
+        # service that exists and whose version meets the constraint (or none asked)
+        ref = dep.service
+        target = ref if "/" in ref else f"{namespace}/{ref}"
+        if target != sid:
+            found = by_id.get(target)
+            if found is not None:
+                constraint = dep.version_constraint
+                if not constraint:
+                    continue
+                version = entries[found[0]].check.version
+                if version and satisfies(constraint, version) is True:
+                    continue
         problems += dependency_problems(state, sid, namespace, dep)
     if sid in state.cycles:
         problems.append(Problem(
             "error", "cycle", f"{CYCLE_TEXT}{state.cycles[sid]}",
             "$.dependencies"))
+    if same_own is not None and len(problems) == len(same_own.problems) \
+            and tuple(problems) == same_own.problems:
+        return same_own
+    if not problems:
+        return CLEAN
     errors = [describe(p) for p in problems if p.severity == "error"]
     warnings = [describe(p) for p in problems if p.severity == "warning"]
     status = ERROR if errors else CONFIGURED
     message = "; ".join(errors + [f"warning: {w}" for w in warnings])
     if len(message) > 1000:
         message = message[:999] + "…"
-    return Verdict(status, message, tuple(problems))
+    return Verdict(status, message, tuple(problems), own)
 
 
 def dependency_problems(state: TreeState, sid: str, namespace: str,
