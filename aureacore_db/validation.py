@@ -17,7 +17,7 @@ import fastjsonschema
 import jsonschema
 from jsonschema import Draft202012Validator
 
-from .leafdiff import dump, flatten
+from .leafdiff import content_text, dump, flatten
 from .parsing import ParseResult, location
 from .resources import data_path
 from .safeschema import (
@@ -338,7 +338,7 @@ def checked_config(
         schema_version=str(content.get("schema_version", DEFAULT_SCHEMA_VERSION)),
         parameters=content.get("parameters"),
         dependencies=_dependencies(content.get("dependencies")),
-        content_json=content_json or json.dumps(content, ensure_ascii=False),
+        content_json=content_json or content_text(content),
         owner=_text(content.get("owner")),
         description=_text(content.get("description")),
     )
