@@ -349,10 +349,16 @@ def _dependencies(value: Any) -> tuple[Dependency, ...]:
         return ()
     deps = []
     for index, item in enumerate(value):
-        fields = dependency_fields(item)
-        if fields is None or not isinstance(fields[0], str):
+        if type(item) is dict:  # the usual entry: read as dependency_fields does, no copy
+            service = item.get("service")
+            constraint, required = item.get("version_constraint"), item.get("required")
+        else:
+            fields = dependency_fields(item)
+            if fields is None:
+                continue  # the schema reports it
+            service, constraint, required, _ = fields
+        if not isinstance(service, str):
             continue  # the schema reports it
-        service, constraint, required, _ = fields
         deps.append(Dependency(service, str(constraint) if constraint is not None else None,
                                required is not False, index))
     return tuple(deps)
