@@ -161,7 +161,11 @@ def content_text(document: Any) -> str:
 
 def flat_changes(old: dict[str, str], new: dict[str, str]) -> list[Change]:
     """Changes between two flattened documents, sorted by key."""
-    rows: list[Change] = [(k, "added", None, v) for k, v in new.items() if k not in old]
+    if old.keys() == new.keys():  # the usual edit: the same paths, some values changed
+        rows: list[Change] = [(k, "changed", v, new[k]) for k, v in old.items() if new[k] != v]
+        rows.sort(key=lambda row: row[0])
+        return rows
+    rows = [(k, "added", None, v) for k, v in new.items() if k not in old]
     for key, before in old.items():
         after = new.get(key)
         if after is None:

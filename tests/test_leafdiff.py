@@ -9,7 +9,14 @@ from collections import OrderedDict
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aureacore_db.leafdiff import content_text, dump, flatten, leaf_changes, leaves
+from aureacore_db.leafdiff import (
+    content_text,
+    dump,
+    flat_changes,
+    flatten,
+    leaf_changes,
+    leaves,
+)
 
 
 def test_changed_added_and_removed_leaves_by_json_path():
@@ -142,3 +149,21 @@ def test_mappings_and_sequences_of_other_types_read_as_json_does():
     assert flatten(value) == {"$.o.b": "1", '$.o.a[0]': '"t"', "$.o.a[1]": "7",
                               "$.o.a[2]": "true", "$.o.a[3]": "2.5", "$.e": "{}"}
     assert dump(value) == json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+@given(JSON, st.data())
+def test_an_edit_of_values_only_is_the_changed_leaves_by_path(value, data):
+    flat = flatten({"root": value})
+    texts = st.sampled_from(['"x"', "1", "1.0", "true", "null", "{}"])
+    edited = {k: data.draw(st.one_of(st.just(v), texts)) for k, v in flat.items()}
+    if data.draw(st.booleans()):  # the same paths in another order
+        edited = dict(reversed(edited.items()))
+    assert flat_changes(flat, edited) == sorted(
+        (k, "changed", v, edited[k]) for k, v in flat.items() if edited[k] != v)
+    assert flat_changes(flat, edited) == _naive_flat(flat, edited)
+
+
+def _naive_flat(before, after):
+    return [(k, "removed" if k not in after else "added" if k not in before else "changed",
+             before.get(k), after.get(k))
+            for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)]
