@@ -75,7 +75,9 @@ class BlobReader:
         if blob.size > self.max_bytes:
             return ParseResult(file_format(path), None, None, too_large(blob.size, self.max_bytes),
                                size=blob.size)
-        return parse_config(blob.data, path, max_bytes=self.max_bytes)
+        # the bytes through the blob's buffer: ``Blob.data`` reads the object from the
+        # pack again (pygit2 1.21: 6-10 us for a 1.2 KB file, more than the lookup)
+        return parse_config(bytes(memoryview(blob)), path, max_bytes=self.max_bytes)
 
     @staticmethod
     def key(oid: str, path: str, kind: str = "service") -> str:

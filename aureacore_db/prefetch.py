@@ -116,10 +116,14 @@ def _unpack(packed: Packed) -> SentCheck:
     """The check :func:`_pack` was given, as a :class:`SentCheck` (equal in every
     field; its content decoded when first read)."""
     parse, problems, dependencies, sent, flat, columns_json = packed
-    return SentCheck.made({
-        "parse": ParseResult(*parse), "problems": tuple(Problem(*p) for p in problems),
-        "dependencies": tuple(Dependency(*d) for d in dependencies),
-        **dict(zip(_SENT, sent, strict=True)), "flat": flat, "columns_json": columns_json})
+    values = dict(zip(_SENT, sent, strict=True))  # one dict: this runs in the main process
+    values["parse"] = ParseResult(*parse)
+    values["problems"] = tuple([Problem(*p) for p in problems]) if problems else ()
+    values["dependencies"] = (tuple([Dependency(*d) for d in dependencies])
+                              if dependencies else ())
+    values["flat"] = flat
+    values["columns_json"] = columns_json
+    return SentCheck.made(values)
 
 
 def _prepare(shas: list[str]) -> list[tuple[str, Updates | None, list[tuple[str, Packed]]]]:
