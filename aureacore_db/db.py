@@ -24,9 +24,11 @@ def connect(path: str | Path, *, defer_indexes: bool = False) -> sqlite_utils.Da
     ``defer_indexes`` leaves out the read indexes of an empty database: building them
     once after the first bulk load is quicker than keeping them up to date row by row.
     """
+    new_file = not os.path.exists(path) or os.path.getsize(path) == 0
     conn = sqlite3.connect(str(path), timeout=60)
     db = sqlite_utils.Database(conn)
-    db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect on a new file only
+    if new_file:  # (on an existing file the pragma reads the header, and may find it locked)
+        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = OFF")  # declared for Datasette's links, not enforced
