@@ -47,6 +47,19 @@ def rss_mb(pid: int) -> float:
         return 0.0
 
 
+def anon_mb(pid: int) -> float:
+    """Anonymous resident memory of one process in MB (its heap and stacks: RSS without
+    mapped files such as the pack index; 0 once it is gone), from /proc."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0.0
+
+
 def tree_rss_mb(pid: int) -> float:
     """Resident set of a process and all its descendants (workers) in MB."""
     children: dict[int, list[int]] = {}
@@ -85,9 +98,10 @@ def measure(cmd: list[str], db: Path | None = None, every: float = 0.25,
             env: dict[str, str] | None = None) -> dict:
     """Run ``cmd`` in a fresh process; return its wall seconds, peak RSS (the process's
     own, from ``os.wait4``) and, sampled every ``every`` seconds from /proc, the peak RSS
-    of the process tree (main + workers) and the curve of RSS against ``db``'s commits."""
+    of the process tree (main + workers), the peak anonymous RSS of the process, and the
+    curve of RSS against ``db``'s commits."""
     curve: list[tuple[int | None, float, float]] = []
-    tree_peak = 0.0
+    tree_peak = anon_peak = 0.0
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         t0 = time.perf_counter()
@@ -102,6 +116,7 @@ def measure(cmd: list[str], db: Path | None = None, every: float = 0.25,
                 break
             main_rss, tree = rss_mb(proc.pid), tree_rss_mb(proc.pid)
             tree_peak = max(tree_peak, tree)
+            anon_peak = max(anon_peak, anon_mb(proc.pid))
             curve.append((commits_in(db), main_rss, tree))
             time.sleep(every)
         wall = time.perf_counter() - t0
@@ -116,7 +131,7 @@ def measure(cmd: list[str], db: Path | None = None, every: float = 0.25,
     main_peak = usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
     cpu = usage.ru_utime + usage.ru_stime  # with the workers it waited for
     return {"wall": wall, "cpu": cpu, "own": own, "rss": main_peak,
-            "tree_rss": max(tree_peak, main_peak), "curve": curve,
+            "tree_rss": max(tree_peak, main_peak), "anon_rss": anon_peak, "curve": curve,
             "load": (load_before, os.getloadavg()[0])}
 
 
@@ -292,6 +307,7 @@ def summarize(samples: dict[str, list[dict]], floor: float | None, result: dict)
             "ratio_to_floor": med / floor if floor else None,
             "median_rss_mb": statistics.median(v["rss"] for v in vals),
             "median_tree_rss_mb": statistics.median(v["tree_rss"] for v in vals),
+            "median_anon_rss_mb": statistics.median(v.get("anon_rss", 0.0) for v in vals),
             "rss_curve": rss_curve(vals[-1]["curve"]) if step.startswith("full") else [],
             "load_1min": [x for v in vals for x in v.get("load", ())],
         }
@@ -303,8 +319,9 @@ def table(result: dict) -> str:
     extra = " × floor+parse (wall) | × floor+parse (CPU) |" if parse else ""
     rows = [
         "| step | median s | min s | max s | × floor |" + extra + " CPU s | ingest's own s "
-        "| peak RSS MB | tree RSS MB | load (1 min) |",
-        "|---|---:|---:|---:|---:|" + ("---:|---:|" if parse else "") + "---:|---:|---:|---:|---|",
+        "| peak RSS MB | of it anonymous MB | tree RSS MB | load (1 min) |",
+        "|---|---:|---:|---:|---:|" + ("---:|---:|" if parse else "")
+        + "---:|---:|---:|---:|---:|---|",
     ]
     for step, s in result["steps"].items():
         ratio = f"{s['ratio_to_floor']:.2f}" if s["ratio_to_floor"] is not None else "–"
@@ -315,7 +332,8 @@ def table(result: dict) -> str:
         rows.append(
             f"| {step} | {s['median_s']:.2f} | {s['min_s']:.2f} | {s['max_s']:.2f} | "
             f"{ratio} |{by_parse} {s['median_cpu_s']:.2f} | {own} | {s['median_rss_mb']:.0f} | "
-            f"{s['median_tree_rss_mb']:.0f} | {min(load):.1f}–{max(load):.1f} |"
+            f"{s['median_anon_rss_mb']:.0f} | {s['median_tree_rss_mb']:.0f} | "
+            f"{min(load):.1f}–{max(load):.1f} |"
         )
     shape = "" if result.get("shape", "synthetic") == "synthetic" else f"{result['shape']}: "
     head = (f"{shape}{result['services']} services × {result['commits']} commits, "
