@@ -6,10 +6,13 @@ import hashlib
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
 
+from .gitpath import meta_text
+from .timestamps import git_time_iso
 from .urls import public_url, scrub, split_userinfo
 
 URL = re.compile(r"^(file|https?|ssh|git|git\+ssh|ssh\+git)://")
@@ -191,3 +194,45 @@ def first_parent_chain(repo: pygit2.Repository, tip: pygit2.Oid) -> set[pygit2.O
         parents = repo[oid].parent_ids
         oid = parents[0] if parents else None
     return chain
+
+
+def forget_packs(repo: pygit2.Repository) -> None:
+    """Let go of the repository's open pack files and their index mappings (libgit2
+    opens them again when next needed). Looking up every commit of a long history maps
+    pages all over the pack's index — 24 MB at 100,000 commits, 2.7 MB at 10,000 — which
+    then count in the process's resident memory although nothing reads them again."""
+    repo.free()
+
+
+def commit_meta(commit: pygit2.Commit) -> dict[str, str]:
+    """Author, committer and message of a commit as storable text (never an error):
+    decoded with the commit's declared encoding when Python knows it, else UTF-8 with
+    replacement (:func:`~aureacore_db.gitpath.meta_text`); dates as
+    :func:`~aureacore_db.timestamps.git_time_iso` (any year)."""
+    encoding = commit.message_encoding
+    author, committer = commit.author, commit.committer
+    return {
+        "author_name": meta_text(author.raw_name, encoding),
+        "author_email": meta_text(author.raw_email, encoding),
+        "authored_at": git_time_iso(author.time),
+        "committer_name": meta_text(committer.raw_name, encoding),
+        "committer_email": meta_text(committer.raw_email, encoding),
+        "message": meta_text(commit.raw_message, encoding),
+    }
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """What the walk reads of a commit, read once: by a prefetch worker, which reads the
+    commit anyway to diff it, so that the main process looks no commit up as it walks
+    (each lookup maps pages of the pack's index, which grows with history)."""
+
+    id: str  # the sha, as ``str(commit.id)`` (``id`` as a commit has)
+    parents: tuple[str, ...]
+    meta: dict[str, str]  # commit_meta()
+    committed_at: str
+
+    @classmethod
+    def of(cls, commit: pygit2.Commit) -> CommitInfo:
+        return cls(str(commit.id), tuple(str(p) for p in commit.parent_ids),
+                   commit_meta(commit), git_time_iso(commit.commit_time))

@@ -26,12 +26,13 @@ from .blobs import BlobReader, Entry
 from .db import connect, delete_meta, get_meta, set_meta
 from .environments import list_environments, resolve, stored_environments
 from .events import KIND_OF_CHANGE, STATUS_CHANGED, STATUS_MESSAGE_CHANGED
-from .gitpath import meta_text
 from .gitsource import (
+    CommitInfo,
     SourceError,
     branch_tip,
     canonical_order,
     first_parent_chain,
+    forget_packs,
     is_url,
     open_source,
 )
@@ -42,7 +43,7 @@ from .parsing import DEFAULT_MAX_BYTES, ParseResult
 from .prefetch import MIN_COMMITS, Prepared, bound_git_cache, prepared
 from .resume import no_gc, resume_state
 from .tables import PER_COMMIT, SERVICE_STATE, upgrade
-from .timestamps import git_time_iso, now_iso
+from .timestamps import now_iso
 from .tree import Change, Step, TreeState
 from .urls import public_url, scrub
 from .validation import ConfigCheck, Problem, checked_config
@@ -401,33 +402,37 @@ class Ingest:
         pending = _Children(repo, todo)
         states: dict[pygit2.Oid, TreeState] = {}
         env_tips = {env.tip.id for env in envs if env.tip is not None}
-        last_main: tuple[pygit2.Commit, TreeState] | None = None
+        last_main: tuple[CommitInfo, TreeState] | None = None
         batch_started, in_batch = time.monotonic(), 0
         ahead = self._prepared(todo)
+        if ahead is not None:
+            # the workers read the commits: this process's mapping of the pack index,
+            # which the planning above filled, is let go (see forget_packs)
+            forget_packs(repo)
         for done, oid in enumerate(todo, 1):
-            commit = repo[oid]
-            parents = commit.parent_ids
-            parent = parents[0] if parents else None
             updates = None
             if ahead is not None:
-                sha, updates, checks = next(ahead)
-                assert sha == str(oid)
+                info, updates, checks = next(ahead)
+                assert info.id == str(oid)
                 self.reader.offer(checks)
+            else:
+                info = CommitInfo.of(repo[oid])
+            parent = pygit2.Oid(hex=info.parents[0]) if info.parents else None
             state = self._state_for(parent, states, pending)
             if parent is not None and updates is not None:  # no tree read but for a rescan
-                step = state.advance_by(updates, lambda commit=commit: commit.tree)
+                step = state.advance_by(updates, lambda oid=oid: repo[oid].tree)
             else:
-                step = state.advance(repo[parent].tree if parent else None, commit.tree,
+                step = state.advance(repo[parent].tree if parent else None, repo[oid].tree,
                                      updates)
             seq, main = seqs[done - 1], mains[done - 1]
-            self._record(commit, seq, main, step, state)
+            self._record(info, seq, main, step, state)
             if pending.get(oid):
                 states[oid] = state
             if oid in env_tips:  # kept for that environment's current services (a later
                 # commit may advance ``state`` itself: the last child of a commit takes it)
                 state = tip_states[oid] = state.copy() if pending.get(oid) else state
             if main:
-                last_main = (commit, state)
+                last_main = (info, state)
             result.commits_added += 1
             in_batch += 1
             if in_batch >= self.batch_commits or time.monotonic() - batch_started > BATCH_SECONDS:
@@ -830,14 +835,14 @@ class Ingest:
                 _insert(self.db, table, rows)
         self._unspilled = 0
 
-    def _record(self, commit: pygit2.Commit, seq: int, mainline: int, step: Step,
+    def _record(self, commit: CommitInfo, seq: int, mainline: int, step: Step,
                 state: TreeState) -> None:
-        sha = str(commit.id)
-        committed_at = git_time_iso(commit.commit_time)
-        meta = commit_meta(commit)
+        sha = commit.id
+        committed_at = commit.committed_at
+        meta = commit.meta
         author = _Author(meta["author_name"], meta["author_email"])
         self._add("commits", (
-            sha, seq, mainline, json.dumps([str(p) for p in commit.parent_ids]),
+            sha, seq, mainline, json.dumps(list(commit.parents)),
             *meta.values(), committed_at, len(step.changes)))
         common = (sha, seq, mainline)
         for change in step.changes:
@@ -937,7 +942,7 @@ class Ingest:
                 problem.schema))
 
     # -- batches ------------------------------------------------------------
-    def _flush(self, last_main: tuple[pygit2.Commit, TreeState] | None) -> None:
+    def _flush(self, last_main: tuple[CommitInfo, TreeState] | None) -> None:
         """Write the batch in one transaction (commits last, so a batch is all or nothing)."""
         rows, self._rows = self._rows, {}
         self._unspilled = 0
@@ -971,7 +976,7 @@ class Ingest:
             "warning_count": sum(p.severity == "warning" for p in problems),
         }
 
-    def _refresh_services(self, state: TreeState | None, tip: pygit2.Commit,
+    def _refresh_services(self, state: TreeState | None, tip: pygit2.Commit | CommitInfo,
                           only: set[str] | None = None,
                           history: list[tuple] | None = None) -> None:
         """Bring ``services`` to the state at the latest mainline commit (only the
@@ -1119,23 +1124,6 @@ class _Children:
 class _Author:
     name: str
     email: str
-
-
-def commit_meta(commit: pygit2.Commit) -> dict[str, str]:
-    """Author, committer and message of a commit as storable text (never an error):
-    decoded with the commit's declared encoding when Python knows it, else UTF-8 with
-    replacement (:func:`~aureacore_db.gitpath.meta_text`); dates as
-    :func:`~aureacore_db.timestamps.git_time_iso` (any year)."""
-    encoding = commit.message_encoding
-    author, committer = commit.author, commit.committer
-    return {
-        "author_name": meta_text(author.raw_name, encoding),
-        "author_email": meta_text(author.raw_email, encoding),
-        "authored_at": git_time_iso(author.time),
-        "committer_name": meta_text(committer.raw_name, encoding),
-        "committer_email": meta_text(committer.raw_email, encoding),
-        "message": meta_text(commit.raw_message, encoding),
-    }
 
 
 def shallow_points(repo: pygit2.Repository) -> str:

@@ -24,6 +24,7 @@ from operator import attrgetter
 import pygit2
 
 from .blobs import BlobReader, Updates, tree_updates, walk_tree
+from .gitsource import CommitInfo
 from .parsing import ParseResult, is_config_path
 from .validation import ConfigCheck, Dependency, Problem, SentCheck
 
@@ -88,7 +89,7 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="aureacore-parent-watch", daemon=True).start()
 
 
-Prepared = tuple[str, Updates | None, dict[str, ConfigCheck]]
+Prepared = tuple[CommitInfo, Updates | None, dict[str, ConfigCheck]]
 Packed = tuple  # a ConfigCheck as plain values (see _pack)
 
 _parse_fields = attrgetter(*(f.name for f in fields(ParseResult)))
@@ -126,9 +127,10 @@ def _unpack(packed: Packed) -> SentCheck:
     return SentCheck.made(values)
 
 
-def _prepare(shas: list[str]) -> list[tuple[str, Updates | None, list[tuple[str, Packed]]]]:
-    """Updates of each commit against its first parent, and checks of changed configs
-    (packed: see :func:`_pack`)."""
+def _prepare(shas: list[str]
+             ) -> list[tuple[CommitInfo, Updates | None, list[tuple[str, Packed]]]]:
+    """Each commit as the walk stores it, its updates against its first parent, and
+    checks of changed configs (packed: see :func:`_pack`)."""
     assert _repo is not None and _reader is not None
     out = []
     for sha in shas:
@@ -143,7 +145,7 @@ def _prepare(shas: list[str]) -> list[tuple[str, Updates | None, list[tuple[str,
                        if kind == "blob"]
         checks = [(_reader.key(oid, path), _pack(_reader.check(oid, path)))
                   for path, oid in changed if is_config_path(path)]
-        out.append((sha, updates, checks))
+        out.append((CommitInfo.of(commit), updates, checks))
     return out
 
 
@@ -214,7 +216,8 @@ def _stop_fork_server() -> None:
 def prepared(
     repo_path: str, oids: Sequence[pygit2.Oid], max_bytes: int, workers: int | None = None
 ) -> Iterator[Prepared]:
-    """Yield ``(sha, updates, checks)`` for each commit, in order, computed by workers."""
+    """Yield ``(commit info, updates, checks)`` for each commit, in order, computed by
+    workers."""
     starts = range(0, len(oids), CHUNK)  # shas made per chunk: no copy of all history
     workers = workers or worker_count()
     with _worker_context() as context, ProcessPoolExecutor(
@@ -229,5 +232,5 @@ def prepared(
                 chunk = [str(oid) for oid in oids[start:start + CHUNK]]
                 window.append(pool.submit(_prepare, chunk))
                 next_chunk += 1
-            for sha, updates, checks in window.popleft().result():
-                yield sha, updates, {key: _unpack(packed) for key, packed in checks}
+            for info, updates, checks in window.popleft().result():
+                yield info, updates, {key: _unpack(packed) for key, packed in checks}
