@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from dataclasses import fields, replace
@@ -258,3 +259,55 @@ def test_a_sent_check_keeps_its_content_once_its_texts_are_dropped():
     assert sent.parse.raw is None
     assert sent.content["parameters"] == {"replicas": 3}
     assert sent.parameters == {"replicas": 3}
+
+
+def test_commits_sent_by_workers_are_stored_as_the_walk_reads_them(repo, tmp_path):
+    # the workers read each commit for the walk (gitsource.CommitInfo): a merge, an
+    # author of another time zone and a message in a declared legacy encoding come out
+    # as a single process stores them
+    repo.service("api", parameters={"replicas": 1})
+    repo.commit("first")
+    repo.git("checkout", "-q", "-b", "side")
+    repo.service("api", parameters={"replicas": 2})
+    repo.commit("on the side", author="Zoë Side <zoe@example.com>")
+    repo.git("checkout", "-q", "main")
+    repo.service("store")
+    repo.commit("store")
+    repo.git("merge", "-q", "--no-ff", "-m", "merge side", "side")
+    repo.service("store", version="1.1.0")
+    repo.git("add", "-A")
+    message = tmp_path / "message"
+    message.write_bytes("café latin-1\n".encode("latin-1"))
+    repo.git("-c", "i18n.commitEncoding=ISO-8859-1", "commit", "-q", "-F", str(message),
+             env={"GIT_AUTHOR_DATE": "2025-02-01T10:00:00+05:30"})
+    single, pooled = tmp_path / "single.db", tmp_path / "pooled.db"
+    Ingest(str(repo.path), single, workers=0).run()
+    Ingest(str(repo.path), pooled, workers=2).run()
+
+    every = "select * from commits order by seq"
+    stored = rows(pooled, every)
+    assert stored == rows(single, every)
+    assert len(stored) == 5 and any(len(json.loads(r["parents"])) == 2 for r in stored)
+    assert "café latin-1\n" in {r["message"] for r in stored}
+    assert "2025-02-01T04:30:00Z" in {r["authored_at"] for r in stored}
+
+
+def test_forget_packs_lets_go_of_the_pack_index_and_lookups_go_on(repo):
+    import pygit2
+
+    from aureacore_db.gitsource import canonical_order, forget_packs
+
+    for i in range(3):
+        repo.service("api", parameters={"replicas": i})
+        repo.commit(f"change {i}")
+    repo.git("gc", "-q")
+    git = pygit2.Repository(str(repo.path))
+    order = canonical_order(git, git.head.target)
+
+    def index_mapped() -> bool:
+        return ".idx" in Path("/proc/self/maps").read_text()
+
+    assert index_mapped()
+    forget_packs(git)
+    assert not index_mapped()
+    assert git[order[-1]].message == "change 2\n"  # opened again when needed
