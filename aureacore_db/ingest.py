@@ -676,14 +676,25 @@ class Ingest:
 
         rebuilt = env.recorded is None or not on_chain(env.recorded)
         added: list[str] = []
-        oid: pygit2.Oid | None = env.tip.id
-        while oid is not None and (rebuilt or not on_chain(str(oid))):
-            added.append(str(oid))
-            parents = self.repo[oid].parent_ids
-            oid = parents[0] if parents else None
-        if not rebuilt and str(oid) != env.recorded:  # moved back, or off its old chain
+        sha: str | None = str(env.tip.id)
+        while sha is not None and (rebuilt or not on_chain(sha)):
+            added.append(sha)
+            sha = self._first_parent(sha)
+        if not rebuilt and sha != env.recorded:  # moved back, or off its old chain
             return self._environment_chain(EnvTip(env.name, env.branch, env.tip, None))
         return added, rebuilt
+
+    def _first_parent(self, sha: str) -> str | None:
+        """A commit's first parent, from its stored row (every commit of an environment
+        is stored by now): looking commits up in Git would map the pack's index again,
+        which the walk let go of (see ``forget_packs``)."""
+        row = self.db.conn.execute("select parents from commits where sha = ?",
+                                   [sha]).fetchone()
+        if row and row[0] is not None:
+            parents = json.loads(row[0])
+        else:
+            parents = [str(p) for p in self.repo[sha].parent_ids]
+        return parents[0] if parents else None
 
     def _state_at(self, tip: pygit2.Commit) -> TreeState:
         """The services of a commit ingested earlier (an environment that moved onto a
