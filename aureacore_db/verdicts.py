@@ -58,21 +58,7 @@ def verdict(state: TreeState, sid: str, same_own: Verdict | None = None) -> Verd
             schema_path = f"{state.layout.schema_dir}/{sid}.json"
             problems += state.reader.parameter_problems(check, schema_oid, schema_path)
     own = len(problems)
-    by_id, entries = state.by_id, state.entries
     for dep in check.dependencies:
-        # the common case first, as dependency_problems would find it: another
-        # service that exists and whose version meets the constraint (or none asked)
-        ref = dep.service
-        target = ref if "/" in ref else f"{namespace}/{ref}"
-        if target != sid:
-            found = by_id.get(target)
-            if found is not None:
-                constraint = dep.version_constraint
-                if not constraint:
-                    continue
-                version = entries[found[0]].check.version
-                if version and satisfies(constraint, version) is True:
-                    continue
         problems += dependency_problems(state, sid, namespace, dep)
     if sid in state.cycles:
         problems.append(Problem(
@@ -96,35 +82,37 @@ def dependency_problems(state: TreeState, sid: str, namespace: str,
                         dep: Dependency) -> list[Problem]:
     """Problems of one declared dependency: missing target, bad or unmet constraint."""
     target = service_ref(dep.service, namespace)
-    severity = "error" if dep.required else "warning"
-    what = "required" if dep.required else "optional"
-    base = f"$.dependencies[{dep.index}]"
     if target == sid:
         if dep.required:
             return []  # reported as a cycle
-        return [Problem("warning", "dependency", "depends on itself", f"{base}.service")]
+        return [Problem("warning", "dependency", "depends on itself",
+                        f"$.dependencies[{dep.index}].service")]
     target_entry = state.primary(target)
+    constraint = dep.version_constraint
+    if target_entry is not None:  # the common case first: it exists, and is as asked
+        if not constraint:
+            return []
+        version = target_entry.check.version
+        if version and satisfies(constraint, version) is True:
+            return []
+    severity = "error" if dep.required else "warning"
+    what = "required" if dep.required else "optional"
+    base = f"$.dependencies[{dep.index}]"
     if target_entry is None:
         return [Problem(severity, "dependency",
                         f"{what} dependency {target} does not exist", f"{base}.service")]
-    if not dep.version_constraint:
-        return []
-    spec = version_spec(dep.version_constraint)
-    if spec is None:
+    if version_spec(constraint) is None:
         return [Problem(severity, "dependency",
-                        f"invalid version constraint {dep.version_constraint!r} for {target}",
+                        f"invalid version constraint {constraint!r} for {target}",
                         f"{base}.version_constraint")]
-    version = target_entry.check.version
-    ok = satisfies(dep.version_constraint, version) if version else None
+    ok = satisfies(constraint, version) if version else None
     if ok is None:
         return [Problem("warning", "dependency",
-                        f"cannot check {target} against {dep.version_constraint}: its "
+                        f"cannot check {target} against {constraint}: its "
                         "version is unknown", f"{base}.version_constraint")]
-    if not ok:
-        return [Problem(severity, "dependency",
-                        f"{what} dependency {target} is at {version}, which does not "
-                        f"satisfy {dep.version_constraint}", f"{base}.version_constraint")]
-    return []
+    return [Problem(severity, "dependency",
+                    f"{what} dependency {target} is at {version}, which does not "
+                    f"satisfy {constraint}", f"{base}.version_constraint")]
 
 
 def describe(problem: Problem) -> str:
