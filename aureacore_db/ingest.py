@@ -134,6 +134,12 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+_history_service = itemgetter(COLUMNS["history"].index("service_id"))
+# a history row's (mainline, seq, commit_sha, committed_at): how _first_last orders them
+_history_when = itemgetter(*(COLUMNS["history"].index(c)
+                             for c in ("mainline", "seq", "commit_sha", "committed_at")))
+
+
 def _json_value(value: str | None) -> str:
     return "null" if value is None else _json_text(value)
 
@@ -820,12 +826,10 @@ class Ingest:
     def _add(self, table: str, row: tuple) -> None:
         """Hold one row of ``table`` (its values in the order of ``COLUMNS[table]``)."""
         self._rows.setdefault(table, []).append(row)
-        if table == "status":
-            self._touched.add(row[1])
-        if table != "commits":  # as _held(1)
-            self._unspilled += 1
-            if self._unspilled >= SPILL_ROWS:
-                self._spill()
+        if table == "history" or table == "status":
+            self._touched.add(row[1])  # the service id (see COLUMNS)
+        if table != "history" and table != "commits":
+            self._held(1)
 
     def _held(self, added: int) -> None:
         """Count rows added to the SPILLED tables; write them ahead past SPILL_ROWS."""
@@ -873,11 +877,10 @@ class Ingest:
         history_id = self._next_id("history")
         kind = change.change
         previous_id = change.previous.oid if change.previous else None
-        self._rows.setdefault("history", []).append((  # as _add (history is not spilled)
+        self._add("history", (
             history_id, sid, *common, kind, change.path,
             change.old_path if kind == "renamed" else None, config_id, previous_id,
             verdict.status if verdict else None, committed_at, author.name, author.email))
-        self._touched.add(sid)
         self._add("events", (
             KIND_OF_CHANGE[kind], sid, *common, committed_at,
             _change_payload(kind, change.path, change.old_path, config_id, previous_id,
@@ -1080,10 +1083,10 @@ class Ingest:
                 if l_sha is not None:
                     last[sid] = (l_main, l_seq, l_sha, l_at)
         for row in history:  # tuples in the order of COLUMNS["history"]
-            sid = row[1]
+            sid = _history_service(row)
             if sid not in wanted:
                 continue
-            key = (row[4], row[3], row[2], row[11])
+            key = _history_when(row)
             old = first.get(sid)
             if old is None or (-key[0], key[1]) < (-old[0], old[1]):
                 first[sid] = key
